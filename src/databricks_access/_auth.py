@@ -1,0 +1,381 @@
+"""OAuth machine-to-machine authentication (client credentials) as an `httpx.Auth`.
+
+One token request per token lifetime, however many requests run at once: threads wait
+on a lock, asyncio tasks on a per-loop lock created lazily (so one client survives
+repeated `asyncio.run`). A token close to expiry is refreshed by one caller while the
+others keep using it. Credentials are re-read from the secret store at every refresh,
+and re-read with `refresh=True` after the token endpoint answers `invalid_client`
+(the secret was rotated).
+
+The token fetch is a generator of steps (send a request, sleep, read credentials) that
+both `sync_auth_flow` and `async_auth_flow` drive, so its logic is written once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import threading
+import weakref
+from collections.abc import AsyncGenerator, Generator
+from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
+import httpx
+
+from databricks_access._clock import Clock, SystemClock
+from databricks_access._config import AccountConfig
+from databricks_access._errors import (
+    ApiError,
+    AuthenticationError,
+    ServerError,
+    error_from_reply,
+    parse_error_body,
+)
+from databricks_access._retry import RetryPolicy, parse_retry_after
+from databricks_access._secrets import ClientCredentials, SecretStore
+
+__all__ = ["OAuthM2M"]
+
+logger = logging.getLogger("databricks_access")
+
+_FORM = b"grant_type=client_credentials&scope=all-apis"
+# Azure refuses tokens with 30 s or less left; a margin keeps requests in flight valid.
+_EXPIRY_MARGIN = 40.0
+_MAX_STALE_WINDOW = 20 * 60.0
+
+
+@attrs.frozen
+class _Token:
+    value: str = attrs.field(repr=False)
+    expires_at: float  # monotonic seconds
+    lifetime: float
+
+    def remaining(self, now: float) -> float:
+        return self.expires_at - now
+
+    def expired(self, now: float) -> bool:
+        return self.remaining(now) <= _EXPIRY_MARGIN
+
+    def stale(self, now: float) -> bool:
+        return self.remaining(now) <= min(self.lifetime / 2, _MAX_STALE_WINDOW)
+
+
+@attrs.frozen
+class _Sleep:
+    seconds: float
+
+
+@attrs.frozen
+class _ReadCredentials:
+    refresh: bool
+
+
+_AuthStep = httpx.Request | _Sleep | _ReadCredentials
+
+
+class OAuthM2M(httpx.Auth):
+    """OAuth M2M for a service principal, usable on any `httpx.Client` or `AsyncClient`.
+
+    The account clients build one for you; use it directly to call other account APIs
+    with your own httpx client::
+
+        auth = da.OAuthM2M(cfg, da.EnvSecretStore())
+        with httpx.Client(auth=auth) as http:
+            http.get(f"{cfg.host}/api/2.0/accounts/{cfg.account_id}/workspaces")
+
+    Args:
+        config: The account (host, account id, optional explicit token endpoint).
+        secrets: Where the client id and secret are read, at every refresh.
+        clock: Time source and sleep, for tests.
+        retry: Retry policy of the token request (429, 5xx).
+    """
+
+    def __init__(
+        self,
+        config: AccountConfig,
+        secrets: SecretStore,
+        *,
+        clock: Clock | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._config = config
+        self._secrets = secrets
+        self._clock = clock or SystemClock()
+        self._retry = retry or RetryPolicy(
+            max_attempts=config.max_attempts, deadline=config.deadline
+        )
+        self._explicit_endpoint = config.token_endpoint is not None
+        self._token_url = config.token_endpoint or (
+            f"{config.host}/oidc/accounts/{config.account_id}/v1/token"
+        )
+        self._discovery_url = (
+            f"{config.host}/oidc/accounts/{config.account_id}"
+            "/.well-known/oauth-authorization-server"
+        )
+        self._timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout).as_dict()
+        self._token: _Token | None = None
+        self._thread_lock = threading.Lock()
+        self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock]
+        self._loop_locks = weakref.WeakKeyDictionary()
+        self._reread_credentials = False
+        self.token_requests = 0
+        """How many token requests this object has sent (for tests and benchmarks)."""
+
+    def __repr__(self) -> str:
+        return f"OAuthM2M(host={self._config.host!r}, secrets={self._secrets!r})"
+
+    # -- state -------------------------------------------------------------------------
+
+    def _needs_fetch(self, token: _Token | None) -> bool:
+        return token is None or token.stale(self._clock.monotonic())
+
+    def _must_wait(self, token: _Token | None) -> bool:
+        return token is None or token.expired(self._clock.monotonic())
+
+    def _async_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        with self._thread_lock:
+            lock = self._loop_locks.get(loop)
+            if lock is None:
+                lock = self._loop_locks[loop] = asyncio.Lock()
+            return lock
+
+    def invalidate(self) -> None:
+        """Forget the cached token; the next request fetches a new one."""
+        self._token = None
+
+    # -- the shared fetch logic ----------------------------------------------------------
+
+    def _token_request(self, url: str, credentials: ClientCredentials) -> httpx.Request:
+        pair = f"{credentials.client_id}:{credentials.client_secret}".encode()
+        return httpx.Request(
+            "POST",
+            url,
+            headers={
+                "Authorization": "Basic " + base64.b64encode(pair).decode("ascii"),
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Accept": "application/json",
+            },
+            content=_FORM,
+            extensions={"timeout": self._timeout},
+        )
+
+    def _fetch_steps(self) -> Generator[_AuthStep, Any, _Token]:
+        credentials: ClientCredentials = yield _ReadCredentials(self._reread_credentials)
+        reread = self._reread_credentials
+        discovered = self._explicit_endpoint
+        start = self._clock.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            sent_at = self._clock.monotonic()
+            self.token_requests += 1
+            response: httpx.Response = yield self._token_request(self._token_url, credentials)
+            if response.is_success:
+                self._reread_credentials = False
+                return self._parse_token(response, sent_at)
+            if response.status_code == 404 and not discovered:
+                discovered = True
+                if (yield from self._discover()):
+                    continue
+            error = self._token_error(response)
+            if error.error_code == "invalid_client" and not reread:
+                # A rotated secret: read it again from the source, bypassing any cache.
+                reread = True
+                credentials = yield _ReadCredentials(refresh=True)
+                continue
+            if error.error_code == "invalid_client":
+                self._reread_credentials = True
+            delay = None
+            if self._retry.retryable(error, idempotent=True):
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                delay = self._retry.delay(
+                    attempt=attempt,
+                    elapsed=self._clock.monotonic() - start,
+                    retry_after=retry_after,
+                )
+            if delay is None:
+                raise error
+            logger.debug("token request failed (%s); retrying in %.2fs", error, delay)
+            yield _Sleep(delay)
+
+    def _discover(self) -> Generator[_AuthStep, Any, bool]:
+        """Read the token endpoint from the OIDC discovery document (same host only)."""
+        response: httpx.Response = yield httpx.Request(
+            "GET",
+            self._discovery_url,
+            headers={"Accept": "application/json"},
+            extensions={"timeout": self._timeout},
+        )
+        if not response.is_success:
+            return False
+        try:
+            endpoint = response.json().get("token_endpoint")
+        except (ValueError, AttributeError):
+            return False
+        if not isinstance(endpoint, str):
+            return False
+        # The secret goes to this URL: never to another host than the configured one.
+        parts, host = urlsplit(endpoint), urlsplit(self._config.host)
+        if (parts.scheme, parts.netloc.lower()) != (host.scheme, host.netloc.lower()):
+            logger.warning("ignoring a token endpoint on another host: %s", parts.netloc)
+            return False
+        self._token_url = endpoint
+        return True
+
+    def _parse_token(self, response: httpx.Response, sent_at: float) -> _Token:
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        token = data.get("access_token") if isinstance(data, dict) else None
+        if not isinstance(token, str) or not token:
+            raise ServerError(
+                response.status_code,
+                "MALFORMED_RESPONSE",
+                "the token endpoint answered without an access_token",
+            )
+        token_type = data.get("token_type", "Bearer") if isinstance(data, dict) else "Bearer"
+        if isinstance(token_type, str) and token_type.lower() != "bearer":
+            raise ServerError(
+                response.status_code,
+                "MALFORMED_RESPONSE",
+                f"unsupported token type {token_type[:20]!r}",
+            )
+        lifetime = _seconds(data.get("expires_in") if isinstance(data, dict) else None)
+        return _Token(token, sent_at + lifetime, lifetime)
+
+    def _token_error(self, response: httpx.Response) -> ApiError:
+        status = response.status_code
+        code, detail = parse_error_body(response.content)
+        path = urlsplit(self._token_url).path
+        if status == 429 or status >= 500:
+            return error_from_reply(
+                status,
+                response.content,
+                method="POST",
+                path=path,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
+        lowered = f"{code or ''} {detail}".lower()
+        if (code or "").lower() == "unknown" or "ip access list" in lowered or status == 403:
+            detail = (
+                f"the token endpoint refused the request ({detail or 'no reason given'}); "
+                "an account IP access list that does not allow this machine's address "
+                "answers this way"
+            )
+        elif code == "invalid_client":
+            detail = (
+                f"{detail or 'invalid client'}: check the client id and secret in "
+                f"{self._secrets!r}, and that the secret has not expired"
+            )
+        return AuthenticationError(status, code, detail, method="POST", path=path)
+
+    # -- the two drivers -------------------------------------------------------------------
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        """Attach a bearer token, fetching one first when needed (threads: one fetch)."""
+        for attempt in range(2):
+            token = self._token
+            fetched = False
+            if self._needs_fetch(token) and self._thread_lock.acquire(
+                blocking=self._must_wait(token)
+            ):
+                try:
+                    if self._needs_fetch(self._token):
+                        self._token = yield from self._run_sync(self._fetch_steps())
+                        fetched = True
+                    token = self._token
+                finally:
+                    self._thread_lock.release()
+            response = yield self._authorize(request, token)
+            if response.status_code != 401 or fetched or attempt:
+                return
+            # The cached token was refused (revoked, or the server's clock disagrees):
+            # drop it and send once more with a fresh one.
+            self._drop(token)
+
+    def _run_sync(
+        self, steps: Generator[_AuthStep, Any, _Token]
+    ) -> Generator[httpx.Request, httpx.Response, _Token]:
+        outcome: Any = None
+        while True:
+            try:
+                step = steps.send(outcome)
+            except StopIteration as stop:
+                token: _Token = stop.value
+                return token
+            if isinstance(step, httpx.Request):
+                outcome = yield step
+                outcome.read()
+            elif isinstance(step, _Sleep):
+                self._clock.sleep(step.seconds)
+                outcome = None
+            else:
+                outcome = self._secrets.get_credentials(refresh=step.refresh)
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """Attach a bearer token; concurrent tasks share one fetch per event loop."""
+        for attempt in range(2):
+            token = self._token
+            fetched = False
+            if self._needs_fetch(token):
+                lock = self._async_lock()
+                if self._must_wait(token) or not lock.locked():
+                    async with lock:
+                        if self._needs_fetch(self._token):
+                            steps = self._fetch_steps()
+                            outcome: Any = None
+                            while True:
+                                try:
+                                    step = steps.send(outcome)
+                                except StopIteration as stop:
+                                    self._token = stop.value
+                                    break
+                                if isinstance(step, httpx.Request):
+                                    outcome = yield step
+                                    await outcome.aread()
+                                elif isinstance(step, _Sleep):
+                                    await self._clock.asleep(step.seconds)
+                                    outcome = None
+                                else:
+                                    outcome = await asyncio.to_thread(
+                                        self._secrets.get_credentials, refresh=step.refresh
+                                    )
+                            fetched = True
+                        token = self._token
+            response = yield self._authorize(request, token)
+            if response.status_code != 401 or fetched or attempt:
+                return
+            self._drop(token)
+
+    def _authorize(self, request: httpx.Request, token: _Token | None) -> httpx.Request:
+        if token is None:  # pragma: no cover - the lock holder always leaves a token
+            raise AuthenticationError(401, None, "no access token could be obtained")
+        request.headers["Authorization"] = f"Bearer {token.value}"
+        return request
+
+    def _drop(self, token: _Token | None) -> None:
+        with self._thread_lock:
+            if self._token is token:
+                self._token = None
+
+
+def _seconds(value: object) -> float:
+    """A token lifetime from `expires_in` (number or numeric text); one hour if absent."""
+    if isinstance(value, bool):
+        return 3600.0
+    if isinstance(value, (int, float)) and value > 0:
+        return float(value)
+    if isinstance(value, str):
+        try:
+            seconds = float(value)
+        except ValueError:
+            return 3600.0
+        return seconds if seconds > 0 else 3600.0
+    return 3600.0

@@ -1,0 +1,607 @@
+"""`AccountClient` and `AsyncAccountClient`: the account API, sync and async.
+
+Both run the same flows from `_api.py`; each public method here is one line. The sync
+client sits on `httpx.Client` (never on `asyncio.run`), so it works inside a running
+Jupyter kernel; the async client sits on `httpx.AsyncClient`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+from typing_extensions import Self
+
+from databricks_access._about import __version__
+from databricks_access._api import AccountApi, Principal, rule_set_principal
+from databricks_access._auth import OAuthM2M
+from databricks_access._clock import Clock, SystemClock
+from databricks_access._config import AccountConfig
+from databricks_access._drivers import AsyncDriver, AsyncPager, Pager, SyncDriver
+from databricks_access._errors import ConfigError
+from databricks_access._models import (
+    Group,
+    MemberRef,
+    PermissionAssignment,
+    PrincipalRef,
+    RuleSet,
+    ServicePrincipal,
+    User,
+    Workspace,
+)
+from databricks_access._retry import RetryPolicy
+from databricks_access._secrets import EnvSecretStore, SecretStore
+from databricks_access._throttle import RateLimits, Throttle
+
+__all__ = ["AccountClient", "AsyncAccountClient"]
+
+logger = logging.getLogger("databricks_access")
+
+_USER_AGENT = (
+    f"databricks-access/{__version__} python/{sys.version_info.major}.{sys.version_info.minor}"
+)
+
+GroupLike = Group | str
+MemberLike = str | PrincipalRef | User | ServicePrincipal | Group
+ManagerLike = str | User | ServicePrincipal | Group
+
+
+def _group_id(group: GroupLike) -> str:
+    return group.id if isinstance(group, Group) else group
+
+
+def _member_ids(members: Iterable[MemberLike]) -> list[str]:
+    if isinstance(members, (str, bytes)):
+        raise ConfigError("must be a list of ids, not a single string", "principal_ids")
+    return list(dict.fromkeys(m if isinstance(m, str) else m.id for m in members))
+
+
+class _Setup:
+    """What both clients build the same way from their arguments (no I/O)."""
+
+    def __init__(
+        self,
+        config: AccountConfig,
+        *,
+        secrets: SecretStore | None,
+        auth: httpx.Auth | None,
+        rate_limits: RateLimits | None,
+        retry: RetryPolicy | None,
+        clock: Clock | None,
+    ) -> None:
+        if not isinstance(config, AccountConfig):
+            raise ConfigError("must be a databricks_access.AccountConfig", "config")
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.retry = retry or RetryPolicy(
+            max_attempts=config.max_attempts, deadline=config.deadline
+        )
+        if auth is None:
+            auth = OAuthM2M(config, secrets or EnvSecretStore(), clock=self.clock, retry=self.retry)
+        self.auth = auth
+        self.throttle = Throttle(rate_limits, self.clock.monotonic) if rate_limits else None
+        self.api = AccountApi(config)
+        self.timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
+        self.verify = not config.insecure_skip_tls_verify
+        if not self.verify:
+            logger.warning(
+                "TLS certificate verification is OFF for %s (insecure_skip_tls_verify=True)",
+                config.host,
+            )
+
+    def driver_args(self) -> dict[str, Any]:
+        return {
+            "host": self.config.host,
+            "auth": self.auth,
+            "retry": self.retry,
+            "throttle": self.throttle,
+            "clock": self.clock,
+            "user_agent": _USER_AGENT,
+        }
+
+
+class AccountClient:
+    """The Databricks account API, synchronous.
+
+    Example::
+
+        cfg = da.AccountConfig(host="https://accounts.cloud.databricks.com", account_id=ACCOUNT)
+        with da.AccountClient(cfg, secrets=da.EnvSecretStore()) as client:
+            for group in client.groups.list(attributes=["id", "displayName"]):
+                print(group.display_name)
+
+    Args:
+        config: The account to talk to.
+        secrets: Where the service principal's client id and secret are read
+            (default: `EnvSecretStore()`). Ignored when `auth` is given.
+        auth: Any `httpx.Auth` instead of OAuth M2M.
+        transport: An httpx transport (the emulator's `fake.transport()`, say).
+        http_client: An `httpx.Client` to use; it is not closed by this client.
+        rate_limits: Client-side limits per operation class (default: none).
+        retry: The retry policy (default from `config.max_attempts`/`config.deadline`).
+        clock: Time and sleep, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        config: AccountConfig,
+        *,
+        secrets: SecretStore | None = None,
+        auth: httpx.Auth | None = None,
+        transport: httpx.BaseTransport | None = None,
+        http_client: httpx.Client | None = None,
+        rate_limits: RateLimits | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        setup = _Setup(
+            config, secrets=secrets, auth=auth, rate_limits=rate_limits, retry=retry, clock=clock
+        )
+        self.config = config
+        self.clock = setup.clock
+        self.auth = setup.auth
+        self._owns_http = http_client is None
+        http = http_client or httpx.Client(
+            transport=transport, timeout=setup.timeout, verify=setup.verify
+        )
+        self._driver = SyncDriver(http, **setup.driver_args())
+        self._api = setup.api
+        self.groups = Groups(self)
+        self.users = Users(self)
+        self.service_principals = ServicePrincipals(self)
+        self.group_managers = GroupManagers(self)
+        self.workspaces = Workspaces(self)
+        self.workspace_assignments = WorkspaceAssignments(self)
+
+    @property
+    def requests_sent(self) -> int:
+        """API requests sent so far, retries included, token requests excluded."""
+        return self._driver.requests_sent
+
+    def resolve_principal(self, principal: Principal) -> PrincipalRef:
+        """A `PrincipalRef` for a user name, an application id, a model or a reference."""
+        return self._driver.run(self._api.resolve_principal(principal))
+
+    def close(self) -> None:
+        """Close the HTTP connections (unless the httpx client was passed in)."""
+        if self._owns_http:
+            self._driver.http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"AccountClient(host={self.config.host!r}, account_id={self.config.account_id!r})"
+
+
+class AsyncAccountClient:
+    """The Databricks account API, on asyncio. Same methods as `AccountClient`, awaited.
+
+    Lists return an `AsyncPager`: `async for group in client.groups.list(): ...`.
+    One client may be used across repeated `asyncio.run` calls.
+    """
+
+    def __init__(
+        self,
+        config: AccountConfig,
+        *,
+        secrets: SecretStore | None = None,
+        auth: httpx.Auth | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        rate_limits: RateLimits | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        setup = _Setup(
+            config, secrets=secrets, auth=auth, rate_limits=rate_limits, retry=retry, clock=clock
+        )
+        self.config = config
+        self.clock = setup.clock
+        self.auth = setup.auth
+        self._transport = transport
+        self._timeout = setup.timeout
+        self._verify = setup.verify
+        self._driver = AsyncDriver(http_client or self._new_http, **setup.driver_args())
+        self._api = setup.api
+        self.groups = AsyncGroups(self)
+        self.users = AsyncUsers(self)
+        self.service_principals = AsyncServicePrincipals(self)
+        self.group_managers = AsyncGroupManagers(self)
+        self.workspaces = AsyncWorkspaces(self)
+        self.workspace_assignments = AsyncWorkspaceAssignments(self)
+
+    def _new_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=self._transport, timeout=self._timeout, verify=self._verify
+        )
+
+    @property
+    def requests_sent(self) -> int:
+        """API requests sent so far, retries included, token requests excluded."""
+        return self._driver.requests_sent
+
+    async def resolve_principal(self, principal: Principal) -> PrincipalRef:
+        """A `PrincipalRef` for a user name, an application id, a model or a reference."""
+        return await self._driver.run(self._api.resolve_principal(principal))
+
+    async def close(self) -> None:
+        """Close the HTTP connections (unless the httpx client was passed in)."""
+        await self._driver.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncAccountClient(host={self.config.host!r}, account_id={self.config.account_id!r})"
+        )
+
+
+# -- services: one-line methods over the shared flows ----------------------------------------
+
+
+class Groups:
+    """Account groups (`client.groups`)."""
+
+    def __init__(self, client: AccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001 - the client owns its services
+        self._driver = client._driver  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    def list(
+        self,
+        filter: str | None = None,  # noqa: A002 - the SCIM parameter's name
+        attributes: Sequence[str] | None = None,
+        excluded_attributes: Sequence[str] | None = None,
+        page_size: int | None = None,
+    ) -> Pager[Group]:
+        """Every group, fetched page by page as you iterate (members are not listed)."""
+        return Pager(
+            self._driver,
+            self._api.list_groups(
+                filter=filter,
+                attributes=attributes,
+                excluded_attributes=excluded_attributes,
+                page_size=page_size,
+            ),
+        )
+
+    def get(self, group_id: GroupLike) -> Group:
+        """One group with its direct members."""
+        return self._run(self._api.get_group(_group_id(group_id)))
+
+    def find(self, display_name: str) -> Group | None:
+        """The group with exactly this display name, or None."""
+        return self._run(self._api.find_group(display_name))
+
+    def create(self, display_name: str) -> Group:
+        """Create a group; raises `ConflictError` if the name is taken."""
+        return self._run(self._api.create_group(display_name))
+
+    def ensure(self, display_name: str) -> Group:
+        """The group with this name, created if it does not exist."""
+        return self._run(self._api.ensure_group(display_name))
+
+    def delete(self, group_id: GroupLike) -> None:
+        """Delete a group."""
+        self._run(self._api.delete_group(_group_id(group_id)))
+
+    def members(self, group_id: GroupLike) -> Pager[MemberRef]:
+        """The group's direct members, each with its kind."""
+        return Pager(self._driver, self._api.group_members(_group_id(group_id)))
+
+    def add_members(self, group_id: GroupLike, principal_ids: Iterable[MemberLike]) -> None:
+        """Add principals (ids or models) in one PATCH."""
+        self._run(self._api.patch_members(_group_id(group_id), add=_member_ids(principal_ids)))
+
+    def remove_members(self, group_id: GroupLike, principal_ids: Iterable[MemberLike]) -> None:
+        """Remove principals (ids or models) in one PATCH."""
+        self._run(self._api.patch_members(_group_id(group_id), remove=_member_ids(principal_ids)))
+
+
+class AsyncGroups:
+    """Account groups (`client.groups`), async."""
+
+    def __init__(self, client: AsyncAccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001
+        self._driver = client._driver  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    def list(
+        self,
+        filter: str | None = None,  # noqa: A002
+        attributes: Sequence[str] | None = None,
+        excluded_attributes: Sequence[str] | None = None,
+        page_size: int | None = None,
+    ) -> AsyncPager[Group]:
+        """Every group, fetched page by page as you iterate (members are not listed)."""
+        return AsyncPager(
+            self._driver,
+            self._api.list_groups(
+                filter=filter,
+                attributes=attributes,
+                excluded_attributes=excluded_attributes,
+                page_size=page_size,
+            ),
+        )
+
+    async def get(self, group_id: GroupLike) -> Group:
+        """One group with its direct members."""
+        return await self._run(self._api.get_group(_group_id(group_id)))
+
+    async def find(self, display_name: str) -> Group | None:
+        """The group with exactly this display name, or None."""
+        return await self._run(self._api.find_group(display_name))
+
+    async def create(self, display_name: str) -> Group:
+        """Create a group; raises `ConflictError` if the name is taken."""
+        return await self._run(self._api.create_group(display_name))
+
+    async def ensure(self, display_name: str) -> Group:
+        """The group with this name, created if it does not exist."""
+        return await self._run(self._api.ensure_group(display_name))
+
+    async def delete(self, group_id: GroupLike) -> None:
+        """Delete a group."""
+        await self._run(self._api.delete_group(_group_id(group_id)))
+
+    def members(self, group_id: GroupLike) -> AsyncPager[MemberRef]:
+        """The group's direct members, each with its kind."""
+        return AsyncPager(self._driver, self._api.group_members(_group_id(group_id)))
+
+    async def add_members(self, group_id: GroupLike, principal_ids: Iterable[MemberLike]) -> None:
+        """Add principals (ids or models) in one PATCH."""
+        await self._run(
+            self._api.patch_members(_group_id(group_id), add=_member_ids(principal_ids))
+        )
+
+    async def remove_members(
+        self, group_id: GroupLike, principal_ids: Iterable[MemberLike]
+    ) -> None:
+        """Remove principals (ids or models) in one PATCH."""
+        await self._run(
+            self._api.patch_members(_group_id(group_id), remove=_member_ids(principal_ids))
+        )
+
+
+class Users:
+    """Account users (`client.users`)."""
+
+    def __init__(self, client: AccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001
+        self._driver = client._driver  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    def list(
+        self,
+        filter: str | None = None,  # noqa: A002
+        attributes: Sequence[str] | None = None,
+        excluded_attributes: Sequence[str] | None = None,
+        page_size: int | None = None,
+    ) -> Pager[User]:
+        """Every user, fetched page by page."""
+        return Pager(
+            self._driver,
+            self._api.list_users(
+                filter=filter,
+                attributes=attributes,
+                excluded_attributes=excluded_attributes,
+                page_size=page_size,
+            ),
+        )
+
+    def get(self, user_id: str) -> User:
+        """One user by SCIM id."""
+        return self._run(self._api.get_user(user_id))
+
+    def find(self, user_name: str) -> User | None:
+        """The user with this user name (case-insensitive), or None."""
+        return self._run(self._api.find_user(user_name))
+
+
+class AsyncUsers:
+    """Account users (`client.users`), async."""
+
+    def __init__(self, client: AsyncAccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001
+        self._driver = client._driver  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    def list(
+        self,
+        filter: str | None = None,  # noqa: A002
+        attributes: Sequence[str] | None = None,
+        excluded_attributes: Sequence[str] | None = None,
+        page_size: int | None = None,
+    ) -> AsyncPager[User]:
+        """Every user, fetched page by page."""
+        return AsyncPager(
+            self._driver,
+            self._api.list_users(
+                filter=filter,
+                attributes=attributes,
+                excluded_attributes=excluded_attributes,
+                page_size=page_size,
+            ),
+        )
+
+    async def get(self, user_id: str) -> User:
+        """One user by SCIM id."""
+        return await self._run(self._api.get_user(user_id))
+
+    async def find(self, user_name: str) -> User | None:
+        """The user with this user name (case-insensitive), or None."""
+        return await self._run(self._api.find_user(user_name))
+
+
+class ServicePrincipals:
+    """Account service principals (`client.service_principals`)."""
+
+    def __init__(self, client: AccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001
+        self._driver = client._driver  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    def list(
+        self,
+        filter: str | None = None,  # noqa: A002
+        attributes: Sequence[str] | None = None,
+        excluded_attributes: Sequence[str] | None = None,
+        page_size: int | None = None,
+    ) -> Pager[ServicePrincipal]:
+        """Every service principal, fetched page by page."""
+        return Pager(
+            self._driver,
+            self._api.list_service_principals(
+                filter=filter,
+                attributes=attributes,
+                excluded_attributes=excluded_attributes,
+                page_size=page_size,
+            ),
+        )
+
+    def get(self, service_principal_id: str) -> ServicePrincipal:
+        """One service principal by SCIM id."""
+        return self._run(self._api.get_service_principal(service_principal_id))
+
+    def find(self, application_id: str) -> ServicePrincipal | None:
+        """The service principal with this application id, or None."""
+        return self._run(self._api.find_service_principal(application_id))
+
+
+class AsyncServicePrincipals:
+    """Account service principals (`client.service_principals`), async."""
+
+    def __init__(self, client: AsyncAccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001
+        self._driver = client._driver  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    def list(
+        self,
+        filter: str | None = None,  # noqa: A002
+        attributes: Sequence[str] | None = None,
+        excluded_attributes: Sequence[str] | None = None,
+        page_size: int | None = None,
+    ) -> AsyncPager[ServicePrincipal]:
+        """Every service principal, fetched page by page."""
+        return AsyncPager(
+            self._driver,
+            self._api.list_service_principals(
+                filter=filter,
+                attributes=attributes,
+                excluded_attributes=excluded_attributes,
+                page_size=page_size,
+            ),
+        )
+
+    async def get(self, service_principal_id: str) -> ServicePrincipal:
+        """One service principal by SCIM id."""
+        return await self._run(self._api.get_service_principal(service_principal_id))
+
+    async def find(self, application_id: str) -> ServicePrincipal | None:
+        """The service principal with this application id, or None."""
+        return await self._run(self._api.find_service_principal(application_id))
+
+
+class GroupManagers:
+    """Who manages each group, through account rule sets (`client.group_managers`)."""
+
+    def __init__(self, client: AccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    def get(self, group_id: GroupLike) -> RuleSet:
+        """The group's rule set; managers hold `roles/group.manager`."""
+        return self._run(self._api.get_rule_set(_group_id(group_id)))
+
+    def set(self, group_id: GroupLike, principals: Iterable[ManagerLike]) -> RuleSet:
+        """Make exactly `principals` the managers (etag-safe; other roles kept)."""
+        names = [rule_set_principal(p) for p in principals]
+        return self._run(self._api.set_group_managers(_group_id(group_id), names))
+
+
+class AsyncGroupManagers:
+    """Who manages each group, through account rule sets, async."""
+
+    def __init__(self, client: AsyncAccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    async def get(self, group_id: GroupLike) -> RuleSet:
+        """The group's rule set; managers hold `roles/group.manager`."""
+        return await self._run(self._api.get_rule_set(_group_id(group_id)))
+
+    async def set(self, group_id: GroupLike, principals: Iterable[ManagerLike]) -> RuleSet:
+        """Make exactly `principals` the managers (etag-safe; other roles kept)."""
+        names = [rule_set_principal(p) for p in principals]
+        return await self._run(self._api.set_group_managers(_group_id(group_id), names))
+
+
+class Workspaces:
+    """The account's workspaces (`client.workspaces`)."""
+
+    def __init__(self, client: AccountClient) -> None:
+        self._driver = client._driver  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    def list(self) -> Pager[Workspace]:
+        """Every workspace."""
+        return Pager(self._driver, self._api.list_workspaces())
+
+
+class AsyncWorkspaces:
+    """The account's workspaces (`client.workspaces`), async."""
+
+    def __init__(self, client: AsyncAccountClient) -> None:
+        self._driver = client._driver  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    def list(self) -> AsyncPager[Workspace]:
+        """Every workspace."""
+        return AsyncPager(self._driver, self._api.list_workspaces())
+
+
+class WorkspaceAssignments:
+    """Workspace permission assignments (`client.workspace_assignments`)."""
+
+    def __init__(self, client: AccountClient) -> None:
+        self._driver = client._driver  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    def list(self, workspace_id: int | str) -> Pager[PermissionAssignment]:
+        """Every assignment of a workspace, following every page token."""
+        return Pager(self._driver, self._api.list_assignments(workspace_id))
+
+
+class AsyncWorkspaceAssignments:
+    """Workspace permission assignments (`client.workspace_assignments`), async."""
+
+    def __init__(self, client: AsyncAccountClient) -> None:
+        self._driver = client._driver  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    def list(self, workspace_id: int | str) -> AsyncPager[PermissionAssignment]:
+        """Every assignment of a workspace, following every page token."""
+        return AsyncPager(self._driver, self._api.list_assignments(workspace_id))

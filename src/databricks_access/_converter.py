@@ -1,0 +1,235 @@
+"""The one place where JSON names meet the models.
+
+A private cattrs converter, built on first use so that importing the package does not
+import cattrs. Unknown keys are ignored; `null` is treated like a missing key, so the
+model's default applies; a reply of the wrong shape becomes a `ServerError` with the
+code `MALFORMED_RESPONSE` instead of a cattrs or `KeyError` escaping to the caller.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from databricks_access._errors import ServerError
+from databricks_access._models import (
+    AssignedPrincipal,
+    ComplexValue,
+    GrantRule,
+    Group,
+    ListPage,
+    MemberRef,
+    Name,
+    PermissionAssignment,
+    PrincipalKind,
+    RuleSet,
+    ServicePrincipal,
+    User,
+    Workspace,
+)
+
+if TYPE_CHECKING:
+    import cattrs
+
+__all__ = ["MALFORMED", "malformed", "parse_list", "structure", "unstructure"]
+
+T = TypeVar("T")
+
+MALFORMED = "MALFORMED_RESPONSE"
+
+# SCIM resources speak camelCase; the REST endpoints (workspaces, rule sets) speak
+# snake_case, which is already our field name. Only exceptions are listed.
+_SCIM_CLASSES: tuple[type, ...] = (User, ServicePrincipal, Group, Name)
+_RENAMES: dict[type, dict[str, str]] = {ComplexValue: {"ref": "$ref"}}
+
+# Member "type" values some servers send instead of (or beside) "$ref".
+_MEMBER_TYPES = {
+    "user": PrincipalKind.USER,
+    "serviceprincipal": PrincipalKind.SERVICE_PRINCIPAL,
+    "service_principal": PrincipalKind.SERVICE_PRINCIPAL,
+    "group": PrincipalKind.GROUP,
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def malformed(what: str) -> ServerError:
+    """The error for a reply that is not of the documented shape."""
+    return ServerError(200, MALFORMED, f"unexpected response shape: {what}")
+
+
+def _mapping(data: object, cls: type) -> Mapping[str, Any]:
+    if not isinstance(data, Mapping):
+        raise TypeError(f"expected a JSON object for {cls.__name__}, got {type(data).__name__}")
+    return data
+
+
+def _member_from_json(data: object, _: type) -> MemberRef:
+    raw = _mapping(data, MemberRef)
+    value = raw.get("value")
+    if value is None or isinstance(value, (bool, dict, list)):
+        raise TypeError("a member has no value")
+    ref = raw.get("$ref")
+    ref = ref if isinstance(ref, str) else None
+    kind = PrincipalKind.from_ref(ref)
+    member_type = raw.get("type")
+    if kind is None and isinstance(member_type, str):
+        kind = _MEMBER_TYPES.get(member_type.lower())
+    display = raw.get("display")
+    return MemberRef(
+        id=str(value),
+        display=display if isinstance(display, str) else None,
+        kind=kind,
+        ref=ref,
+    )
+
+
+def _member_to_json(member: MemberRef) -> dict[str, Any]:
+    out: dict[str, Any] = {"value": member.id}
+    if member.display is not None:
+        out["display"] = member.display
+    if member.ref is not None:
+        out["$ref"] = member.ref
+    elif member.kind is not None:
+        out["type"] = member.kind.scim_resource[:-1]  # "User", "ServicePrincipal", "Group"
+    return out
+
+
+@functools.cache
+def _converter() -> cattrs.Converter:
+    import cattrs  # noqa: PLC0415 - kept off the package's import path
+    from cattrs.gen import (  # noqa: PLC0415
+        make_dict_structure_fn,
+        make_dict_unstructure_fn,
+        override,
+    )
+
+    conv = cattrs.Converter(forbid_extra_keys=False)
+    # Registered first: the generated hooks below bind the hooks of their field types.
+    conv.register_structure_hook(MemberRef, _member_from_json)
+    conv.register_unstructure_hook(MemberRef, _member_to_json)
+    # Leaves before the classes that hold them (see above).
+    classes = (
+        Name,
+        ComplexValue,
+        AssignedPrincipal,
+        GrantRule,
+        User,
+        ServicePrincipal,
+        Group,
+        Workspace,
+        PermissionAssignment,
+        RuleSet,
+    )
+    for cls in classes:
+        names = {f.name: _camel(f.name) for f in _fields(cls)} if cls in _SCIM_CLASSES else {}
+        names.update(_RENAMES.get(cls, {}))
+        overrides = {field: override(rename=json_name) for field, json_name in names.items()}
+        structure_fn = make_dict_structure_fn(cls, conv, **overrides)  # type: ignore[arg-type]
+        unstructure_fn = make_dict_unstructure_fn(
+            cls,
+            conv,
+            _cattrs_omit_if_default=True,
+            **overrides,  # type: ignore[arg-type]
+        )
+        conv.register_structure_hook(cls, _without_nulls(structure_fn, cls))
+        conv.register_unstructure_hook(cls, unstructure_fn)
+
+    group_structure = conv.get_structure_hook(Group)
+    group_unstructure = conv.get_unstructure_hook(Group)
+
+    def group_from_json(data: object, cls: type) -> Group:
+        raw = _mapping(data, Group)
+        meta = raw.get("meta")
+        group: Group = group_structure(raw, cls)
+        if isinstance(meta, Mapping) and isinstance(meta.get("resourceType"), str):
+            return _with_resource_type(group, meta["resourceType"])
+        return group
+
+    def group_to_json(group: Group) -> dict[str, Any]:
+        out: dict[str, Any] = group_unstructure(group)
+        resource_type = out.pop("resourceType", None)
+        if resource_type is not None:
+            out["meta"] = {"resourceType": resource_type}
+        return out
+
+    conv.register_structure_hook(Group, group_from_json)
+    conv.register_unstructure_hook(Group, group_to_json)
+    return conv
+
+
+def _with_resource_type(group: Group, resource_type: str) -> Group:
+    import attrs  # noqa: PLC0415 - attrs is already loaded by the models
+
+    return attrs.evolve(group, resource_type=resource_type)
+
+
+def _fields(cls: type) -> tuple[Any, ...]:
+    import attrs  # noqa: PLC0415
+
+    return tuple(attrs.fields(cls))
+
+
+def _without_nulls(fn: Callable[[Any, Any], T], cls: type) -> Callable[[Any, Any], T]:
+    def structure_hook(data: object, target: Any) -> T:
+        raw = _mapping(data, cls)
+        return fn({k: v for k, v in raw.items() if v is not None}, target)
+
+    return structure_hook
+
+
+def structure(data: object, cls: type[T]) -> T:
+    """Build a model from parsed JSON, or raise `ServerError` (`MALFORMED_RESPONSE`)."""
+    try:
+        return _converter().structure(data, cls)
+    except Exception as exc:  # noqa: BLE001 - cattrs raises groups, TypeError, KeyError, ...
+        raise malformed(f"{cls.__name__}: {_describe(exc)}") from None
+
+
+def unstructure(value: object) -> Any:
+    """Turn a model into the JSON the server speaks (defaults omitted)."""
+    return _converter().unstructure(value)
+
+
+def parse_list(data: object, item: type[T]) -> ListPage[T]:
+    """Parse a SCIM list response; `{}` (a final page seen in the wild) is an empty page."""
+    if data is None:
+        return ListPage()
+    if not isinstance(data, Mapping):
+        raise malformed(f"list response is a {type(data).__name__}, not an object")
+    resources = data.get("Resources") or []
+    if not isinstance(resources, list):
+        raise malformed("Resources is not a list")
+    return ListPage(
+        items=tuple(structure(r, item) for r in resources),
+        total_results=_int_or_none(data.get("totalResults")),
+        start_index=_int_or_none(data.get("startIndex")) or 1,
+        items_per_page=_int_or_none(data.get("itemsPerPage")),
+    )
+
+
+def _int_or_none(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    # cattrs' validation groups nest the real causes; name the first leaf, briefly.
+    inner = getattr(exc, "exceptions", None)
+    while inner:
+        exc = inner[0]
+        inner = getattr(exc, "exceptions", None)
+    text = f"{type(exc).__name__}: {exc}"
+    return text[:200]

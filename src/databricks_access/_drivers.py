@@ -1,0 +1,331 @@
+"""The two drivers that run flows: one on `httpx.Client`, one on `httpx.AsyncClient`.
+
+All I/O-free work (building requests, mapping errors, deciding retries) is in
+`_DriverBase`; the drivers themselves are the thin send and run loops, twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, TypeVar
+
+import httpx
+
+from databricks_access._clock import Clock
+from databricks_access._errors import (
+    ApiError,
+    DatabricksAccessError,
+    RequestTimeoutError,
+    TransportError,
+    error_from_reply,
+)
+from databricks_access._flows import Call, Concurrently, Flow, Listing, Reply, Step
+from databricks_access._retry import RetryPolicy, parse_retry_after
+from databricks_access._throttle import Throttle
+
+__all__ = ["AsyncDriver", "AsyncPager", "Pager", "SyncDriver"]
+
+logger = logging.getLogger("databricks_access")
+
+T = TypeVar("T")
+
+
+class _DriverBase:
+    def __init__(
+        self,
+        *,
+        host: str,
+        auth: httpx.Auth | None,
+        retry: RetryPolicy,
+        throttle: Throttle | None,
+        clock: Clock,
+        user_agent: str,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._host = host
+        self._auth = auth
+        self._retry = retry
+        self._throttle = throttle
+        self._clock = clock
+        self._rand = rand
+        self._headers = {"Accept": "application/json", "User-Agent": user_agent}
+        self.requests_sent = 0
+        """Requests sent by this driver, retries included (token requests excluded)."""
+
+    def _request(self, http: httpx.Client | httpx.AsyncClient, call: Call) -> httpx.Request:
+        headers = dict(self._headers)
+        content = None
+        if call.body is not None:
+            content = json.dumps(call.body, separators=(",", ":")).encode()
+            headers["Content-Type"] = "application/json"
+        return http.build_request(
+            call.method, self._host + call.target, content=content, headers=headers
+        )
+
+    def _auth_for(self, call: Call) -> httpx.Auth | None:
+        return self._auth if call.authenticate else None
+
+    @staticmethod
+    def _reply_or_error(call: Call, response: httpx.Response) -> Reply | DatabricksAccessError:
+        if response.is_success:
+            return Reply(
+                status=response.status_code, headers=response.headers, content=response.content
+            )
+        return error_from_reply(
+            response.status_code,
+            response.content,
+            method=call.method,
+            path=call.path,
+            retry_after=parse_retry_after(response.headers.get("Retry-After")),
+        )
+
+    @staticmethod
+    def _transport_error(
+        call: Call, request: httpx.Request, exc: httpx.TransportError
+    ) -> TransportError:
+        try:
+            failed = exc.request
+        except RuntimeError:
+            failed = request
+        # A refused connection, or a failed token request, means ours never left.
+        not_sent = failed is not request or isinstance(
+            exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+        )
+        cls = RequestTimeoutError if isinstance(exc, httpx.TimeoutException) else TransportError
+        return cls(
+            f"{call.method} {call.path}: {type(exc).__name__}: {exc}".rstrip(": "),
+            request_not_sent=not_sent,
+        )
+
+    def _next_delay(
+        self, call: Call, error: DatabricksAccessError, attempt: int, started: float
+    ) -> float | None:
+        if not self._retry.retryable(error, idempotent=call.idempotent):
+            return None
+        delay = self._retry.delay(
+            attempt=attempt,
+            elapsed=self._clock.monotonic() - started,
+            retry_after=error.retry_after if isinstance(error, ApiError) else None,
+            rand=self._rand,
+        )
+        if delay is not None:
+            logger.debug(
+                "%s %s failed (%s); retry %d in %.2fs",
+                call.method,
+                call.path,
+                error,
+                attempt,
+                delay,
+            )
+        return delay
+
+
+class SyncDriver(_DriverBase):
+    """Runs flows on an `httpx.Client`; concurrent steps use a bounded thread pool."""
+
+    def __init__(self, http: httpx.Client, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.http = http
+
+    def send(self, call: Call) -> Reply:
+        """Send one call with throttling and retries; returns a 2xx reply or raises."""
+        started = self._clock.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            if self._throttle is not None:
+                self._clock.sleep(self._throttle.reserve(call.op))
+            request = self._request(self.http, call)
+            self.requests_sent += 1
+            try:
+                response = self.http.send(request, auth=self._auth_for(call))
+            except httpx.TransportError as exc:
+                outcome: Reply | DatabricksAccessError = self._transport_error(call, request, exc)
+            else:
+                outcome = self._reply_or_error(call, response)
+            if isinstance(outcome, Reply):
+                return outcome
+            delay = self._next_delay(call, outcome, attempt, started)
+            if delay is None:
+                raise outcome
+            self._clock.sleep(delay)
+
+    def run(self, flow: Flow[T]) -> T:
+        """Run a flow to its end and return its value."""
+        outcome: Any = None
+        failure: DatabricksAccessError | None = None
+        while True:
+            try:
+                step: Step = flow.send(outcome) if failure is None else flow.throw(failure)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            outcome, failure = None, None
+            try:
+                outcome = (
+                    self.send(step) if isinstance(step, Call) else self._concurrently(step)
+                )
+            except DatabricksAccessError as exc:
+                failure = exc
+
+    def _run_captured(self, flow: Flow[Any]) -> Any:
+        try:
+            return self.run(flow)
+        except DatabricksAccessError as exc:
+            return exc
+
+    def _concurrently(self, step: Concurrently) -> list[Any]:
+        if len(step.flows) == 1 or step.limit == 1:
+            return [self._run_captured(f) for f in step.flows]
+        with ThreadPoolExecutor(max_workers=min(step.limit, len(step.flows))) as pool:
+            return list(pool.map(self._run_captured, step.flows))
+
+
+class AsyncDriver(_DriverBase):
+    """Runs flows on an `httpx.AsyncClient`; concurrent steps are bounded tasks.
+
+    Given a factory instead of a client, it keeps one `AsyncClient` per event loop:
+    connections belong to the loop that opened them, and a client used across repeated
+    `asyncio.run` calls must not reuse a closed loop's connections.
+    """
+
+    def __init__(
+        self, http: httpx.AsyncClient | Callable[[], httpx.AsyncClient], **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self._fixed = http if isinstance(http, httpx.AsyncClient) else None
+        self._factory = None if isinstance(http, httpx.AsyncClient) else http
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
+        self._per_loop = weakref.WeakKeyDictionary()
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The `AsyncClient` for the running event loop."""
+        if self._fixed is not None:
+            return self._fixed
+        loop = asyncio.get_running_loop()
+        client = self._per_loop.get(loop)
+        if client is None:
+            assert self._factory is not None  # noqa: S101 - set when _fixed is None
+            client = self._per_loop[loop] = self._factory()
+        return client
+
+    async def aclose(self) -> None:
+        """Close the clients this driver made (the running loop's; others are dropped)."""
+        if self._fixed is not None:
+            return
+        loop = asyncio.get_running_loop()
+        client = self._per_loop.pop(loop, None)
+        self._per_loop.clear()
+        if client is not None:
+            await client.aclose()
+
+    async def send(self, call: Call) -> Reply:
+        """Send one call with throttling and retries; returns a 2xx reply or raises."""
+        started = self._clock.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            if self._throttle is not None:
+                wait = self._throttle.reserve(call.op)
+                if wait > 0:
+                    await self._clock.asleep(wait)
+            http = self.http
+            request = self._request(http, call)
+            self.requests_sent += 1
+            try:
+                response = await http.send(request, auth=self._auth_for(call))
+            except httpx.TransportError as exc:
+                outcome: Reply | DatabricksAccessError = self._transport_error(call, request, exc)
+            else:
+                outcome = self._reply_or_error(call, response)
+            if isinstance(outcome, Reply):
+                return outcome
+            delay = self._next_delay(call, outcome, attempt, started)
+            if delay is None:
+                raise outcome
+            await self._clock.asleep(delay)
+
+    async def run(self, flow: Flow[T]) -> T:
+        """Run a flow to its end and return its value."""
+        outcome: Any = None
+        failure: DatabricksAccessError | None = None
+        while True:
+            try:
+                step: Step = flow.send(outcome) if failure is None else flow.throw(failure)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            outcome, failure = None, None
+            try:
+                if isinstance(step, Call):
+                    outcome = await self.send(step)
+                else:
+                    outcome = await self._concurrently(step)
+            except DatabricksAccessError as exc:
+                failure = exc
+
+    async def _concurrently(self, step: Concurrently) -> list[Any]:
+        gate = asyncio.Semaphore(step.limit)
+
+        async def one(flow: Flow[Any]) -> Any:
+            async with gate:
+                try:
+                    return await self.run(flow)
+                except DatabricksAccessError as exc:
+                    return exc
+
+        return list(await asyncio.gather(*(one(f) for f in step.flows)))
+
+
+class Pager(Generic[T]):
+    """A lazy, auto-paging iterator: pages are fetched as you iterate.
+
+    Iterating again starts a new listing. `collect()` returns every item as a list.
+    """
+
+    def __init__(self, driver: SyncDriver, listing: Callable[[], Listing[T]]) -> None:
+        self._driver = driver
+        self._listing = listing
+
+    def __iter__(self) -> Iterator[T]:
+        listing = self._listing()
+        while (page := listing.next_page()) is not None:
+            yield from self._driver.run(page)
+
+    def collect(self) -> list[T]:
+        """Every item of every page, as a list."""
+        return list(self)
+
+    def __repr__(self) -> str:
+        return f"<Pager of {self._listing!r}>"
+
+
+class AsyncPager(Generic[T]):
+    """The async twin of `Pager`: `async for item in pager`, or `await pager.collect()`."""
+
+    def __init__(self, driver: AsyncDriver, listing: Callable[[], Listing[T]]) -> None:
+        self._driver = driver
+        self._listing = listing
+
+    async def _iterate(self) -> AsyncIterator[T]:
+        listing = self._listing()
+        while (page := listing.next_page()) is not None:
+            for item in await self._driver.run(page):
+                yield item
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._iterate()
+
+    async def collect(self) -> list[T]:
+        """Every item of every page, as a list."""
+        return [item async for item in self]
+
+    def __repr__(self) -> str:
+        return f"<AsyncPager of {self._listing!r}>"

@@ -1,0 +1,289 @@
+"""The account's resources as frozen, typed values.
+
+Fields are snake_case; the JSON names live in `_converter.py`, not here. Every model
+ignores fields it does not know and defaults the optional ones it does not receive, so a
+new server field never breaks a parse.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Generic, TypeVar
+
+import attrs
+
+__all__ = [
+    "AssignedPrincipal",
+    "ComplexValue",
+    "GrantRule",
+    "Group",
+    "ListPage",
+    "MemberRef",
+    "Name",
+    "PermissionAssignment",
+    "PrincipalKind",
+    "PrincipalRef",
+    "RuleSet",
+    "ServicePrincipal",
+    "User",
+    "Workspace",
+]
+
+T = TypeVar("T")
+
+
+class PrincipalKind(enum.Enum):
+    """What a principal is: a user, a service principal or a (nested) group."""
+
+    USER = "user"
+    SERVICE_PRINCIPAL = "service_principal"
+    GROUP = "group"
+
+    @property
+    def scim_resource(self) -> str:
+        """The SCIM collection of this kind: `Users`, `ServicePrincipals` or `Groups`."""
+        return _SCIM_RESOURCE[self]
+
+    @classmethod
+    def from_ref(cls, ref: str | None) -> PrincipalKind | None:
+        """The kind named by a SCIM `$ref` (`Users/123`, `.../ServicePrincipals/9`), if any."""
+        if not ref:
+            return None
+        parts = ref.rstrip("/").split("/")
+        # "$ref" may be relative ("Users/1") or a full URL ending in ".../Users/1".
+        for part in reversed(parts[:-1] or parts):
+            kind = _BY_RESOURCE.get(part)
+            if kind is not None:
+                return kind
+        return None
+
+
+_SCIM_RESOURCE = {
+    PrincipalKind.USER: "Users",
+    PrincipalKind.SERVICE_PRINCIPAL: "ServicePrincipals",
+    PrincipalKind.GROUP: "Groups",
+}
+_BY_RESOURCE = {v: k for k, v in _SCIM_RESOURCE.items()}
+
+
+def _kind(value: PrincipalKind | str) -> PrincipalKind:
+    return value if isinstance(value, PrincipalKind) else PrincipalKind(value)
+
+
+@attrs.frozen
+class PrincipalRef:
+    """A principal known by its kind and SCIM id, without its details.
+
+    Example::
+
+        da.PrincipalRef(da.PrincipalKind.USER, "1234567890123456")
+    """
+
+    kind: PrincipalKind = attrs.field(converter=_kind)
+    id: str
+
+    @property
+    def ref(self) -> PrincipalRef:
+        """This reference itself, so every principal-like value has a `ref`."""
+        return self
+
+    def __str__(self) -> str:
+        return f"{self.kind.scim_resource}/{self.id}"
+
+
+@attrs.frozen(kw_only=True)
+class ComplexValue:
+    """A SCIM multi-valued attribute entry (a member, a group, a role, an entitlement)."""
+
+    value: str
+    display: str | None = None
+    primary: bool | None = None
+    type: str | None = None
+    ref: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class MemberRef:
+    """A direct member of a group, with its kind read from the SCIM `$ref`.
+
+    `kind` is None only when the server sent no usable `$ref`.
+    """
+
+    id: str
+    display: str | None = None
+    kind: PrincipalKind | None = None
+    ref: str | None = None
+
+    @property
+    def principal(self) -> PrincipalRef | None:
+        """The member as a `PrincipalRef`, when its kind is known."""
+        return None if self.kind is None else PrincipalRef(self.kind, self.id)
+
+
+@attrs.frozen(kw_only=True)
+class Name:
+    """A user's given and family names."""
+
+    given_name: str | None = None
+    family_name: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class User:
+    """An account user. `user_name` is usually the email address."""
+
+    id: str
+    user_name: str = ""
+    display_name: str | None = None
+    active: bool = True
+    external_id: str | None = None
+    name: Name | None = None
+    emails: tuple[ComplexValue, ...] = ()
+    groups: tuple[ComplexValue, ...] = ()
+    roles: tuple[ComplexValue, ...] = ()
+    entitlements: tuple[ComplexValue, ...] = ()
+
+    @property
+    def ref(self) -> PrincipalRef:
+        """This user as a `PrincipalRef`."""
+        return PrincipalRef(PrincipalKind.USER, self.id)
+
+
+@attrs.frozen(kw_only=True)
+class ServicePrincipal:
+    """An account service principal, known to OAuth by its `application_id`."""
+
+    id: str
+    application_id: str = ""
+    display_name: str | None = None
+    active: bool = True
+    external_id: str | None = None
+    groups: tuple[ComplexValue, ...] = ()
+    roles: tuple[ComplexValue, ...] = ()
+    entitlements: tuple[ComplexValue, ...] = ()
+
+    @property
+    def ref(self) -> PrincipalRef:
+        """This service principal as a `PrincipalRef`."""
+        return PrincipalRef(PrincipalKind.SERVICE_PRINCIPAL, self.id)
+
+
+@attrs.frozen(kw_only=True)
+class Group:
+    """An account group. A group with no members has an empty `members`."""
+
+    id: str
+    display_name: str = ""
+    external_id: str | None = None
+    members: tuple[MemberRef, ...] = ()
+    groups: tuple[ComplexValue, ...] = ()
+    roles: tuple[ComplexValue, ...] = ()
+    entitlements: tuple[ComplexValue, ...] = ()
+    resource_type: str | None = None
+
+    @property
+    def ref(self) -> PrincipalRef:
+        """This group as a `PrincipalRef` (a group can be a member of another)."""
+        return PrincipalRef(PrincipalKind.GROUP, self.id)
+
+    @property
+    def member_ids(self) -> frozenset[str]:
+        """The SCIM ids of the direct members."""
+        return frozenset(m.id for m in self.members)
+
+
+@attrs.frozen(kw_only=True)
+class Workspace:
+    """A workspace of the account."""
+
+    workspace_id: int
+    workspace_name: str = ""
+    deployment_name: str | None = None
+    workspace_status: str | None = None
+    cloud: str | None = None
+    aws_region: str | None = None
+    location: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class AssignedPrincipal:
+    """The principal of a workspace permission assignment; one of the names is set."""
+
+    principal_id: int
+    display_name: str | None = None
+    user_name: str | None = None
+    group_name: str | None = None
+    service_principal_name: str | None = None
+
+    @property
+    def kind(self) -> PrincipalKind | None:
+        """The principal's kind, from whichever name the server filled in."""
+        if self.user_name:
+            return PrincipalKind.USER
+        if self.group_name:
+            return PrincipalKind.GROUP
+        if self.service_principal_name:
+            return PrincipalKind.SERVICE_PRINCIPAL
+        return None
+
+    @property
+    def ref(self) -> PrincipalRef | None:
+        """The principal as a `PrincipalRef`, when its kind is known."""
+        kind = self.kind
+        return None if kind is None else PrincipalRef(kind, str(self.principal_id))
+
+
+@attrs.frozen(kw_only=True)
+class PermissionAssignment:
+    """A principal's permissions (`USER`, `ADMIN`) on one workspace."""
+
+    principal: AssignedPrincipal
+    permissions: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class GrantRule:
+    """One role of a rule set and the principals holding it (`users/a@x.com`, ...)."""
+
+    role: str
+    principals: tuple[str, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class RuleSet:
+    """An access-control rule set (who manages a group), with its etag."""
+
+    name: str
+    etag: str = ""
+    grant_rules: tuple[GrantRule, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class ListPage(Generic[T]):
+    """One page of a SCIM list response."""
+
+    items: tuple[T, ...] = ()
+    total_results: int | None = None
+    start_index: int = 1
+    items_per_page: int | None = None
+
+
+# Resolve the string annotations now, while this module's namespace is the one they
+# refer to (the package re-exports these classes under `databricks_access`).
+for _cls in (
+    PrincipalRef,
+    ComplexValue,
+    MemberRef,
+    Name,
+    User,
+    ServicePrincipal,
+    Group,
+    Workspace,
+    AssignedPrincipal,
+    PermissionAssignment,
+    GrantRule,
+    RuleSet,
+    ListPage,
+):
+    attrs.resolve_types(_cls)
+del _cls
