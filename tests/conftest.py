@@ -3,7 +3,11 @@ from __future__ import annotations
 import doctest
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+import databricks_access as da
+from databricks_access.testing import FakeAccount
 
 # CI: bounded and deterministic-enough; dev: the defaults.
 settings.register_profile(
@@ -37,3 +41,48 @@ def run_doctests(module, optionflags: int = 0) -> doctest.TestResults:
             seen.add(test.name)
             runner.run(test)
     return runner.summarize(verbose=False)
+
+
+# -- the emulator, shared by the client, membership and lease tests ---------------------
+
+
+ACCOUNT_ID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
+
+
+@pytest.fixture
+def clock():
+    return da.ManualClock()
+
+
+@pytest.fixture
+def fake(clock):
+    return FakeAccount(account_id=ACCOUNT_ID, clock=lambda: clock.now().timestamp())
+
+
+@pytest.fixture
+def config(fake):
+    return da.AccountConfig(host=fake.host, account_id=fake.account_id)
+
+
+@pytest.fixture
+def credentials(fake):
+    sp = fake.add_service_principal("connector")
+    return da.StaticSecretStore(sp.client_id, sp.client_secret)
+
+
+@pytest.fixture
+def client(fake, config, credentials, clock):
+    with da.AccountClient(
+        config, secrets=credentials, transport=fake.transport(), clock=clock
+    ) as c:
+        yield c
+
+
+@pytest.fixture
+def async_client_factory(fake, config, credentials, clock):
+    def make():
+        return da.AsyncAccountClient(
+            config, secrets=credentials, transport=fake.transport(), clock=clock
+        )
+
+    return make

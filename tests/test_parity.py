@@ -30,6 +30,9 @@ PAIRS = [
     (_client.Workspaces, _client.AsyncWorkspaces),
     (_client.WorkspaceAssignments, _client.AsyncWorkspaceAssignments),
     (da.Pager, da.AsyncPager),
+    (da.MembershipManager, da.AsyncMembershipManager),
+    (da.LeaseTracker, da.AsyncLeaseTracker),
+    (da.AccessRequests, da.AsyncAccessRequests),
 ]
 
 
@@ -52,6 +55,7 @@ def test_async_methods_are_awaitable_where_sync_ones_do_io():
             if returns_pager:
                 assert not inspect.iscoroutinefunction(method), f"{async_cls.__name__}.{name}"
             elif name != "close" or async_cls is da.AsyncAccountClient:
+                # Every other public method of an async twin is a coroutine.
                 assert inspect.iscoroutinefunction(method), f"{async_cls.__name__}.{name}"
 
 

@@ -27,6 +27,7 @@ from databricks_access._models import (
     Group,
     MemberRef,
     PermissionAssignment,
+    PrincipalKind,
     PrincipalRef,
     RuleSet,
     ServicePrincipal,
@@ -309,8 +310,34 @@ class AccountApi:
 
         return lambda: _SinglePage(page)
 
+    def group_member_ids(self, group_id: str) -> Flow[frozenset[str]]:
+        """The ids of a group's direct members: one GET projected to `members`."""
+        group = yield from self._get("Groups", Group, group_id, "group_id", "id,members")
+        return group.member_ids
+
+    def principal_group_ids(self, principal: PrincipalRef) -> Flow[frozenset[str]]:
+        """The groups a principal is a direct member of: one GET projected to `groups`.
+
+        The cheapest membership read there is for one principal: its own record.
+        """
+        record: User | ServicePrincipal | Group
+        if principal.kind is PrincipalKind.USER:
+            record = yield from self._get("Users", User, principal.id, "principal", "id,groups")
+        elif principal.kind is PrincipalKind.SERVICE_PRINCIPAL:
+            record = yield from self._get(
+                "ServicePrincipals", ServicePrincipal, principal.id, "principal", "id,groups"
+            )
+        else:
+            record = yield from self._get("Groups", Group, principal.id, "principal", "id,groups")
+        return frozenset(g.value for g in record.groups)
+
     def patch_members(
-        self, group_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()
+        self,
+        group_id: str,
+        add: Sequence[str] = (),
+        remove: Sequence[str] = (),
+        *,
+        deadline: float | None = None,
     ) -> Flow[None]:
         """One PATCH adding and removing members (ids), whatever their number."""
         check_id(group_id, "group_id")
@@ -331,6 +358,7 @@ class AccountApi:
                 body=body,
                 op=OpClass.PATCH,
                 idempotent=True,
+                deadline=deadline,
             )
         )
 

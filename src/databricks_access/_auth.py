@@ -124,6 +124,11 @@ class OAuthM2M(httpx.Auth):
         self.token_requests = 0
         """How many token requests this object has sent (for tests and benchmarks)."""
 
+    @property
+    def secrets(self) -> SecretStore:
+        """The secret store the credentials are read from."""
+        return self._secrets
+
     def __repr__(self) -> str:
         return f"OAuthM2M(host={self._config.host!r}, secrets={self._secrets!r})"
 

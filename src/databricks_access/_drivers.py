@@ -11,7 +11,7 @@ import json
 import logging
 import random
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
@@ -113,6 +113,7 @@ class _DriverBase:
             elapsed=self._clock.monotonic() - started,
             retry_after=error.retry_after if isinstance(error, ApiError) else None,
             rand=self._rand,
+            deadline=call.deadline,
         )
         if delay is not None:
             logger.debug(
@@ -156,10 +157,16 @@ class SyncDriver(_DriverBase):
                 raise outcome
             self._clock.sleep(delay)
 
-    def run(self, flow: Flow[T]) -> T:
-        """Run a flow to its end and return its value."""
+    def run(self, flow: Flow[T], effects: Callable[[Any], Any] | None = None) -> T:
+        """Run a flow to its end and return its value.
+
+        Steps other than `Call` and `Concurrently` go to `effects` (the lease tracker's
+        store calls and sleeps); its `DatabricksAccessError`s are thrown into the flow.
+        """
         outcome: Any = None
-        failure: DatabricksAccessError | None = None
+        # Any failure of a step is thrown into the flow at its yield, so the flow's own
+        # cleanup (releasing a claim, recording a failure) runs before it propagates.
+        failure: Exception | None = None
         while True:
             try:
                 step: Step = flow.send(outcome) if failure is None else flow.throw(failure)
@@ -168,23 +175,30 @@ class SyncDriver(_DriverBase):
                 return result
             outcome, failure = None, None
             try:
-                outcome = (
-                    self.send(step) if isinstance(step, Call) else self._concurrently(step)
-                )
-            except DatabricksAccessError as exc:
+                if isinstance(step, Call):
+                    outcome = self.send(step)
+                elif isinstance(step, Concurrently):
+                    outcome = self._concurrently(step, effects)
+                elif effects is not None:
+                    outcome = effects(step)
+                else:
+                    raise TypeError(  # noqa: TRY301 - thrown into the flow like any failure
+                        f"a flow yielded {step!r}, which this run cannot handle"
+                    )
+            except Exception as exc:  # noqa: BLE001 - thrown into the flow, which re-raises
                 failure = exc
 
-    def _run_captured(self, flow: Flow[Any]) -> Any:
-        try:
-            return self.run(flow)
-        except DatabricksAccessError as exc:
-            return exc
+    def _concurrently(self, step: Concurrently, effects: Callable[[Any], Any] | None) -> list[Any]:
+        def captured(flow: Flow[Any]) -> Any:
+            try:
+                return self.run(flow, effects)
+            except DatabricksAccessError as exc:
+                return exc
 
-    def _concurrently(self, step: Concurrently) -> list[Any]:
         if len(step.flows) == 1 or step.limit == 1:
-            return [self._run_captured(f) for f in step.flows]
+            return [captured(f) for f in step.flows]
         with ThreadPoolExecutor(max_workers=min(step.limit, len(step.flows))) as pool:
-            return list(pool.map(self._run_captured, step.flows))
+            return list(pool.map(captured, step.flows))
 
 
 class AsyncDriver(_DriverBase):
@@ -252,10 +266,12 @@ class AsyncDriver(_DriverBase):
                 raise outcome
             await self._clock.asleep(delay)
 
-    async def run(self, flow: Flow[T]) -> T:
-        """Run a flow to its end and return its value."""
+    async def run(self, flow: Flow[T], effects: Callable[[Any], Awaitable[Any]] | None = None) -> T:
+        """Run a flow to its end and return its value (effects as for `SyncDriver.run`)."""
         outcome: Any = None
-        failure: DatabricksAccessError | None = None
+        # Any failure of a step is thrown into the flow at its yield, so the flow's own
+        # cleanup (releasing a claim, recording a failure) runs before it propagates.
+        failure: Exception | None = None
         while True:
             try:
                 step: Step = flow.send(outcome) if failure is None else flow.throw(failure)
@@ -266,18 +282,26 @@ class AsyncDriver(_DriverBase):
             try:
                 if isinstance(step, Call):
                     outcome = await self.send(step)
+                elif isinstance(step, Concurrently):
+                    outcome = await self._concurrently(step, effects)
+                elif effects is not None:
+                    outcome = await effects(step)
                 else:
-                    outcome = await self._concurrently(step)
-            except DatabricksAccessError as exc:
+                    raise TypeError(  # noqa: TRY301 - thrown into the flow like any failure
+                        f"a flow yielded {step!r}, which this run cannot handle"
+                    )
+            except Exception as exc:  # noqa: BLE001 - thrown into the flow, which re-raises
                 failure = exc
 
-    async def _concurrently(self, step: Concurrently) -> list[Any]:
+    async def _concurrently(
+        self, step: Concurrently, effects: Callable[[Any], Awaitable[Any]] | None
+    ) -> list[Any]:
         gate = asyncio.Semaphore(step.limit)
 
         async def one(flow: Flow[Any]) -> Any:
             async with gate:
                 try:
-                    return await self.run(flow)
+                    return await self.run(flow, effects)
                 except DatabricksAccessError as exc:
                     return exc
 

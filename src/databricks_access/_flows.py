@@ -59,6 +59,8 @@ class Call:
         op: The rate-limit class.
         idempotent: Whether sending it twice is harmless (retries of 5xx and timeouts).
         authenticate: Whether to attach the bearer token.
+        deadline: Seconds after which no retry starts, when shorter than the policy's
+            (the lease tracker keeps retries inside its claim on the membership).
     """
 
     method: str
@@ -68,6 +70,7 @@ class Call:
     op: OpClass
     idempotent: bool
     authenticate: bool = True
+    deadline: float | None = None
 
     @property
     def target(self) -> str:
@@ -111,7 +114,8 @@ class Concurrently:
     limit: int = 4
 
 
-Step = Call | Concurrently
+Step = Call | Concurrently | object
+"""What a flow yields: a `Call`, `Concurrently`, or an effect for the run's handler."""
 Flow = Generator[Step, Any, T]
 """A flow: yields steps, receives their outcomes, returns a value."""
 

@@ -12,6 +12,8 @@ from typing import Generic, TypeVar
 
 import attrs
 
+from databricks_access._html import render_html
+
 __all__ = [
     "AssignedPrincipal",
     "ComplexValue",
@@ -132,6 +134,8 @@ class Name:
 class User:
     """An account user. `user_name` is usually the email address."""
 
+    _repr_html_ = render_html
+
     id: str
     user_name: str = ""
     display_name: str | None = None
@@ -153,6 +157,8 @@ class User:
 class ServicePrincipal:
     """An account service principal, known to OAuth by its `application_id`."""
 
+    _repr_html_ = render_html
+
     id: str
     application_id: str = ""
     display_name: str | None = None
@@ -171,6 +177,8 @@ class ServicePrincipal:
 @attrs.frozen(kw_only=True)
 class Group:
     """An account group. A group with no members has an empty `members`."""
+
+    _repr_html_ = render_html
 
     id: str
     display_name: str = ""
@@ -195,6 +203,8 @@ class Group:
 @attrs.frozen(kw_only=True)
 class Workspace:
     """A workspace of the account."""
+
+    _repr_html_ = render_html
 
     workspace_id: int
     workspace_name: str = ""
@@ -237,6 +247,8 @@ class AssignedPrincipal:
 class PermissionAssignment:
     """A principal's permissions (`USER`, `ADMIN`) on one workspace."""
 
+    _repr_html_ = render_html
+
     principal: AssignedPrincipal
     permissions: tuple[str, ...] = ()
 
@@ -252,6 +264,8 @@ class GrantRule:
 @attrs.frozen(kw_only=True)
 class RuleSet:
     """An access-control rule set (who manages a group), with its etag."""
+
+    _repr_html_ = render_html
 
     name: str
     etag: str = ""

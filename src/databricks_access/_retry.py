@@ -103,6 +103,7 @@ class RetryPolicy:
         elapsed: float,
         retry_after: float | None = None,
         rand: Callable[[], float] = random.random,
+        deadline: float | None = None,
     ) -> float | None:
         """The wait before attempt `attempt + 1`, or None to give up.
 
@@ -111,6 +112,7 @@ class RetryPolicy:
             elapsed: Seconds since the first attempt started.
             retry_after: The server's requested wait, when it sent one.
             rand: A source of floats in [0, 1), injectable for tests.
+            deadline: A shorter deadline for this request, if any.
         """
         if attempt >= self.max_attempts:
             return None
@@ -120,6 +122,7 @@ class RetryPolicy:
             # Full jitter: spreads retries of many clients evenly over the window.
             ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
             wait = ceiling * rand()
-        if elapsed + wait > self.deadline:
+        limit = self.deadline if deadline is None else min(deadline, self.deadline)
+        if elapsed + wait > limit:
             return None
         return wait
