@@ -1,0 +1,151 @@
+"""Per-request overhead: one `groups.get` of a ~1 KB group, many times."""
+
+from __future__ import annotations
+
+import httpx
+
+import databricks_access as da
+from bench.harness import Row, Settings, median, sdk_account_client, timed, workload
+from databricks_access.testing import FakeAccount, OperationClass, ServicePrincipalCredentials
+
+
+def _account() -> tuple[FakeAccount, ServicePrincipalCredentials, str, int]:
+    """An account with one group whose JSON is about 1 KB (a dozen members)."""
+    fake = FakeAccount()
+    creds = fake.add_service_principal("bench")
+    members = [fake.add_user(f"member{i:02d}@example.com", f"Member {i:02d}") for i in range(12)]
+    gid = fake.add_group("bench-readers", members=members)
+    size = len(
+        fake.dispatch(
+            "GET",
+            f"{fake.scim_path}/Groups/{gid}",
+            {"authorization": f"Bearer {fake.static_token()}"},
+        ).body
+    )
+    fake.reset_log()
+    return fake, creds, gid, size
+
+
+def _secrets(creds: ServicePrincipalCredentials) -> da.StaticSecretStore:
+    return da.StaticSecretStore(creds.client_id, creds.client_secret)
+
+
+@workload(
+    "get_overhead",
+    title="groups.get in-process (fake.transport()), us per call; baseline: bare httpx",
+    order=20,
+)
+def get_overhead(settings: Settings) -> Row:
+    calls = settings.size(2_000, 200)
+    reps = settings.reps(5)
+    fake, creds, gid, size = _account()
+    transport = fake.transport()
+    url = f"{fake.host}{fake.scim_path}/Groups/{gid}"
+    headers = {"Authorization": f"Bearer {fake.static_token()}"}
+    config = da.AccountConfig(host=fake.host, account_id=fake.account_id)
+
+    with (
+        da.AccountClient(config, secrets=_secrets(creds), transport=transport) as client,
+        httpx.Client(transport=transport) as bare,
+    ):
+
+        def ours() -> None:
+            for _ in range(calls):
+                client.groups.get(gid)
+
+        def baseline() -> None:
+            for _ in range(calls):
+                bare.get(url, headers=headers).json()
+
+        client.groups.get(gid)  # the token, fetched once, outside the measurement
+        ours_s: list[float] = []
+        bare_s: list[float] = []
+        requests = {"ours": 0, "bare": 0}
+        for _ in range(reps):
+            fake.reset_log()
+            ours_s.append(timed(ours))
+            requests["ours"] = sum(fake.counts.values())
+            fake.reset_log()
+            bare_s.append(timed(baseline))
+            requests["bare"] = sum(fake.counts.values())
+
+    ours_us = median(ours_s) / calls * 1e6
+    bare_us = median(bare_s) / calls * 1e6
+    return Row(
+        unit="us/call",
+        ours=ours_us,
+        baseline=bare_us,
+        baseline_name="httpx",
+        ours_requests=requests["ours"],
+        baseline_requests=requests["bare"],
+        target="ratio <= 1.3",
+        met=ours_us / bare_us <= 1.3,
+        details={
+            "calls": calls,
+            "repetitions": reps,
+            "group_json_bytes": size,
+            "samples_s": {"ours": ours_s, "bare_httpx": bare_s},
+        },
+    )
+
+
+@workload("get_loopback", title="groups.get over loopback (server process), us per call", order=21)
+def get_loopback(settings: Settings) -> Row:
+    calls = settings.size(500, 50)
+    reps = settings.reps(5)
+    fake, creds, gid, size = _account()
+    server = fake.serve(process=True)
+    with server as url:
+        config = da.AccountConfig(
+            host=url, account_id=fake.account_id, allow_custom_host=True, allow_insecure_http=True
+        )
+        with (
+            da.AccountClient(config, secrets=_secrets(creds)) as client,
+            sdk_account_client(url, fake.account_id, creds.client_id, creds.client_secret) as sdk,
+        ):
+            client.groups.get(gid)  # tokens and discovery, outside the measurement
+            sdk.groups.get(gid)
+
+            def ours() -> None:
+                for _ in range(calls):
+                    client.groups.get(gid)
+
+            def theirs() -> None:
+                for _ in range(calls):
+                    sdk.groups.get(gid)
+
+            ours_s: list[float] = []
+            sdk_s: list[float] = []
+            requests = {"ours": 0, "sdk": 0}
+            for _ in range(reps):
+                server.reset_log()
+                ours_s.append(timed(ours))
+                requests["ours"] = sum(server.counts.values())
+                server.reset_log()
+                sdk_s.append(timed(theirs))
+                requests["sdk"] = sum(server.counts.values())
+            server_time = [
+                r.perf_finished - r.perf_started
+                for r in server.log
+                if r.op_class is OperationClass.GET
+            ]
+
+    ours_us = median(ours_s) / calls * 1e6
+    sdk_us = median(sdk_s) / calls * 1e6
+    return Row(
+        unit="us/call",
+        ours=ours_us,
+        baseline=sdk_us,
+        baseline_name="sdk",
+        ours_requests=requests["ours"],
+        baseline_requests=requests["sdk"],
+        target="reference",
+        met=None,
+        details={
+            "calls": calls,
+            "repetitions": reps,
+            "group_json_bytes": size,
+            "server_us_per_request": median(server_time) * 1e6 if server_time else None,
+            "samples_s": {"ours": ours_s, "sdk": sdk_s},
+        },
+    )

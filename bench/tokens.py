@@ -1,0 +1,90 @@
+"""Token requests when many calls start at once on a cold client."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import databricks_access as da
+from bench.harness import Row, Settings, median, sdk_account_client, timed, workload
+from databricks_access.testing import FakeAccount, OperationClass
+
+
+@workload(
+    "token_stampede",
+    title="token requests for N concurrent cold groups.get (ours: asyncio.gather; sdk: N threads)",
+    order=30,
+)
+def token_stampede(settings: Settings) -> Row:
+    calls = settings.size(200, 20)
+    reps = settings.reps(3)
+    fake = FakeAccount()
+    creds = fake.add_service_principal("bench")
+    gid = fake.add_group(
+        "bench-readers", members=[fake.add_user(f"u{i}@example.com") for i in range(5)]
+    )
+    server = fake.serve(process=True)
+    tokens: dict[str, list[int]] = {"ours": [], "sdk": []}
+    requests: dict[str, list[int]] = {"ours": [], "sdk": []}
+    seconds: dict[str, list[float]] = {"ours": [], "sdk": []}
+    with server as url:
+        config = da.AccountConfig(
+            host=url, account_id=fake.account_id, allow_custom_host=True, allow_insecure_http=True
+        )
+        secrets = da.StaticSecretStore(creds.client_id, creds.client_secret)
+
+        async def ours() -> None:
+            async with da.AsyncAccountClient(config, secrets=secrets) as client:
+                groups = await asyncio.gather(*(client.groups.get(gid) for _ in range(calls)))
+            assert all(g.id == gid for g in groups)
+
+        def theirs() -> None:
+            with sdk_account_client(
+                url, fake.account_id, creds.client_id, creds.client_secret
+            ) as sdk:
+                start = threading.Barrier(calls)
+                failures: list[BaseException] = []
+
+                def call() -> None:
+                    start.wait()
+                    try:
+                        assert sdk.groups.get(gid).id == gid
+                    except BaseException as exc:
+                        failures.append(exc)
+
+                threads = [threading.Thread(target=call) for _ in range(calls)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                if failures:
+                    raise failures[0]
+
+        for _ in range(reps):
+            for side, action in (("ours", lambda: asyncio.run(ours())), ("sdk", theirs)):
+                server.reset_log()
+                seconds[side].append(timed(action))
+                counts = server.counts
+                tokens[side].append(counts[OperationClass.TOKEN])
+                requests[side].append(sum(counts.values()))
+
+    ours_tokens = median([float(t) for t in tokens["ours"]])
+    sdk_tokens = median([float(t) for t in tokens["sdk"]])
+    return Row(
+        unit="token requests",
+        ours=ours_tokens,
+        baseline=sdk_tokens,
+        baseline_name="sdk",
+        ours_requests=max(requests["ours"]),
+        baseline_requests=max(requests["sdk"]),
+        target="ours == 1",
+        met=all(t == 1 for t in tokens["ours"]),
+        details={
+            "concurrent_calls": calls,
+            "repetitions": reps,
+            "token_requests": tokens,
+            "requests": requests,
+            "wall_s": seconds,
+            "wall_s_median": {side: median(times) for side, times in seconds.items()},
+        },
+    )
