@@ -165,11 +165,14 @@ def test_service_principal_resource(fake, api, scim):
         "applicationId": "6f1c2a86-7f5c-4d3e-9a1b-2c3d4e5f6a7b",
         "displayName": "etl",
         "active": True,
+        "roles": [{"value": "account_admin", "type": "direct"}],
         "groups": [
             {"value": group, "display": "bots", "$ref": f"Groups/{group}", "type": "direct"}
         ],
     }
     assert creds.application_id == creds.client_id == body["applicationId"]
+    plain = fake.add_service_principal("reader", admin=False)
+    assert "roles" not in api.get(f"{scim}/ServicePrincipals/{plain.id}").json()
 
 
 def test_generated_application_ids_are_uuids(fake):
