@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,11 @@ from hypothesis import strategies as st
 import databricks_access as da
 from conftest import run_doctests
 from databricks_access import _diagnose, _integration, _owners
+from databricks_access._aws_secrets import AwsSecretsManagerStore
+from databricks_access._azure_secrets import AzureKeyVaultStore
 from databricks_access._config import AccountConfig, Cloud
 from databricks_access._errors import ConfigError
+from databricks_access._gcp_secrets import GcpSecretManagerStore
 from databricks_access._integration import (
     MAX_ACCESS_DETAILS,
     IntegrationConfig,
@@ -29,6 +33,7 @@ from databricks_access._integration import (
 from databricks_access._owners import Owner, OwnerKind, ResourceOwnerSetting
 from databricks_access._secrets import EnvSecretStore, FileSecretStore
 from databricks_access._sqlite_store import SqliteLeaseStore
+from databricks_access._vault_secrets import HashiCorpVaultStore
 
 ACCOUNT_ID = "0a1b2c3d-0000-4000-8000-00000000abcd"
 AWS = "https://accounts.cloud.databricks.com"
@@ -240,6 +245,26 @@ FIELD_ERRORS = [
     ),
     ({"secret_store": "vault:../etc"}, ("secret_store",), "KV path"),
     ({"secret_store": "vault:"}, ("secret_store",), "KV path"),
+    ({"secret_store": "vault:databricks"}, ("secret_store",), "<mount>/<path>"),
+    ({"secret_store": "vault:secret/sp?kv=3"}, ("secret_store",), "kv is 1 or 2"),
+    ({"secret_store": "vault:secret/sp?auth=ldap"}, ("secret_store",), "token or approle"),
+    ({"secret_store": "vault:secret/sp?token=s.abc"}, ("secret_store",), "'token' is not one"),
+    ({"secret_store": "vault:secret/sp?kv=1&kv=2"}, ("secret_store",), "kv twice"),
+    ({"secret_store": "vault:secret/sp?kv="}, ("secret_store",), "kv is empty"),
+    ({"secret_store": "vault:secret/sp?kv=1&version=3"}, ("secret_store",), "no versions"),
+    ({"secret_store": "vault:secret/sp?version=0"}, ("secret_store",), "positive version"),
+    ({"secret_store": "vault:secret/sp?addr=http://vault.example.com"}, ("secret_store",), "addr"),
+    ({"secret_store": "vault:secret/sp?addr=https://v.example.com/ui"}, ("secret_store",), "path"),
+    ({"secret_store": "aws-secrets-manager:sp?region=Europe"}, ("secret_store",), "eu-west-1"),
+    ({"secret_store": "aws-secrets-manager:sp?stage=x"}, ("secret_store",), "version_stage"),
+    (
+        {
+            "secret_store": "aws-secrets-manager:"
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:sp?region=us-east-1"
+        },
+        ("secret_store",),
+        "the ARN names the region eu-west-1",
+    ),
     ({"secret_store": ""}, ("secret_store",), "is empty"),
     ({"secret_store": 3}, ("secret_store",), "must be a string"),
     ({"allow_custom_host": "yes"}, ("allow_custom_host",), "true or false"),
@@ -591,6 +616,25 @@ SECRET_REFS = [
     ("gcp-secret-manager:projects/p-1/secrets/databricks-sp", None, None),
     ("gcp-secret-manager:projects/p-1/secrets/databricks-sp/versions/latest", None, None),
     ("vault:secret/data/databricks", None, None),
+    (
+        "aws-secrets-manager:prod/sp?version_stage=AWSPREVIOUS&region=eu-west-1",
+        SecretStoreRef(
+            "aws-secrets-manager",
+            "prod/sp",
+            options=(("region", "eu-west-1"), ("version_stage", "AWSPREVIOUS")),
+        ),
+        "aws-secrets-manager:prod/sp?region=eu-west-1&version_stage=AWSPREVIOUS",
+    ),
+    (
+        "vault:/kv/team/databricks/?addr=https://Vault.example.com:8200&auth=approle&kv=1",
+        SecretStoreRef(
+            "vault",
+            "kv/team/databricks",
+            options=(("kv", "1"), ("auth", "approle"), ("addr", "https://Vault.example.com:8200")),
+        ),
+        "vault:kv/team/databricks?kv=1&auth=approle&addr=https://Vault.example.com:8200",
+    ),
+    ("vault:secret/databricks?version=3", None, None),
 ]
 
 
@@ -625,11 +669,131 @@ def test_env_and_file_references_open_their_stores(tmp_path: Path):
         ("vault:secret/sp", "vault"),
     ],
 )
-def test_cloud_secret_stores_name_the_extra_they_need(text, extra):
+def test_cloud_secret_stores_name_the_extra_they_need(text, extra, monkeypatch):
+    # The SDKs are installed for the tests: hide them, as a base install lacks them.
+    for module in SDK_MODULES:
+        monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(ConfigError) as info:
         open_secret_store(text)
     assert info.value.fields == ("secret_store",)
     assert f"databricks-access[{extra}]" in str(info.value)
+
+
+SDK_MODULES = (
+    "boto3",
+    "botocore.exceptions",
+    "azure.core.exceptions",
+    "azure.keyvault.secrets",
+    "azure.identity",
+    "google.api_core.exceptions",
+    "google.auth.exceptions",
+    "google.cloud.secretmanager",
+    "hvac",
+    "hvac.exceptions",
+)
+
+
+def test_aws_references_open_aws_secrets_manager_stores():
+    pytest.importorskip("boto3")
+
+    with open_secret_store(
+        "aws-secrets-manager:prod/sp?region=eu-west-1&version_stage=AWSPREVIOUS"
+    ) as store:
+        assert isinstance(store, AwsSecretsManagerStore)
+        assert (store.secret_id, store.region, store.version_stage) == (
+            "prod/sp",
+            "eu-west-1",
+            "AWSPREVIOUS",
+        )
+    arn = "arn:aws:secretsmanager:ap-south-1:123456789012:secret:prod/sp-AbCdEf"
+    with open_secret_store(f"aws-secrets-manager:{arn}") as store:
+        assert (store.secret_id, store.region, store.version_stage) == (
+            arn,
+            "ap-south-1",
+            "AWSCURRENT",
+        )
+
+
+def test_azure_references_open_key_vault_stores():
+    pytest.importorskip("azure.keyvault.secrets")
+    pytest.importorskip("azure.identity")
+
+    with open_secret_store("azure-key-vault:https://jit.vault.azure.net/databricks-sp") as store:
+        assert isinstance(store, AzureKeyVaultStore)
+        assert (store.vault_url, store.name, store.version) == (
+            "https://jit.vault.azure.net",
+            "databricks-sp",
+            None,
+        )
+    with open_secret_store(
+        "azure-key-vault:https://jit.vault.azure.net/secrets/databricks-sp/0123abcd"
+    ) as store:
+        assert (store.name, store.version) == ("databricks-sp", "0123abcd")
+
+
+def test_gcp_references_open_secret_manager_stores():
+    pytest.importorskip("google.cloud.secretmanager")
+
+    with open_secret_store("gcp-secret-manager:projects/p-1/secrets/databricks-sp") as store:
+        assert isinstance(store, GcpSecretManagerStore)
+        assert store.name == "projects/p-1/secrets/databricks-sp/versions/latest"
+    with open_secret_store("gcp-secret-manager:projects/p-1/secrets/sp/versions/7") as store:
+        assert store.name == "projects/p-1/secrets/sp/versions/7"
+
+
+VAULT_ENV = {"VAULT_ADDR": "https://vault.example.com:8200", "VAULT_TOKEN": "hvs.not-used"}
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "expected"),
+    [
+        ("vault:secret/databricks", VAULT_ENV, ("secret", "databricks", 2, "token")),
+        # The KV v2 API form: <mount>/data/<path>.
+        ("vault:secret/data/databricks", VAULT_ENV, ("secret", "databricks", 2, "token")),
+        # KV v1 has no data/ segment: it is part of the path.
+        ("vault:kv/data/databricks?kv=1", VAULT_ENV, ("kv", "data/databricks", 1, "token")),
+        (
+            "vault:secret/databricks",
+            {**VAULT_ENV, "VAULT_ROLE_ID": "role"},
+            ("secret", "databricks", 2, "approle"),
+        ),
+        (
+            "vault:secret/team/sp?auth=approle&addr=https://v.example.com",
+            {"VAULT_ROLE_ID": "role"},
+            ("secret", "team/sp", 2, "approle"),
+        ),
+    ],
+)
+def test_vault_references_open_vault_stores(text, environ, expected):
+    pytest.importorskip("hvac")
+
+    with open_secret_store(text, environ=environ) as store:
+        assert isinstance(store, HashiCorpVaultStore)
+        assert (store.mount_point, store.path, store.kv_version, store.auth) == expected
+        assert store.addr.startswith("https://")
+
+
+def test_vault_reference_problems_name_the_secret_store_field():
+    pytest.importorskip("hvac")
+    with pytest.raises(ConfigError, match="VAULT_ADDR") as info:
+        open_secret_store("vault:secret/sp", environ={})
+    assert info.value.fields == ("secret_store",)
+    with pytest.raises(ConfigError, match="VAULT_ROLE_ID") as info:
+        open_secret_store("vault:secret/sp?auth=approle", environ=VAULT_ENV)
+    assert info.value.fields == ("secret_store",)
+
+
+def test_vault_reference_over_loopback_http_needs_the_allow_flag():
+    pytest.importorskip("hvac")
+    text = "vault:secret/sp?addr=http://127.0.0.1:8200"
+    with pytest.raises(ConfigError, match="http") as info:
+        open_secret_store(text, environ={})
+    assert info.value.fields == ("secret_store",)
+    with open_secret_store(text, environ={}, allow_insecure_http=True) as store:
+        assert store.addr == "http://127.0.0.1:8200"
+    cfg = build(secret_store=text, allow_insecure_http=True)
+    with cfg.secret_store_instance(environ={}) as store:
+        assert store.addr == "http://127.0.0.1:8200"
 
 
 def test_secret_store_parse_raises_config_error():

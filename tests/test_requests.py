@@ -100,6 +100,7 @@ def test_submit_then_approve_grants_with_the_approver_on_the_lease(
     assert approved.decided_by == "bob@example.com"
     lease = store.get_lease(approved.lease_id)
     assert lease.approver == "bob@example.com"
+    assert lease.principal_name == "alice@example.com"  # carried from the request
     assert lease.request_id == req.id
     assert fake.group_members(group) == {alice}
     assert sink.kinds() == ["request_submitted", "request_approved", "granted"]

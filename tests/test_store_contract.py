@@ -287,6 +287,23 @@ def test_update_of_a_missing_lease_is_stale(store):
     assert issubclass(StaleStateError, LeaseError)
 
 
+def test_leases_on_pairs_returns_every_lease_of_those_pairs_only(store):
+    a1 = lease(principal=ALICE, group_id="g1", granted_at=T0)
+    a2 = lease(principal=ALICE, group_id="g1", granted_at=T0 + MIN, state=LeaseState.REVOKED)
+    a3 = lease(principal=ALICE, group_id="g2", granted_at=T0)
+    b1 = lease(principal=BOB, group_id="g1", granted_at=T0 - MIN)
+    for item in (a1, a2, a3, b1):
+        store.add_lease(item)
+    pairs = [Pair(ALICE.id, "g1"), Pair(BOB.id, "g1"), Pair("nobody", "g1"), Pair(ALICE.id, "g1")]
+    assert ids(store.leases_on_pairs(pairs)) == ids([b1, a1, a2])
+    live = [LeaseState.ACTIVE, LeaseState.GRANTING]
+    assert ids(store.leases_on_pairs(pairs, states=live)) == ids([b1, a1])
+    assert store.leases_on_pairs([]) == []
+    assert store.leases_on_pairs(pairs, states=[]) == []
+    many = [Pair(f"p{i}", "g1") for i in range(1000)] + [Pair(ALICE.id, "g2")]
+    assert ids(store.leases_on_pairs(many)) == ids([a3])
+
+
 def test_update_many_applies_each_compare_and_set_with_its_event(store):
     first, second, third = (lease(state=LeaseState.ACTIVE) for _ in range(3))
     for item in (first, second, third):

@@ -20,6 +20,8 @@ logging.getLogger("databricks_access").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from databricks_access._auth import OAuthM2M
+    from databricks_access._aws_secrets import AwsSecretsManagerStore
+    from databricks_access._azure_secrets import AzureKeyVaultStore
     from databricks_access._client import AccountClient, AsyncAccountClient
     from databricks_access._clock import Clock, ManualClock, SystemClock
     from databricks_access._config import AccountConfig, Cloud
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
         TransportError,
     )
     from databricks_access._events import CallableSink, EventSink, JsonLinesSink, MemorySink
+    from databricks_access._gcp_secrets import GcpSecretManagerStore
     from databricks_access._integration import (
         Approvers,
         ApproverSource,
@@ -142,6 +145,7 @@ if TYPE_CHECKING:
         LeaseTracker,
         SweepReport,
     )
+    from databricks_access._vault_secrets import HashiCorpVaultStore
 
 # Public name -> the private module that defines it.
 _EXPORTS: dict[str, str] = {
@@ -168,6 +172,8 @@ _EXPORTS: dict[str, str] = {
     "AsyncTagOwnerResolver": "_owners",
     "AuditEvent": "_lease",
     "AuthenticationError": "_errors",
+    "AwsSecretsManagerStore": "_aws_secrets",
+    "AzureKeyVaultStore": "_azure_secrets",
     "BadRequestError": "_errors",
     "CallableSink": "_events",
     "Check": "_diagnose",
@@ -190,10 +196,12 @@ _EXPORTS: dict[str, str] = {
     "EventSink": "_events",
     "ExtendResult": "_tracker",
     "FileSecretStore": "_secrets",
+    "GcpSecretManagerStore": "_gcp_secrets",
     "GrantOutcome": "_membership",
     "GrantResult": "_membership",
     "GrantRule": "_models",
     "Group": "_models",
+    "HashiCorpVaultStore": "_vault_secrets",
     "IdentityDirectory": "_owners",
     "Integration": "_integration",
     "IntegrationConfig": "_integration",
@@ -286,6 +294,8 @@ __all__ = [
     "AsyncTagOwnerResolver",
     "AuditEvent",
     "AuthenticationError",
+    "AwsSecretsManagerStore",
+    "AzureKeyVaultStore",
     "BadRequestError",
     "CallableSink",
     "Check",
@@ -308,10 +318,12 @@ __all__ = [
     "EventSink",
     "ExtendResult",
     "FileSecretStore",
+    "GcpSecretManagerStore",
     "GrantOutcome",
     "GrantResult",
     "GrantRule",
     "Group",
+    "HashiCorpVaultStore",
     "IdentityDirectory",
     "Integration",
     "IntegrationConfig",

@@ -187,7 +187,11 @@ class AccountApi:
         reply = yield from request(
             Call(method="GET", path=path, query=query, op=OpClass.GET, idempotent=True)
         )
-        return structure(reply.json(), item)
+        data = reply.json()
+        if isinstance(data, dict) and "id" not in data:
+            # A projected read (`attributes=members`) has been seen to drop `id`.
+            data = {**data, "id": resource_id}
+        return structure(data, item)
 
     def _find(
         self,

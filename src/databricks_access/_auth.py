@@ -168,7 +168,8 @@ class OAuthM2M(httpx.Auth):
             extensions={"timeout": self._timeout},
         )
 
-    def _fetch_steps(self) -> Generator[_AuthStep, Any, _Token]:
+    def _fetch_steps(self, *, patient: bool = True) -> Generator[_AuthStep, Any, _Token]:
+        """Fetch a token; with `patient=False` (a still-valid token is held), try once."""
         credentials: ClientCredentials = yield _ReadCredentials(self._reread_credentials)
         reread = self._reread_credentials
         discovered = self._explicit_endpoint
@@ -195,7 +196,7 @@ class OAuthM2M(httpx.Auth):
             if error.error_code == "invalid_client":
                 self._reread_credentials = True
             delay = None
-            if self._retry.retryable(error, idempotent=True):
+            if patient and self._retry.retryable(error, idempotent=True):
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 delay = self._retry.delay(
                     attempt=attempt,
@@ -291,8 +292,16 @@ class OAuthM2M(httpx.Auth):
             ):
                 try:
                     if self._needs_fetch(self._token):
-                        self._token = yield from self._run_sync(self._fetch_steps())
-                        fetched = True
+                        held = None if self._must_wait(self._token) else self._token
+                        try:
+                            self._token = yield from self._run_sync(
+                                self._fetch_steps(patient=held is None)
+                            )
+                            fetched = True
+                        except ApiError as exc:
+                            if held is None:
+                                raise
+                            self._keep(held, exc)
                     token = self._token
                 finally:
                     self._thread_lock.release()
@@ -334,13 +343,20 @@ class OAuthM2M(httpx.Auth):
                 if self._must_wait(token) or not lock.locked():
                     async with lock:
                         if self._needs_fetch(self._token):
-                            steps = self._fetch_steps()
+                            held = None if self._must_wait(self._token) else self._token
+                            steps = self._fetch_steps(patient=held is None)
                             outcome: Any = None
                             while True:
                                 try:
                                     step = steps.send(outcome)
                                 except StopIteration as stop:
                                     self._token = stop.value
+                                    fetched = True
+                                    break
+                                except ApiError as exc:
+                                    if held is None:
+                                        raise
+                                    self._keep(held, exc)
                                     break
                                 if isinstance(step, httpx.Request):
                                     outcome = yield step
@@ -352,12 +368,20 @@ class OAuthM2M(httpx.Auth):
                                     outcome = await asyncio.to_thread(
                                         self._secrets.get_credentials, refresh=step.refresh
                                     )
-                            fetched = True
                         token = self._token
             response = yield self._authorize(request, token)
             if response.status_code != 401 or fetched or attempt:
                 return
             self._drop(token)
+
+    def _keep(self, held: _Token, error: ApiError) -> None:
+        """A refresh ahead of expiry failed: the held token is still valid, so keep it."""
+        logger.warning(
+            "could not refresh the access token ahead of its expiry (%s); using the current "
+            "one, valid for another %.0fs",
+            error,
+            held.remaining(self._clock.monotonic()),
+        )
 
     def _authorize(self, request: httpx.Request, token: _Token | None) -> httpx.Request:
         if token is None:  # pragma: no cover - the lock holder always leaves a token

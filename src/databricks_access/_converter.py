@@ -69,20 +69,26 @@ def _mapping(data: object, cls: type) -> Mapping[str, Any]:
 
 
 def _member_from_json(data: object, _: type) -> MemberRef:
-    raw = _mapping(data, MemberRef)
-    value = raw.get("value")
-    if value is None or isinstance(value, (bool, dict, list)):
-        raise TypeError("a member has no value")
-    ref = raw.get("$ref")
-    ref = ref if isinstance(ref, str) else None
+    # On every group read, once per member: kept lean.
+    if type(data) is not dict:
+        data = _mapping(data, MemberRef)
+    value = data.get("value")
+    if type(value) is not str:
+        if value is None or isinstance(value, (bool, dict, list)):
+            raise TypeError("a member has no value")
+        value = str(value)
+    ref = data.get("$ref")
+    if type(ref) is not str:
+        ref = None
     kind = PrincipalKind.from_ref(ref)
-    member_type = raw.get("type")
-    if kind is None and isinstance(member_type, str):
-        kind = _MEMBER_TYPES.get(member_type.lower())
-    display = raw.get("display")
+    if kind is None:
+        member_type = data.get("type")
+        if isinstance(member_type, str):
+            kind = _MEMBER_TYPES.get(member_type.lower())
+    display = data.get("display")
     return MemberRef(
-        id=str(value),
-        display=display if isinstance(display, str) else None,
+        id=value,
+        display=display if type(display) is str else None,
         kind=kind,
         ref=ref,
     )

@@ -21,6 +21,7 @@ from databricks_access._clock import Clock
 from databricks_access._errors import (
     ApiError,
     DatabricksAccessError,
+    RateLimitedError,
     RequestTimeoutError,
     TransportError,
     error_from_reply,
@@ -103,6 +104,19 @@ class _DriverBase:
             request_not_sent=not_sent,
         )
 
+    @staticmethod
+    def _may_have_landed(error: DatabricksAccessError) -> bool:
+        """Whether a failed attempt may have reached the server and taken effect."""
+        if isinstance(error, TransportError):
+            return not error.request_not_sent
+        # 503 and throttling (429, the 500 REQUEST_LIMIT_EXCEEDED form) did nothing.
+        return (
+            isinstance(error, ApiError)
+            and not isinstance(error, RateLimitedError)
+            and error.status_code >= 500
+            and error.status_code != 503
+        )
+
     def _next_delay(
         self, call: Call, error: DatabricksAccessError, attempt: int, started: float
     ) -> float | None:
@@ -138,6 +152,7 @@ class SyncDriver(_DriverBase):
         """Send one call with throttling and retries; returns a 2xx reply or raises."""
         started = self._clock.monotonic()
         attempt = 0
+        landed = False  # whether an attempt so far may have taken effect
         while True:
             attempt += 1
             if self._throttle is not None:
@@ -148,12 +163,17 @@ class SyncDriver(_DriverBase):
                 response = self.http.send(request, auth=self._auth_for(call))
             except httpx.TransportError as exc:
                 outcome: Reply | DatabricksAccessError = self._transport_error(call, request, exc)
+            except DatabricksAccessError as exc:  # no token: this attempt was never sent
+                exc.maybe_applied = exc.maybe_applied or landed
+                raise
             else:
                 outcome = self._reply_or_error(call, response)
             if isinstance(outcome, Reply):
                 return outcome
+            landed = landed or self._may_have_landed(outcome)
             delay = self._next_delay(call, outcome, attempt, started)
             if delay is None:
+                outcome.maybe_applied = landed
                 raise outcome
             self._clock.sleep(delay)
 
@@ -244,6 +264,7 @@ class AsyncDriver(_DriverBase):
         """Send one call with throttling and retries; returns a 2xx reply or raises."""
         started = self._clock.monotonic()
         attempt = 0
+        landed = False  # whether an attempt so far may have taken effect
         while True:
             attempt += 1
             if self._throttle is not None:
@@ -257,12 +278,17 @@ class AsyncDriver(_DriverBase):
                 response = await http.send(request, auth=self._auth_for(call))
             except httpx.TransportError as exc:
                 outcome: Reply | DatabricksAccessError = self._transport_error(call, request, exc)
+            except DatabricksAccessError as exc:  # no token: this attempt was never sent
+                exc.maybe_applied = exc.maybe_applied or landed
+                raise
             else:
                 outcome = self._reply_or_error(call, response)
             if isinstance(outcome, Reply):
                 return outcome
+            landed = landed or self._may_have_landed(outcome)
             delay = self._next_delay(call, outcome, attempt, started)
             if delay is None:
+                outcome.maybe_applied = landed
                 raise outcome
             await self._clock.asleep(delay)
 

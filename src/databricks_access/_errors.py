@@ -57,7 +57,15 @@ _MAX_DETAIL = 500
 
 
 class DatabricksAccessError(Exception):
-    """The root of every error raised by databricks_access."""
+    """The root of every error raised by databricks_access.
+
+    Attributes:
+        maybe_applied: The failed request may still have taken effect: one of its
+            attempts was sent and then lost (a dropped connection, a timeout) or met a
+            server failure (500, 502, 504) before the retries gave up.
+    """
+
+    maybe_applied: bool = False
 
 
 @attrs.frozen

@@ -284,6 +284,24 @@ class MemoryLeaseStore:
             self._check_open()
             return self._leases.get(lease_id)
 
+    def leases_on_pairs(
+        self, pairs: Sequence[Pair], *, states: Iterable[LeaseState] | None = None
+    ) -> list[Lease]:
+        """Every lease on any of `pairs` (in `states`, when given), oldest first."""
+        wanted = None if states is None else frozenset(states)
+        targets = {(pair.principal_id, pair.group_id) for pair in pairs}
+        with self._lock:
+            self._check_open()
+            found = [
+                lease
+                for principal_id in {p for p, _ in targets}
+                for lease in map(self._leases.__getitem__, self._by_principal.get(principal_id, {}))
+                if (lease.principal.id, lease.group_id) in targets
+                and (wanted is None or lease.state in wanted)
+            ]
+            found.sort(key=lambda lease: (lease.granted_at, self._order[lease.id]))
+        return found
+
     def find_leases(
         self,
         *,

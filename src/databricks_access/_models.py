@@ -51,6 +51,9 @@ class PrincipalKind(enum.Enum):
         """The kind named by a SCIM `$ref` (`Users/123`, `.../ServicePrincipals/9`), if any."""
         if not ref:
             return None
+        head, slash, _ = ref.partition("/")
+        if slash and head in _BY_RESOURCE:  # the usual, relative form: fast path
+            return _BY_RESOURCE[head]
         parts = ref.rstrip("/").split("/")
         # "$ref" may be relative ("Users/1") or a full URL ending in ".../Users/1".
         for part in reversed(parts[:-1] or parts):

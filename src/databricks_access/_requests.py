@@ -28,6 +28,8 @@ from databricks_access._lease import (
     AccessRequest,
     AuditEvent,
     EventKind,
+    Lease,
+    LeaseState,
     RequestState,
     new_id,
 )
@@ -241,10 +243,26 @@ class RequestFlows:
         return (yield from self._grant(approved))
 
     def _grant(self, req: AccessRequest) -> Flow[AccessRequest]:
+        # A crash between the grant and the link below leaves the request's lease stored
+        # (the tracker's sweep finishes it): link that one, never grant a request twice.
+        on_pair: list[Lease] = yield from _store(
+            "find_leases", principal_id=req.principal.id, group_id=req.group_id
+        )
+        earlier = [x for x in on_pair if x.request_id == req.id]
+        if earlier and earlier[0].state is not LeaseState.GRANT_FAILED:
+            done = attrs.evolve(req, lease_id=earlier[0].id, updated_at=self.t.clock.now())
+            yield from _store("update_request", done, expect=(RequestState.APPROVED,), event=None)
+            return done
         try:
+            group: Group | str = (
+                Group(id=req.group_id, display_name=req.group_name)
+                if req.group_name
+                else req.group_id
+            )
             lease = yield from self.t.grant(
                 req.principal,
-                req.group_id,
+                group,
+                principal_name=req.principal_name,
                 ttl=req.ttl_seconds,
                 requester=req.requester,
                 reason=req.reason,

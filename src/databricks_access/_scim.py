@@ -58,6 +58,11 @@ def quote_filter_value(value: str, field: str = "value") -> str:
         raise ConfigError("must not contain control characters", field)
     if not value:
         raise ConfigError("must not be empty", field)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError("must be valid Unicode text (no lone surrogates)", field) from None
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

@@ -48,6 +48,14 @@ def _masked(_: object) -> str:
     return "'***'"
 
 
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @attrs.frozen
 class ClientCredentials:
     """An OAuth client ID and secret (a service principal's application ID and secret).
@@ -74,6 +82,13 @@ class ClientCredentials:
                 )
             elif not value.strip():
                 problems.append(ConfigProblem(name, "must not be empty"))
+            elif not value.isascii() and not _encodable(value):
+                # It could never be sent, and the encoder's error would hold the value.
+                problems.append(
+                    ConfigProblem(
+                        name, "must be valid Unicode text (no lone surrogate or undecodable byte)"
+                    )
+                )
         if problems:
             raise ConfigError(problems)
 
@@ -171,6 +186,9 @@ class EnvSecretStore:
         if missing:
             verb = "is" if len(missing) == 1 else "are"
             raise SecretStoreError(f"{self!r}: {' and '.join(missing)} {verb} not set or empty")
+        garbled = [n for n, v in zip(names, values, strict=True) if not _encodable(v)]
+        if garbled:
+            raise SecretStoreError(f"{self!r}: {' and '.join(garbled)} is not valid UTF-8 text")
         return ClientCredentials(values[0], values[1])
 
 
@@ -364,6 +382,8 @@ class FileSecretStore:
                 problems.append(f"{name!r} must be a string, found {_json_kind(value)}")
             elif not value.strip():
                 problems.append(f"{name!r} is empty")
+            elif not value.isascii() and not _encodable(value):
+                problems.append(f"{name!r} is not valid Unicode text (a lone surrogate escape)")
             else:
                 values[name] = value.strip()
         if problems:

@@ -237,6 +237,8 @@ _LEASE_FIELDS = (
     "ended_at, request_id, group_name, principal_name"
 )
 _INSERT_LEASE = f"INSERT INTO leases ({_LEASE_FIELDS}, due_at) VALUES ({', '.join(['?'] * 21)})"  # noqa: S608 - fixed fragments
+# Pairs per `leases_on_pairs` query: two bound values each, well under SQLite's limit.
+_PAIRS_PER_QUERY = 400
 _UPDATE_LEASE = (
     "UPDATE leases SET principal_kind = ?, principal_id = ?, group_id = ?, state = ?, "
     "granted_at = ?, expires_at = ?, requester = ?, reason = ?, approver = ?, standing = ?, "
@@ -904,6 +906,31 @@ class SqliteLeaseStore:
             raise LeaseError(
                 f"the lease store at {self._path} holds a lease this version cannot read: {exc!r}"
             ) from exc
+
+    def leases_on_pairs(
+        self, pairs: Sequence[Pair], *, states: Iterable[LeaseState] | None = None
+    ) -> list[Lease]:
+        """Every lease on any of `pairs` (in `states`, when given), oldest first."""
+        wanted = None if states is None else sorted({state.value for state in states})
+        if wanted == [] or not pairs:
+            return []
+        state_sql = "" if wanted is None else " AND state IN " + _placeholders(len(wanted))
+        unique = list(dict.fromkeys((pair.principal_id, pair.group_id) for pair in pairs))
+        rows: list[Row] = []
+        for start in range(0, len(unique), _PAIRS_PER_QUERY):
+            chunk = unique[start : start + _PAIRS_PER_QUERY]
+            values = ", ".join(["(?, ?)"] * len(chunk))
+            # Driven from the pairs, so each one is an index lookup on leases_pair.
+            sql = (
+                f"WITH wanted(p, g) AS (VALUES {values}) "  # noqa: S608 - fixed fragments
+                f"SELECT {_LEASE_FIELDS} FROM wanted CROSS JOIN leases "
+                f"ON principal_id = p AND group_id = g{state_sql}"
+            )
+            params = [item for pair in chunk for item in pair]
+            rows += self._read(sql, [*params, *(wanted or [])], "read the leases of pairs")
+        found = self._leases(rows)
+        found.sort(key=lambda lease: lease.granted_at)
+        return found
 
     def find_leases(
         self,

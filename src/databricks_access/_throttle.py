@@ -43,13 +43,16 @@ class RateLimits:
     list: float | None = attrs.field(default=None, validator=_positive_or_none)
     patch: float | None = attrs.field(default=None, validator=_positive_or_none)
     write: float | None = attrs.field(default=None, validator=_positive_or_none)
-    burst: int = attrs.field(default=1, validator=attrs.validators.ge(1))
-    """How many requests of one class may start back to back after a quiet spell."""
+    burst: float = attrs.field(default=0.0, validator=attrs.validators.ge(0.0))
+    """Seconds' worth of requests of one class that may start at once after a quiet
+    spell (0: strictly spaced). Databricks' buckets are believed to hold one second's."""
 
     @classmethod
-    def published(cls, scale: float = 1.0) -> RateLimits:
+    def published(cls, scale: float = 1.0, *, burst: float = 1.0) -> RateLimits:
         """The reported account API limits, optionally scaled (0.8 keeps a margin)."""
-        return cls(get=20.0 * scale, list=4.0 * scale, patch=2.0 * scale, write=5.0 * scale)
+        return cls(
+            get=20.0 * scale, list=4.0 * scale, patch=2.0 * scale, write=5.0 * scale, burst=burst
+        )
 
     def rate_for(self, op: OpClass) -> float | None:
         """The limit of one operation class (token and metadata calls are unlimited)."""
@@ -82,7 +85,7 @@ class Throttle:
             return 0.0
         interval = 1.0 / rate
         # GCRA: each class keeps a theoretical arrival time; `tolerance` allows a burst.
-        tolerance = (self._limits.burst - 1) * interval
+        tolerance = max(self._limits.burst - interval, 0.0)
         with self._lock:
             now = self._monotonic()
             arrival = max(self._arrival.get(op, now), now)

@@ -87,7 +87,8 @@ GroupLike = Group | str
 Duration = dt.timedelta | float | int
 
 _MAX_TEXT = 1000
-_SWEEP_BATCH = 1000
+# Due leases handled together: their removals are coalesced per group across the batch.
+_SWEEP_BATCH = 10_000
 
 
 # -- effects: what a tracker flow asks of its runner besides HTTP ---------------------------
@@ -222,6 +223,11 @@ def _text(value: object, field: str, *, optional: bool = False) -> str | None:
         raise ConfigError(f"must be at most {_MAX_TEXT} characters, not {len(value)}", field)
     if any(ord(c) < 32 and c != "\t" for c in value):
         raise ConfigError("must not contain control characters", field)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigError("must be valid Unicode text (no lone surrogates)", field) from None
     return value
 
 
@@ -394,6 +400,7 @@ class TrackerFlows:
         reason: str,
         approver: str | None = None,
         request_id: str | None = None,
+        principal_name: str | None = None,
     ) -> Flow[Lease]:
         """Add the membership for `ttl`, behind a lease stored first."""
         seconds = self.check_ttl(ttl)
@@ -424,13 +431,26 @@ class TrackerFlows:
                 updated_at=now,
                 request_id=request_id,
                 group_name=group.display_name if isinstance(group, Group) else None,
-                principal_name=principal if isinstance(principal, str) else None,
+                principal_name=principal if isinstance(principal, str) else principal_name,
             )
             yield from _store("add_lease", lease, None)
             crash_point("after_intent_write")
             try:
                 yield from self._add(gid, [ref.id])
             except DatabricksAccessError as exc:
+                if exc.maybe_applied:
+                    # The add may have landed before the API failed: undo it as an early
+                    # revoke (retried until it succeeds), so no membership outlives the
+                    # failed grant. Standing members and other leases keep theirs.
+                    noted = attrs.evolve(lease, last_error=_error_text(exc))
+                    yield from _store(
+                        "update_lease",
+                        noted,
+                        expect=(LeaseState.GRANTING,),
+                        event=self._event(EventKind.GRANT_FAILED, noted, error=_error_text(exc)),
+                    )
+                    yield from self._end_pair(pair, ending_ids={lease.id}, early_by="grant failed")
+                    raise
                 failed = attrs.evolve(
                     lease,
                     state=LeaseState.GRANT_FAILED,
@@ -619,12 +639,15 @@ class TrackerFlows:
         )
 
     def _end_pairs(self, pairs: list[Pair], now: dt.datetime) -> Flow[dict[str, object]]:
-        plans: dict[Pair, _PairPlan] = {}
-        for pair in pairs:
-            on_pair: list[Lease] = yield from _store(
-                "find_leases", principal_id=pair.principal_id, group_id=pair.group_id
-            )
-            plans[pair] = _PairPlan.build(on_pair, now, self.s.claim_ttl)
+        live = tuple(state for state in LeaseState if state not in TERMINAL_STATES)
+        found: list[Lease] = yield from _store("leases_on_pairs", pairs, states=live)
+        by_pair: dict[Pair, list[Lease]] = {pair: [] for pair in pairs}
+        for lease in found:
+            by_pair[lease.pair].append(lease)
+        plans = {
+            pair: _PairPlan.build(on_pair, now, self.s.claim_ttl)
+            for pair, on_pair in by_pair.items()
+        }
         return (yield from self._execute(plans, now, early_by=None))
 
     def _cas_many(
