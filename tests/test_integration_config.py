@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 
 import databricks_access as da
 from conftest import run_doctests
-from databricks_access import _diagnose, _integration, _owners
+from databricks_access import _diagnose, _integration, _owners, _postgres_store
 from databricks_access._aws_secrets import AwsSecretsManagerStore
 from databricks_access._azure_secrets import AzureKeyVaultStore
 from databricks_access._config import AccountConfig, Cloud
-from databricks_access._errors import ConfigError
+from databricks_access._errors import ConfigError, LeaseError
 from databricks_access._gcp_secrets import GcpSecretManagerStore
 from databricks_access._integration import (
     MAX_ACCESS_DETAILS,
@@ -830,9 +830,15 @@ def test_sqlite_reference_opens_a_store(tmp_path: Path):
     assert (tmp_path / "leases.db").exists()
 
 
-def test_postgresql_reference_names_its_extra():
+def test_postgresql_reference_names_its_extra_or_opens_the_store(monkeypatch):
+    ref = LeaseStoreRef.parse("postgresql://jit@db.invalid/jit?connect_timeout=2")
+    # With the extra: it is a PostgresLeaseStore, and an unreachable server says so.
+    with pytest.raises(LeaseError, match="cannot connect to the PostgreSQL lease store"):
+        ref.open()
+    # Without it (as the module records a failed import): the error names the extra.
+    monkeypatch.setattr(_postgres_store, "_MISSING", ImportError("No module named 'psycopg'"))
     with pytest.raises(ConfigError, match=r"databricks-access\[postgres\]"):
-        LeaseStoreRef.parse("postgresql://db/jit").open()
+        ref.open()
     with pytest.raises(ConfigError) as info:
         LeaseStoreRef.parse("mysql://x")
     assert info.value.fields == ("lease_store",)

@@ -30,6 +30,7 @@ from databricks_access._lease import (
 )
 from databricks_access._models import PrincipalKind, PrincipalRef
 from databricks_access._store import LeaseStore, StaleStateError, threaded
+from postgres_server import postgres_server_fixture  # noqa: F401 - used by the postgres factories
 from store_factories import STORE_FACTORIES
 
 UTC = dt.timezone.utc
@@ -46,7 +47,7 @@ _ids = itertools.count()
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
 def store(request, tmp_path):
-    made = STORE_FACTORIES[request.param](tmp_path)
+    made = STORE_FACTORIES[request.param](tmp_path, request)
     try:
         yield made
     finally:

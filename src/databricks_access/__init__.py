@@ -123,6 +123,7 @@ if TYPE_CHECKING:
         TagOwnerResolver,
         TagSource,
     )
+    from databricks_access._postgres_store import AsyncPostgresLeaseStore, PostgresLeaseStore
     from databricks_access._progress import Progress, tqdm_progress
     from databricks_access._requests import AccessRequests, AsyncAccessRequests, RequestSweep
     from databricks_access._retry import RetryPolicy
@@ -169,6 +170,7 @@ _EXPORTS: dict[str, str] = {
     "AsyncMembershipManager": "_membership",
     "AsyncOwnerResolver": "_owners",
     "AsyncPager": "_drivers",
+    "AsyncPostgresLeaseStore": "_postgres_store",
     "AsyncTagOwnerResolver": "_owners",
     "AuditEvent": "_lease",
     "AuthenticationError": "_errors",
@@ -232,6 +234,7 @@ _EXPORTS: dict[str, str] = {
     "PermissionAssignment": "_models",
     "PermissionDeniedError": "_errors",
     "PlannedRequest": "_membership",
+    "PostgresLeaseStore": "_postgres_store",
     "PrincipalKind": "_models",
     "PrincipalRef": "_models",
     "Progress": "_progress",
@@ -291,6 +294,7 @@ __all__ = [
     "AsyncMembershipManager",
     "AsyncOwnerResolver",
     "AsyncPager",
+    "AsyncPostgresLeaseStore",
     "AsyncTagOwnerResolver",
     "AuditEvent",
     "AuthenticationError",
@@ -354,6 +358,7 @@ __all__ = [
     "PermissionAssignment",
     "PermissionDeniedError",
     "PlannedRequest",
+    "PostgresLeaseStore",
     "PrincipalKind",
     "PrincipalRef",
     "Progress",

@@ -554,21 +554,21 @@ class LeaseStoreRef:
         return self.url
 
     def open(self) -> LeaseStore:
-        """The lease store this URL names (`SqliteLeaseStore` for `sqlite:`).
+        """The lease store this URL names: `SqliteLeaseStore` or `PostgresLeaseStore`.
+
+        A PostgreSQL password comes from libpq's usual places (`PGPASSWORD`, `~/.pgpass`),
+        never from the URL in the configuration.
 
         Raises:
-            ConfigError: For `postgresql:`, naming the optional extra it needs.
+            ConfigError: For `postgresql:` without the `databricks-access[postgres]` extra.
         """
         if self.kind == "sqlite" and self.path is not None:
             from databricks_access._sqlite_store import SqliteLeaseStore  # noqa: PLC0415
 
             return SqliteLeaseStore(self.path)
-        raise ConfigError(
-            "the PostgreSQL lease store needs the optional extra "
-            "`pip install 'databricks-access[postgres]'`, which this version does not ship "
-            "yet; use sqlite:///path meanwhile",
-            "lease_store",
-        )
+        from databricks_access._postgres_store import PostgresLeaseStore  # noqa: PLC0415
+
+        return PostgresLeaseStore(self.url)
 
 
 _LEASE_FORMS = "sqlite:///relative/path.db, sqlite:////absolute/path.db or postgresql://host/db"

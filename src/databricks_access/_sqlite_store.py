@@ -292,10 +292,10 @@ _NEXT_DUE = "SELECT " + ", ".join(
 )
 
 _CLAIM = (
-    "INSERT INTO claims (principal_id, group_id, owner, expires_at) VALUES (?1, ?2, ?3, ?4) "
+    "INSERT INTO claims (principal_id, group_id, owner, expires_at) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (principal_id, group_id) DO UPDATE "
     "SET owner = excluded.owner, expires_at = excluded.expires_at "
-    "WHERE claims.owner = excluded.owner OR claims.expires_at <= ?5"
+    "WHERE claims.owner = excluded.owner OR claims.expires_at <= ?"
 )
 
 _REQUEST_FIELDS = (
