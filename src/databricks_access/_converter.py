@@ -94,6 +94,12 @@ def _member_from_json(data: object, _: type) -> MemberRef:
     )
 
 
+def _members_from_json(data: object, _: type) -> tuple[MemberRef, ...]:
+    if not isinstance(data, list):
+        raise TypeError(f"members is a {type(data).__name__}, not a list")
+    return tuple([_member_from_json(item, MemberRef) for item in data])
+
+
 def _member_to_json(member: MemberRef) -> dict[str, Any]:
     out: dict[str, Any] = {"value": member.id}
     if member.display is not None:
@@ -118,6 +124,9 @@ def _converter() -> cattrs.Converter:
     # Registered first: the generated hooks below bind the hooks of their field types.
     conv.register_structure_hook(MemberRef, _member_from_json)
     conv.register_unstructure_hook(MemberRef, _member_to_json)
+    # Every group read parses its members: one tight loop instead of a dispatch per item.
+    members_type = tuple[MemberRef, ...]
+    conv.register_structure_hook_func(lambda t: t == members_type, _members_from_json)
     # Leaves before the classes that hold them (see above).
     classes = (
         Name,
@@ -151,9 +160,10 @@ def _converter() -> cattrs.Converter:
     def group_from_json(data: object, cls: type) -> Group:
         raw = _mapping(data, Group)
         meta = raw.get("meta")
-        group: Group = group_structure(raw, cls)
         if isinstance(meta, Mapping) and isinstance(meta.get("resourceType"), str):
-            return _with_resource_type(group, meta["resourceType"])
+            # `meta.resourceType` becomes the flat field (its JSON name: resourceType).
+            raw = {**raw, "resourceType": meta["resourceType"]}
+        group: Group = group_structure(raw, cls)
         return group
 
     def group_to_json(group: Group) -> dict[str, Any]:
@@ -166,12 +176,6 @@ def _converter() -> cattrs.Converter:
     conv.register_structure_hook(Group, group_from_json)
     conv.register_unstructure_hook(Group, group_to_json)
     return conv
-
-
-def _with_resource_type(group: Group, resource_type: str) -> Group:
-    import attrs  # noqa: PLC0415 - attrs is already loaded by the models
-
-    return attrs.evolve(group, resource_type=resource_type)
 
 
 def _fields(cls: type) -> tuple[Any, ...]:
