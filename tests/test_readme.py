@@ -53,6 +53,10 @@ def test_readme_python_blocks_run_against_the_emulator(tmp_path, monkeypatch, ca
     assert (tmp_path / "leases.db").exists()
     assert "granted" in (tmp_path / "audit.jsonl").read_text()
     assert isinstance(namespace["lease"], da.Lease)
+    inventory = namespace["inventory"]
+    assert "<table" in inventory._repr_html_()
+    assert {"group_id", "member_id"} <= set(namespace["rows"][0])
+    namespace["client"].close()
 
 
 @pytest.mark.parametrize("block", python_blocks())
