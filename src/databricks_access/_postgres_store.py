@@ -113,6 +113,36 @@ from databricks_access._lease import (
 )
 from databricks_access._models import PrincipalKind, PrincipalRef
 from databricks_access._store import StaleStateError
+from databricks_access._store_values import (
+    INT64 as _INT64,
+)
+from databricks_access._store_values import (
+    MAX_US as _MAX_US,
+)
+from databricks_access._store_values import (
+    MIN_US as _MIN_US,
+)
+from databricks_access._store_values import (
+    US as _US,
+)
+from databricks_access._store_values import (
+    UTC as _UTC,
+)
+from databricks_access._store_values import (
+    from_micros as _from_micros,
+)
+from databricks_access._store_values import (
+    integer as _integer,
+)
+from databricks_access._store_values import (
+    maybe_datetime as _maybe_datetime,
+)
+from databricks_access._store_values import (
+    maybe_micros as _maybe_micros,
+)
+from databricks_access._store_values import (
+    micros as _micros,
+)
 
 if TYPE_CHECKING:
     from psycopg.abc import AdaptContext
@@ -137,12 +167,6 @@ CHANNEL = "databricks_access_changes"
 _MIN_SERVER_VERSION = 100000  # txid_status() and identity columns: PostgreSQL 10
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
-_UTC = dt.timezone.utc
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
-_US = dt.timedelta(microseconds=1)
-_MIN_US = (dt.datetime.min.replace(tzinfo=_UTC) - _EPOCH) // _US
-_MAX_US = (dt.datetime.max.replace(tzinfo=_UTC) - _EPOCH) // _US
-_INT64 = 2**63
 
 # SQLSTATEs after which the server has rolled the whole transaction back, so running it
 # again is exact: serialization_failure, deadlock_detected.
@@ -459,34 +483,6 @@ def _dec(value: str) -> str:
 
 def _maybe_dec(value: str | None) -> str | None:
     return None if value is None else _dec(value)
-
-
-def _micros(value: dt.datetime, what: str) -> int:
-    """Microseconds since the epoch of an aware datetime; LeaseError for a naive one."""
-    if value.utcoffset() is None:
-        raise LeaseError(f"{what} must be a timezone-aware UTC datetime, not {value!r}")
-    micros = (value - _EPOCH) // _US
-    if not _MIN_US <= micros <= _MAX_US:
-        raise LeaseError(f"{what} is out of range once converted to UTC: {value!r}")
-    return micros
-
-
-def _maybe_micros(value: dt.datetime | None, what: str) -> int | None:
-    return None if value is None else _micros(value, what)
-
-
-def _from_micros(micros: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(microseconds=micros)
-
-
-def _maybe_datetime(micros: int | None) -> dt.datetime | None:
-    return None if micros is None else _from_micros(micros)
-
-
-def _integer(value: int, what: str) -> int:
-    if not -_INT64 <= value < _INT64:
-        raise LeaseError(f"{what} does not fit in a 64-bit integer: {value}")
-    return value
 
 
 def _lease_values(lease: Lease) -> list[object]:

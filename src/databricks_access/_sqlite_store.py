@@ -49,6 +49,33 @@ from databricks_access._lease import (
 )
 from databricks_access._models import PrincipalKind, PrincipalRef
 from databricks_access._store import StaleStateError
+from databricks_access._store_values import (
+    MAX_US as _MAX_US,
+)
+from databricks_access._store_values import (
+    MIN_US as _MIN_US,
+)
+from databricks_access._store_values import (
+    US as _US,
+)
+from databricks_access._store_values import (
+    UTC as _UTC,
+)
+from databricks_access._store_values import (
+    from_micros as _from_micros,
+)
+from databricks_access._store_values import (
+    integer as _integer,
+)
+from databricks_access._store_values import (
+    maybe_datetime as _maybe_datetime,
+)
+from databricks_access._store_values import (
+    maybe_micros as _maybe_micros,
+)
+from databricks_access._store_values import (
+    micros as _micros,
+)
 
 __all__ = ["SCHEMA_VERSION", "SqliteLeaseStore"]
 
@@ -63,12 +90,6 @@ _APPLICATION_ID = 0x44414C53
 # How often `wait_for_change` looks for commits made by other processes.
 _POLL_SECONDS = 0.05
 
-_UTC = dt.timezone.utc
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
-_US = dt.timedelta(microseconds=1)
-_MIN_US = (dt.datetime.min.replace(tzinfo=_UTC) - _EPOCH) // _US
-_MAX_US = (dt.datetime.max.replace(tzinfo=_UTC) - _EPOCH) // _US
-_INT64 = 2**63
 
 # Primary SQLite result codes (`sqlite_errorcode & 0xFF`, Python 3.11+).
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
@@ -320,34 +341,6 @@ _REQUEST_STATES = {state.value: state for state in RequestState}
 Row = tuple[Any, ...]
 
 # -- values --------------------------------------------------------------------------------
-
-
-def _micros(value: dt.datetime, what: str) -> int:
-    """Microseconds since the epoch of an aware datetime; LeaseError for a naive one."""
-    if value.utcoffset() is None:
-        raise LeaseError(f"{what} must be a timezone-aware UTC datetime, not {value!r}")
-    micros = (value - _EPOCH) // _US
-    if not _MIN_US <= micros <= _MAX_US:
-        raise LeaseError(f"{what} is out of range once converted to UTC: {value!r}")
-    return micros
-
-
-def _maybe_micros(value: dt.datetime | None, what: str) -> int | None:
-    return None if value is None else _micros(value, what)
-
-
-def _from_micros(micros: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(microseconds=micros)
-
-
-def _maybe_datetime(micros: int | None) -> dt.datetime | None:
-    return None if micros is None else _EPOCH + dt.timedelta(microseconds=micros)
-
-
-def _integer(value: int, what: str) -> int:
-    if not -_INT64 <= value < _INT64:
-        raise LeaseError(f"{what} does not fit in a 64-bit integer: {value}")
-    return value
 
 
 def _lease_values(lease: Lease) -> list[object]:
