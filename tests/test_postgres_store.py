@@ -247,7 +247,8 @@ NEEDS_SERVER = textwrap.dedent(
 def test_without_postgresql_tests_skip_but_fail_on_ci(tmp_path, ci):
     (tmp_path / "test_needs_server.py").write_text(NEEDS_SERVER, encoding="utf-8")
     (tmp_path / "empty").mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    # The inner pytest picks its own temp dir: not the outer run's (a parent of its cwd).
+    env = {k: v for k, v in os.environ.items() if k not in {"CI", "PYTEST_ADDOPTS"}}
     env["DATABRICKS_ACCESS_TEST_POSTGRES_BIN"] = str(tmp_path / "empty")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests"), env.get("PYTHONPATH", "")])
     if ci:
