@@ -140,6 +140,7 @@ def _converter() -> cattrs.Converter:
         PermissionAssignment,
         RuleSet,
     )
+    generated: dict[type, tuple[Callable[[Any, Any], Any], Callable[[Any], Any]]] = {}
     for cls in classes:
         names = {f.name: _camel(f.name) for f in _fields(cls)} if cls in _SCIM_CLASSES else {}
         names.update(_RENAMES.get(cls, {}))
@@ -153,9 +154,10 @@ def _converter() -> cattrs.Converter:
         )
         conv.register_structure_hook(cls, _without_nulls(structure_fn, cls))
         conv.register_unstructure_hook(cls, unstructure_fn)
+        generated[cls] = (_without_nulls(structure_fn, cls), unstructure_fn)
 
-    group_structure = conv.get_structure_hook(Group)
-    group_unstructure = conv.get_unstructure_hook(Group)
+    # Kept from the loop: `get_structure_hook` only exists from cattrs 24.1 on.
+    group_structure, group_unstructure = generated[Group]
 
     def group_from_json(data: object, cls: type) -> Group:
         raw = _mapping(data, Group)
