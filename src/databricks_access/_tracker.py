@@ -885,27 +885,9 @@ class TrackerFlows:
         removed: list[DriftItem] = []
         failures: list[tuple[DriftItem, str]] = []
         if apply:
-            adds: dict[str, list[str]] = {}
-            for item in vanished:
-                adds.setdefault(item.group_id, []).append(item.principal_id)
-            add_failed = yield from self.m.apply(adds, adding=True, deadline=None)
-            for item in vanished:
-                error = add_failed.get(Pair(item.principal_id, item.group_id))
-                if error is None:
-                    readded.append(item)
-                else:
-                    failures.append((item, _error_text(error)))
+            readded = yield from self._repair(vanished, adding=True, failures=failures)
             if remove_standing:
-                drops: dict[str, list[str]] = {}
-                for item in standing:
-                    drops.setdefault(item.group_id, []).append(item.principal_id)
-                drop_failed = yield from self.m.apply(drops, adding=False, deadline=None)
-                for item in standing:
-                    error = drop_failed.get(Pair(item.principal_id, item.group_id))
-                    if error is None:
-                        removed.append(item)
-                    else:
-                        failures.append((item, _error_text(error)))
+                removed = yield from self._repair(standing, adding=False, failures=failures)
         yield from self.deliver()
         return DriftReport(
             standing=tuple(standing),
@@ -914,6 +896,27 @@ class TrackerFlows:
             removed=tuple(removed),
             failures=tuple(failures),
         )
+
+    def _repair(
+        self,
+        items: list[DriftItem],
+        *,
+        adding: bool,
+        failures: list[tuple[DriftItem, str]],
+    ) -> Flow[list[DriftItem]]:
+        """Add (or remove) the memberships of `items`, coalesced; returns those done."""
+        changes: dict[str, list[str]] = {}
+        for item in items:
+            changes.setdefault(item.group_id, []).append(item.principal_id)
+        failed = yield from self.m.apply(changes, adding=adding, deadline=None)
+        done: list[DriftItem] = []
+        for item in items:
+            error = failed.get(Pair(item.principal_id, item.group_id))
+            if error is None:
+                done.append(item)
+            else:
+                failures.append((item, _error_text(error)))
+        return done
 
 
 def _drift_event(item: DriftItem, now: dt.datetime) -> AuditEvent:
