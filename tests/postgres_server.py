@@ -315,6 +315,9 @@ class BlockingAsyncStore:
     def claim_pairs(self, pairs, *, owner, now, until):
         return self._call(self.store.claim_pairs(pairs, owner=owner, now=now, until=until))
 
+    def renew_pairs(self, pairs, *, owner, until):
+        return self._call(self.store.renew_pairs(pairs, owner=owner, until=until))
+
     def release_pairs(self, pairs, *, owner):
         return self._call(self.store.release_pairs(pairs, owner=owner))
 

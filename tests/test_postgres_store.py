@@ -379,9 +379,12 @@ def test_an_older_schema_is_migrated_once_under_the_lock(postgres_server, store,
 
     store.add_lease(item := lease())
     store.close()
-    monkeypatch.setattr(module, "SCHEMA_VERSION", 2)
+    current = module.SCHEMA_VERSION
+    monkeypatch.setattr(module, "SCHEMA_VERSION", current + 1)
     monkeypatch.setattr(
-        module, "_MIGRATIONS", {1: ("ALTER TABLE {s}.leases ADD COLUMN note text",)}
+        module,
+        "_MIGRATIONS",
+        {**module._MIGRATIONS, current: ("ALTER TABLE {s}.leases ADD COLUMN note text",)},
     )
     opened = [PostgresLeaseStore(postgres_server.url, schema=store.schema) for _ in range(2)]
     try:
@@ -389,10 +392,26 @@ def test_an_older_schema_is_migrated_once_under_the_lock(postgres_server, store,
         with opened[0]._pool.connection() as conn:
             version = conn.execute(q("SELECT value FROM {s}.meta", store.schema)).fetchone()[0]
             conn.execute(q("SELECT note FROM {s}.leases", store.schema))  # the new column
-        assert version == "2"
+        assert version == str(current + 1)
     finally:
         for s in opened:
             s.close()
+
+
+def test_a_version_1_schema_gets_lease_versions(postgres_server, store, raw):
+    store.add_lease(item := lease())
+    store.close()
+    # What the previous release wrote: no version column, schema version 1.
+    raw.execute(q("ALTER TABLE {s}.leases DROP COLUMN version", store.schema))
+    raw.execute(q("UPDATE {s}.meta SET value = '1'", store.schema))
+    with PostgresLeaseStore(postgres_server.url, schema=store.schema) as reopened:
+        assert reopened.get_lease(item.id) == item
+        assert item.version == 0
+        changed = attrs.evolve(item, state=LeaseState.REVOKING)
+        reopened.update_lease(changed, expect=[LeaseState.ACTIVE])
+        assert reopened.get_lease(item.id).version == 1
+    version = raw.execute(q("SELECT value FROM {s}.meta", store.schema)).fetchone()[0]
+    assert version == "2"
 
 
 def test_a_meta_table_without_a_version_is_refused(postgres_server, store, raw):
@@ -426,7 +445,7 @@ def test_update_many_sees_its_own_earlier_updates(store):
     item = lease()
     store.add_lease(item)
     revoking = attrs.evolve(item, state=LeaseState.REVOKING)
-    revoked = attrs.evolve(item, state=LeaseState.REVOKED)
+    revoked = attrs.evolve(item, state=LeaseState.REVOKED, version=1)
     got = store.update_leases(
         [
             (revoking, LeaseState.ACTIVE, AuditEvent(kind=EventKind.EXPIRED, at=T0)),
@@ -435,7 +454,7 @@ def test_update_many_sees_its_own_earlier_updates(store):
         ]
     )
     assert got == [True, True, False]
-    assert store.get_lease(item.id) == revoked
+    assert store.get_lease(item.id) == attrs.evolve(revoked, version=2)
     kinds = [e.event.kind for e in store.pending_events()]
     assert kinds == [EventKind.EXPIRED, EventKind.REVOKED]
 

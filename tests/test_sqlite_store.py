@@ -94,7 +94,11 @@ def schema(path) -> list[tuple[str, str, str]]:
         rows = conn.execute(
             "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
         ).fetchall()
-    return [(kind, name, re.sub(r"\s+", " ", sql or "")) for kind, name, sql in rows]
+    # Spacing is not schema: ALTER TABLE ... ADD COLUMN writes its own around the comma.
+    return [
+        (kind, name, re.sub(r"\s*([,()])\s*", r"\1 ", re.sub(r"\s+", " ", sql or "")))
+        for kind, name, sql in rows
+    ]
 
 
 @pytest.fixture
@@ -174,7 +178,7 @@ def test_two_stores_on_one_file_share_it(path):
 
 
 def test_a_new_file_gets_the_current_schema(store, path):
-    assert SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION == 2
     assert pragma(path, "user_version") == SCHEMA_VERSION
     assert pragma(path, "application_id") == 0x44414C53
     names = {name for _, name, _ in schema(path)}
@@ -285,6 +289,21 @@ def test_a_version_0_file_is_migrated_with_its_leases_intact(tmp_path):
     assert schema(old) == schema(tmp_path / "fresh.db")
     # The checked-in file is left alone.
     assert pragma(DATA / "leases-v0.db", "user_version") == 0
+
+
+def test_a_version_1_file_gets_lease_versions(tmp_path):
+    path = tmp_path / "v1.db"
+    with SqliteLeaseStore(path) as store:
+        store.add_lease(item := lease("lease_1"))
+    # What the previous release wrote: no version column, schema version 1.
+    with raw(path) as conn:
+        conn.execute("ALTER TABLE leases DROP COLUMN version")
+        conn.execute("PRAGMA user_version = 1")
+    with SqliteLeaseStore(path) as store:
+        assert store.get_lease(item.id) == item
+        store.update_lease(attrs.evolve(item, state=LeaseState.REVOKING), expect=[item.state])
+        assert store.get_lease(item.id).version == 1
+    assert pragma(path, "user_version") == SCHEMA_VERSION == 2
 
 
 def test_a_migrated_file_opens_again_without_migrating(tmp_path):
@@ -638,7 +657,8 @@ def test_due_queries_stay_fast_with_100k_leases(store):
     now = T0 + 10 * HOUR
     second = 1_000_000  # microseconds
     template = _lease_values(lease("template"))
-    state, expires, due, ended = 3, 5, 19, 15  # column positions after the id
+    state, expires, ended = 3, 5, 15  # column positions after the id
+    due = len(template) - 1  # `due_at` comes last
     now_us = (now - dt.datetime(1970, 1, 1, tzinfo=UTC)) // dt.timedelta(microseconds=1)
     rows = []
     for n in range(100_000):

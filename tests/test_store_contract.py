@@ -258,12 +258,35 @@ def test_update_replaces_the_lease_and_writes_its_event(store):
     store.add_lease(item)
     active = attrs.evolve(item, state=LeaseState.ACTIVE, updated_at=T0 + MIN, extensions=1)
     store.update_lease(active, expect=[LeaseState.GRANTING], event=event(lease_id=item.id))
-    assert store.get_lease(item.id) == active
+    assert store.get_lease(item.id) == attrs.evolve(active, version=1)
     assert kinds(store) == [EventKind.GRANTED]
     # Several expected states, any iterable.
-    revoking = attrs.evolve(active, state=LeaseState.REVOKING)
+    revoking = attrs.evolve(active, state=LeaseState.REVOKING, version=1)
     store.update_lease(revoking, expect=(s for s in (LeaseState.ACTIVE, LeaseState.REVOKE_FAILED)))
-    assert store.get_lease(item.id) == revoking
+    assert store.get_lease(item.id) == attrs.evolve(revoking, version=2)
+
+
+def test_update_counts_the_version_up_and_refuses_a_stale_copy(store):
+    item = lease(state=LeaseState.ACTIVE)
+    store.add_lease(item)
+    assert store.get_lease(item.id).version == 0
+    read_by_one, read_by_two = store.get_lease(item.id), store.get_lease(item.id)
+    extended = attrs.evolve(read_by_one, expires_at=item.expires_at + HOUR, extensions=1)
+    store.update_lease(extended, expect=[LeaseState.ACTIVE], event=event(EventKind.EXTENDED))
+    assert store.get_lease(item.id) == attrs.evolve(extended, version=1)
+    # The other writer read version 0: same state, but its copy is stale.
+    stale = attrs.evolve(read_by_two, state=LeaseState.REVOKING)
+    with pytest.raises(StaleStateError, match="changed meanwhile"):
+        store.update_lease(stale, expect=[LeaseState.ACTIVE], event=event(EventKind.EXPIRED))
+    assert store.update_leases([(stale, LeaseState.ACTIVE, event(EventKind.EXPIRED))]) == [False]
+    assert store.get_lease(item.id) == attrs.evolve(extended, version=1)
+    assert kinds(store) == [EventKind.EXTENDED]
+    # A copy read after the change goes through, and counts on.
+    fresh = store.get_lease(item.id)
+    assert store.update_leases(
+        [(attrs.evolve(fresh, state=LeaseState.REVOKING), LeaseState.ACTIVE, None)]
+    ) == [True]
+    assert store.get_lease(item.id).version == 2
 
 
 def test_update_in_an_unexpected_state_is_stale_and_writes_nothing(store):
@@ -506,6 +529,20 @@ def test_claims_by_the_same_owner_are_renewed(store):
     # Renewed to T0 + 10 min: another owner cannot take it at T0 + 5 min.
     assert store.claim_pairs([P1], owner="b", now=T0 + 5 * MIN, until=T0 + 20 * MIN) == []
     assert store.claim_pairs([P1], owner="b", now=T0 + 10 * MIN, until=T0 + 20 * MIN) == [P1]
+
+
+def test_renewal_keeps_only_claims_still_held_by_the_owner(store):
+    store.claim_pairs([P1, P2, P3], owner="a", now=T0, until=T0 + MIN)
+    # P2 expired and was taken over; P3 was released; P1 expired but nobody took it.
+    store.claim_pairs([P2], owner="b", now=T0 + 2 * MIN, until=T0 + 4 * MIN)
+    store.release_pairs([P3], owner="a")
+    renewed = store.renew_pairs([P1, P2, P3], owner="a", until=T0 + 10 * MIN)
+    assert renewed == [P1]
+    # P1 is held to its new expiry; P3 was not claimed by the renewal.
+    assert store.claim_pairs([P1], owner="c", now=T0 + 5 * MIN, until=T0 + 6 * MIN) == []
+    assert store.claim_pairs([P3], owner="c", now=T0 + 5 * MIN, until=T0 + 6 * MIN) == [P3]
+    assert store.claim_pairs([P2], owner="a", now=T0 + 3 * MIN, until=T0 + 6 * MIN) == []
+    assert store.renew_pairs([], owner="a", until=T0) == []
 
 
 def test_claims_with_repeated_pairs_return_each_occurrence(store):

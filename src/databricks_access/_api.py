@@ -180,12 +180,26 @@ class AccountApi:
         return lambda: ScimListing(path, params, item, ScimPaging(size))
 
     def _get(
-        self, resource: str, item: type[R], resource_id: str, field: str, attributes: str = ""
+        self,
+        resource: str,
+        item: type[R],
+        resource_id: str,
+        field: str,
+        attributes: str = "",
+        *,
+        deadline: float | None = None,
     ) -> Flow[R]:
         path = f"{self.scim}/{resource}/{check_id(resource_id, field)}"
         query = encode_query([("attributes", attributes)]) if attributes else ""
         reply = yield from request(
-            Call(method="GET", path=path, query=query, op=OpClass.GET, idempotent=True)
+            Call(
+                method="GET",
+                path=path,
+                query=query,
+                op=OpClass.GET,
+                idempotent=True,
+                deadline=deadline,
+            )
         )
         data = reply.json()
         if isinstance(data, dict) and "id" not in data:
@@ -314,25 +328,40 @@ class AccountApi:
 
         return lambda: _SinglePage(page)
 
-    def group_member_ids(self, group_id: str) -> Flow[frozenset[str]]:
+    def group_member_ids(
+        self, group_id: str, *, deadline: float | None = None
+    ) -> Flow[frozenset[str]]:
         """The ids of a group's direct members: one GET projected to `members`."""
-        group = yield from self._get("Groups", Group, group_id, "group_id", "id,members")
+        group = yield from self._get(
+            "Groups", Group, group_id, "group_id", "id,members", deadline=deadline
+        )
         return group.member_ids
 
-    def principal_group_ids(self, principal: PrincipalRef) -> Flow[frozenset[str]]:
+    def principal_group_ids(
+        self, principal: PrincipalRef, *, deadline: float | None = None
+    ) -> Flow[frozenset[str]]:
         """The groups a principal is a direct member of: one GET projected to `groups`.
 
         The cheapest membership read there is for one principal: its own record.
         """
         record: User | ServicePrincipal | Group
         if principal.kind is PrincipalKind.USER:
-            record = yield from self._get("Users", User, principal.id, "principal", "id,groups")
+            record = yield from self._get(
+                "Users", User, principal.id, "principal", "id,groups", deadline=deadline
+            )
         elif principal.kind is PrincipalKind.SERVICE_PRINCIPAL:
             record = yield from self._get(
-                "ServicePrincipals", ServicePrincipal, principal.id, "principal", "id,groups"
+                "ServicePrincipals",
+                ServicePrincipal,
+                principal.id,
+                "principal",
+                "id,groups",
+                deadline=deadline,
             )
         else:
-            record = yield from self._get("Groups", Group, principal.id, "principal", "id,groups")
+            record = yield from self._get(
+                "Groups", Group, principal.id, "principal", "id,groups", deadline=deadline
+            )
         return frozenset(g.value for g in record.groups)
 
     def patch_members(

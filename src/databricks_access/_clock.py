@@ -104,6 +104,15 @@ class ManualClock:
             self._now += dt.timedelta(seconds=seconds)
             self._mono += seconds
 
+    def jump(self, by: dt.timedelta | float) -> None:
+        """Step the wall clock alone, forwards or backwards, as NTP or an operator does.
+
+        Monotonic time does not move: this is how a test plays a clock step.
+        """
+        seconds = by.total_seconds() if isinstance(by, dt.timedelta) else float(by)
+        with self._lock:
+            self._now += dt.timedelta(seconds=seconds)
+
     def set(self, when: dt.datetime) -> None:
         """Jump forward to `when` (timezone-aware)."""
         self.advance(when.astimezone(utc) - self.now())

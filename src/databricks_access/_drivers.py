@@ -106,15 +106,19 @@ class _DriverBase:
 
     @staticmethod
     def _may_have_landed(error: DatabricksAccessError) -> bool:
-        """Whether a failed attempt may have reached the server and taken effect."""
+        """Whether a failed attempt may have reached the server and taken effect.
+
+        Only an answer that says the request was refused as it stands (a 4xx other than
+        429) is proof that nothing changed. A 429, 503 or 504 usually means nothing was
+        done, but a gateway can answer so after the account applied the change: treat
+        every such answer as maybe applied, so the caller undoes or verifies it.
+        """
         if isinstance(error, TransportError):
             return not error.request_not_sent
-        # 503 and throttling (429, the 500 REQUEST_LIMIT_EXCEEDED form) did nothing.
-        return (
-            isinstance(error, ApiError)
-            and not isinstance(error, RateLimitedError)
-            and error.status_code >= 500
-            and error.status_code != 503
+        if isinstance(error, RateLimitedError):
+            return True
+        return isinstance(error, ApiError) and (
+            error.status_code >= 500 or error.status_code == 429
         )
 
     def _next_delay(

@@ -93,6 +93,9 @@ class Lease:
         request_id: The access request that produced it, if any.
         group_name: The group's display name, for people reading reports.
         principal_name: The principal's user name or display name, likewise.
+        version: How many times the stored lease was changed. A store replaces a lease
+            only if the stored version is still the one it was read at (and then counts
+            one more), so a stale copy never overwrites a newer change.
     """
 
     _repr_html_ = render_html
@@ -116,6 +119,7 @@ class Lease:
     request_id: str | None = None
     group_name: str | None = None
     principal_name: str | None = None
+    version: int = 0
 
     @property
     def pair(self) -> Pair:

@@ -32,6 +32,9 @@ from databricks_access._errors import (
     ConflictError,
     DatabricksAccessError,
     NotFoundError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
 )
 from databricks_access._flows import Flow, concurrently
 from databricks_access._lease import Pair
@@ -40,6 +43,7 @@ from databricks_access._scim import add_members_body, check_id, remove_members_b
 
 __all__ = [
     "AsyncMembershipManager",
+    "ChangeNotSentError",
     "GrantOutcome",
     "GrantResult",
     "MembershipBatch",
@@ -181,6 +185,29 @@ def _not_member(error: DatabricksAccessError) -> bool:
     return False
 
 
+Guard = Callable[[str, list[str]], Flow[list[str]]]
+"""Asked before a membership request: (group id, member ids) -> the ids still allowed."""
+
+
+class ChangeNotSentError(DatabricksAccessError):
+    """A membership change was not sent: its guard (a lease claim) no longer allowed it."""
+
+
+@attrs.frozen
+class _Outcomes:
+    """How one `apply` sends its requests, and where it notes unproven removals."""
+
+    adding: bool
+    deadline: float | None
+    guard: Guard | None
+    unproven: set[Pair] | None = attrs.field(eq=False)
+
+
+def _transient(error: DatabricksAccessError) -> bool:
+    """Whether an error says the service is unwell rather than the request is wrong."""
+    return isinstance(error, (RateLimitedError, ServerError, TransportError))
+
+
 def _chunks(items: Sequence[str], size: int) -> list[list[str]]:
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
@@ -208,22 +235,30 @@ class MembershipFlows:
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.window = float(consistency_window)
-        self._resolved: dict[str, PrincipalRef] = {}
+        self._resolved: dict[str, tuple[PrincipalRef, float]] = {}
         self._written: dict[Pair, float] = {}
         self._lock = threading.Lock()
 
     # -- principals and recent writes ------------------------------------------------------
 
     def resolve(self, principal: Principal) -> Flow[PrincipalRef]:
-        """A principal as a reference; names are resolved once per manager."""
+        """A principal as a reference; a name's lookup is reused for the consistency window.
+
+        After that it is looked up again, so a user deleted and created anew under the
+        same name is found by its new id without a restart.
+        """
         if not isinstance(principal, str):
             return (yield from self.api.resolve_principal(principal))
         key = principal.casefold()
         cached = self._resolved.get(key)
-        if cached is not None:
-            return cached
+        now = self.clock.monotonic()
+        if cached is not None and now - cached[1] < max(self.window, 1.0):
+            return cached[0]
         ref = yield from self.api.resolve_principal(principal)
-        self._resolved[key] = ref
+        with self._lock:
+            if len(self._resolved) > 10_000:
+                self._resolved.clear()
+            self._resolved[key] = (ref, now)
         return ref
 
     def _resolve_many(
@@ -254,6 +289,10 @@ class MembershipFlows:
             if len(self._written) > 100_000:
                 cutoff = now - self.window
                 self._written = {p: t for p, t in self._written.items() if t >= cutoff}
+
+    def recently_written(self, pair: Pair) -> bool:
+        """Whether this manager changed `pair` within the consistency window (monotonic)."""
+        return self._recently_written(pair)
 
     def _recently_written(self, pair: Pair) -> bool:
         written = self._written.get(pair)
@@ -373,15 +412,32 @@ class MembershipFlows:
         *,
         adding: bool,
         deadline: float | None = None,
+        guard: Guard | None = None,
+        unproven: set[Pair] | None = None,
     ) -> Flow[dict[Pair, DatabricksAccessError]]:
         """Add (or remove) member ids per group, coalesced; returns the pairs that failed.
 
-        Groups are patched concurrently (bounded); a group's chunks go in order.
+        Groups are patched concurrently (bounded); a group's chunks go in order. A request
+        that fails is split in halves, and so on down to single members, so one member the
+        server refuses never holds the others back; when a request and its first half both
+        fail alike with a transient error (an outage, not one bad member), the rest is not
+        sent and fails with it.
+
+        Args:
+            changes: Member ids per group id.
+            adding: Add (True) or remove (False).
+            deadline: The retry deadline of each request, in seconds.
+            guard: Asked before each request with the group and its member ids; answers
+                the ids that may still be sent (the lease tracker renews its claims
+                here). The others fail with `ChangeNotSentError`, unsent.
+            unproven: Filled with the pairs whose removal the server answered "not a
+                member" (404, or 400 `noTarget`): an answer, not proof.
         """
         groups = [g for g, ids in changes.items() if ids]
         chunked = {g: _chunks(list(dict.fromkeys(changes[g])), self.batch_size) for g in groups}
+        sink = _Outcomes(adding=adding, deadline=deadline, guard=guard, unproven=unproven)
         outcomes = yield from concurrently(
-            [self._apply(g, chunked[g], adding, deadline) for g in groups], self.concurrency
+            [self._apply(g, chunked[g], sink) for g in groups], self.concurrency
         )
         failures: dict[Pair, DatabricksAccessError] = {}
         for g, outcome in zip(groups, outcomes, strict=True):
@@ -394,33 +450,95 @@ class MembershipFlows:
             for g in groups
             for chunk in chunked[g]
             for m in chunk
-            if Pair(m, g) not in failures
+            if not isinstance(failures.get(Pair(m, g)), ChangeNotSentError)
         )
         return failures
 
     def _apply(
-        self, gid: str, group_chunks: list[list[str]], adding: bool, deadline: float | None
+        self, gid: str, group_chunks: list[list[str]], sink: _Outcomes
     ) -> Flow[dict[Pair, DatabricksAccessError]]:
         """Send one group's chunks in order; returns the pairs that failed."""
         failed: dict[Pair, DatabricksAccessError] = {}
-        tolerated = _already_member if adding else _not_member
         for chunk in group_chunks:
-            try:
-                yield from self._patch(gid, chunk, adding, deadline)
-            except DatabricksAccessError as exc:
-                if not tolerated(exc) or len(chunk) == 1:
-                    if not tolerated(exc):
-                        failed.update({Pair(m, gid): exc for m in chunk})
-                    continue
+            yield from self._send(gid, chunk, sink, failed)
+        return failed
+
+    def _send(
+        self,
+        gid: str,
+        ids: list[str],
+        sink: _Outcomes,
+        failed: dict[Pair, DatabricksAccessError],
+    ) -> Flow[None]:
+        """One request for `ids`; when it fails, find the members it failed for."""
+        error = yield from self._try(gid, ids, sink, failed)
+        if error is not None:
+            yield from self._split(gid, ids, error, sink, failed)
+
+    def _split(
+        self,
+        gid: str,
+        ids: list[str],
+        error: DatabricksAccessError,
+        sink: _Outcomes,
+        failed: dict[Pair, DatabricksAccessError],
+    ) -> Flow[None]:
+        """Bisect a failed request: send both halves, then split the halves that failed.
+
+        One member the server refuses costs about two requests per halving; when both
+        halves fail alike with a transient error the service is unwell (not one
+        member), and no more requests are spent on it.
+        """
+        if len(ids) == 1:
+            failed[Pair(ids[0], gid)] = error
+            return
+        halves = [ids[: len(ids) // 2], ids[len(ids) // 2 :]]
+        errors: list[DatabricksAccessError | None] = []
+        for half in halves:
+            half_error = yield from self._try(gid, half, sink, failed)
+            errors.append(half_error)
+        if all(e is not None and _transient(e) for e in errors):
+            for half, half_error in zip(halves, errors, strict=True):
+                failed.update({Pair(m, gid): half_error or error for m in half})
+            return
+        for half, half_error in zip(halves, errors, strict=True):
+            if half_error is not None:
+                yield from self._split(gid, half, half_error, sink, failed)
+
+    def _try(
+        self,
+        gid: str,
+        ids: list[str],
+        sink: _Outcomes,
+        failed: dict[Pair, DatabricksAccessError],
+    ) -> Flow[DatabricksAccessError | None]:
+        """Send one request (what its guard allows); returns its error, if any is left."""
+        if sink.guard is not None:
+            allowed = set((yield from sink.guard(gid, ids)))
+            for member in ids:
+                if member not in allowed:
+                    failed[Pair(member, gid)] = ChangeNotSentError(
+                        f"the change of {member} in group {gid} was not sent: its claim was lost"
+                    )
+            ids = [member for member in ids if member in allowed]
+            if not ids:
+                return None
+        tolerated = _already_member if sink.adding else _not_member
+        try:
+            yield from self._patch(gid, ids, sink.adding, sink.deadline)
+        except DatabricksAccessError as exc:
+            if not tolerated(exc):
+                return exc
+            if len(ids) > 1:
                 # The server refused the batch for one member's state: go one by one
                 # (only in that server mode), so every other member still changes.
-                for member in chunk:
-                    try:
-                        yield from self._patch(gid, [member], adding, deadline)
-                    except DatabricksAccessError as single:
-                        if not tolerated(single):
-                            failed[Pair(member, gid)] = single
-        return failed
+                for member in ids:
+                    error = yield from self._try(gid, [member], sink, failed)
+                    if error is not None:
+                        failed[Pair(member, gid)] = error
+            elif not sink.adding and sink.unproven is not None:
+                sink.unproven.add(Pair(ids[0], gid))
+        return None
 
     def _patch(self, gid: str, ids: list[str], adding: bool, deadline: float | None) -> Flow[None]:
         if adding:

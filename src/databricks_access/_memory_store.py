@@ -83,7 +83,7 @@ def _lease_in_utc(lease: Lease) -> tuple[Lease, int | None]:
             value_utc = _in_utc(value, f"lease {lease.id!r}: {name}")
             if value_utc is not value:
                 changes[name] = value_utc
-    for name in ("extensions", "attempts"):
+    for name in ("extensions", "attempts", "version"):
         if not -_INT64 <= getattr(lease, name) < _INT64:
             raise LeaseError(f"lease {lease.id!r}: {name} does not fit in a 64-bit integer")
     if changes:
@@ -248,6 +248,12 @@ class MemoryLeaseStore:
                 raise StaleStateError(
                     f"lease {lease.id!r} is {old.state.value}, expected one of: {wanted}"
                 )
+            if old.version != lease.version:
+                raise StaleStateError(
+                    f"lease {lease.id!r} changed meanwhile (version {old.version}, "
+                    f"read at {lease.version})"
+                )
+            lease = attrs.evolve(lease, version=lease.version + 1)
             self._unindex(old)
             self._leases[lease.id] = lease
             self._index(lease, due)
@@ -266,9 +272,10 @@ class MemoryLeaseStore:
             self._check_open()
             for lease, due, expect, event in prepared:
                 old = self._leases.get(lease.id)
-                if old is None or old.state is not expect:
+                if old is None or old.state is not expect or old.version != lease.version:
                     results.append(False)
                     continue
+                lease = attrs.evolve(lease, version=lease.version + 1)  # noqa: PLW2901
                 self._unindex(old)
                 self._leases[lease.id] = lease
                 self._index(lease, due)
@@ -397,6 +404,19 @@ class MemoryLeaseStore:
             if claimed:
                 self._changed_now()
         return claimed
+
+    def renew_pairs(self, pairs: Sequence[Pair], *, owner: str, until: dt.datetime) -> list[Pair]:
+        """Extend `owner`'s claims on `pairs` to `until`; returns those still `owner`'s."""
+        until_us = _micros(until, "until")
+        renewed: list[Pair] = []
+        with self._lock:
+            self._check_open()
+            for pair in pairs:
+                held = self._claims.get(pair)
+                if held is not None and held[0] == owner:
+                    self._claims[pair] = (owner, until_us)
+                    renewed.append(pair)
+        return renewed
 
     def release_pairs(self, pairs: Sequence[Pair], *, owner: str) -> None:
         """Release `owner`'s claims on `pairs` (others' claims are left alone)."""

@@ -158,7 +158,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema version this release writes; older schemas are migrated when opened."""
 
 CHANNEL = "databricks_access_changes"
@@ -206,7 +206,8 @@ _SCHEMA: tuple[str, ...] = (
     request_id text,
     group_name text,
     principal_name text,
-    due_at bigint
+    due_at bigint,
+    version bigint NOT NULL DEFAULT 0
 )""",
     "CREATE INDEX leases_due ON {s}.leases (state, due_at, rid) WHERE due_at IS NOT NULL",
     "CREATE INDEX leases_pair ON {s}.leases (principal_id, group_id)",
@@ -252,20 +253,25 @@ _SCHEMA: tuple[str, ...] = (
 
 # Migrations: _MIGRATIONS[v] takes a schema from version v to v + 1, in the transaction
 # that holds the advisory lock. They are frozen history: never edit one, add the next.
-_MIGRATIONS: dict[int, tuple[str, ...]] = {}
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 1 -> 2: leases get a version, so a compare-and-set sees any change, not just a
+    # change of state.
+    1: ("ALTER TABLE {s}.leases ADD COLUMN version bigint NOT NULL DEFAULT 0",),
+}
 
 # -- statements ----------------------------------------------------------------------------
 
 _LEASE_FIELDS = (
     "id, principal_kind, principal_id, group_id, state, granted_at, expires_at, requester, "
     "reason, approver, standing, extensions, attempts, retry_at, last_error, updated_at, "
-    "ended_at, request_id, group_name, principal_name"
+    "ended_at, request_id, group_name, principal_name, version"
 )
 _LEASE_SET = (
     "principal_kind = %s, principal_id = %s, group_id = %s, state = %s, granted_at = %s, "
     "expires_at = %s, requester = %s, reason = %s, approver = %s, standing = %s, "
     "extensions = %s, attempts = %s, retry_at = %s, last_error = %s, updated_at = %s, "
-    "ended_at = %s, request_id = %s, group_name = %s, principal_name = %s, due_at = %s"
+    "ended_at = %s, request_id = %s, group_name = %s, principal_name = %s, version = %s, "
+    "due_at = %s"
 )
 # The columns after `id` (in `_lease_values` order) and their types, for batch updates.
 _LEASE_COLUMNS = (
@@ -288,13 +294,16 @@ _LEASE_COLUMNS = (
     ("request_id", "text"),
     ("group_name", "text"),
     ("principal_name", "text"),
+    ("version", "bigint"),
     ("due_at", "bigint"),
 )
 _BATCH_SET = ", ".join(f"{name} = v.{name}" for name, _ in _LEASE_COLUMNS)
-_BATCH_COLUMNS = ", ".join(["id", "expect", *(name for name, _ in _LEASE_COLUMNS)])
+_BATCH_COLUMNS = ", ".join(
+    ["id", "expect", "expect_version", *(name for name, _ in _LEASE_COLUMNS)]
+)
 # Binary parameters (%b): psycopg escapes no text to send an array that way.
 _BATCH_ARRAYS = ", ".join(
-    f"%b::{kind}[]" for kind in ["text", "text", *(kind for _, kind in _LEASE_COLUMNS)]
+    f"%b::{kind}[]" for kind in ["text", "text", "bigint", *(kind for _, kind in _LEASE_COLUMNS)]
 )
 _REQUEST_FIELDS = (
     "id, principal_kind, principal_id, group_id, ttl_seconds, reason, requester, state, "
@@ -328,20 +337,27 @@ class _Sql:
     """
 
     insert_lease = (
-        f"INSERT INTO {{s}}.leases ({_LEASE_FIELDS}, due_at) VALUES ({', '.join(['%s'] * 21)})"  # noqa: S608 - fixed fragments
+        f"INSERT INTO {{s}}.leases ({_LEASE_FIELDS}, due_at) VALUES ({', '.join(['%s'] * 22)})"  # noqa: S608 - fixed fragments
     )
-    update_lease = f"UPDATE {{s}}.leases SET {_LEASE_SET} WHERE id = %s AND state = ANY(%s::text[])"  # noqa: S608 - fixed fragments
-    update_cas = f"UPDATE {{s}}.leases SET {_LEASE_SET} WHERE id = %s AND state = %s RETURNING 1"  # noqa: S608 - fixed fragments
+    update_lease = (
+        f"UPDATE {{s}}.leases SET {_LEASE_SET} "  # noqa: S608 - fixed fragments
+        "WHERE id = %s AND version = %s AND state = ANY(%s::text[])"
+    )
+    update_cas = (
+        f"UPDATE {{s}}.leases SET {_LEASE_SET} "  # noqa: S608 - fixed fragments
+        "WHERE id = %s AND version = %s AND state = %s RETURNING 1"
+    )
     # Many compare-and-sets in one statement (for distinct ids), from one array a column.
     update_batch = (
         f"UPDATE {{s}}.leases AS l SET {_BATCH_SET} FROM unnest({_BATCH_ARRAYS}) "  # noqa: S608 - fixed fragments
-        f"AS v({_BATCH_COLUMNS}) WHERE l.id = v.id AND l.state = v.expect RETURNING l.id"
+        f"AS v({_BATCH_COLUMNS}) WHERE l.id = v.id AND l.state = v.expect "
+        "AND l.version = v.expect_version RETURNING l.id"
     )
     insert_events = (
         "INSERT INTO {s}.events (payload) SELECT p FROM unnest(%b::text[]) "
         "WITH ORDINALITY AS e(p, n) ORDER BY n"
     )
-    lease_state = "SELECT state FROM {s}.leases WHERE id = %s"
+    lease_state = "SELECT state, version FROM {s}.leases WHERE id = %s"
     select_leases = f"SELECT {_LEASE_FIELDS} FROM {{s}}.leases"  # noqa: S608 - fixed fragments
     get_lease = select_leases + " WHERE id = %s"
     # Driven from the pairs: an index lookup on (principal_id, group_id) for each.
@@ -396,6 +412,12 @@ class _Sql:
         "WHERE x.owner = %(owner)s OR x.expires_at <= %(now)s "
         "FOR UPDATE OF x SKIP LOCKED) AS f "
         "WHERE c.principal_id = f.principal_id AND c.group_id = f.group_id "
+        "RETURNING c.principal_id, c.group_id"
+    )
+    renew = (
+        "UPDATE {s}.claims AS c SET expires_at = %(until)s "
+        "FROM unnest(%(p)s::text[], %(g)s::text[]) AS v(p, g) "
+        "WHERE c.principal_id = v.p AND c.group_id = v.g AND c.owner = %(owner)s "
         "RETURNING c.principal_id, c.group_id"
     )
     release = (
@@ -509,8 +531,14 @@ def _lease_values(lease: Lease) -> list[object]:
         _maybe_enc(lease.request_id),
         _maybe_enc(lease.group_name),
         _maybe_enc(lease.principal_name),
+        _integer(lease.version, f"{what}: version"),
         None if due is None else _micros(due, f"{what}: due time"),
     ]
+
+
+def _next_version(lease: Lease) -> Lease:
+    """The lease as an update stores it: its version counted one up."""
+    return attrs.evolve(lease, version=lease.version + 1)
 
 
 def _lease(row: Row) -> Lease:
@@ -534,6 +562,7 @@ def _lease(row: Row) -> Lease:
         request_id=_maybe_dec(row[17]),
         group_name=_maybe_dec(row[18]),
         principal_name=_maybe_dec(row[19]),
+        version=row[20],
     )
 
 
@@ -686,9 +715,15 @@ def _stored_events(st: _Sql, rows: list[Row]) -> list[StoredEvent]:
         raise LeaseError(f"{st.where} holds an event this version cannot read: {exc!r}") from exc
 
 
-def _stale(what: str, found: list[Row], expected: Sequence[str]) -> StaleStateError:
+def _stale(
+    what: str, found: list[Row], expected: Sequence[str], version: int | None = None
+) -> StaleStateError:
     if not found:
         return StaleStateError(f"{what} does not exist")
+    if version is not None and found[0][0] in expected:
+        return StaleStateError(
+            f"{what} changed meanwhile (version {found[0][1]}, read at {version})"
+        )
     wanted = ", ".join(expected) or "nothing"
     return StaleStateError(f"{what} is {found[0][0]}, expected one of: {wanted}")
 
@@ -712,7 +747,7 @@ def _plan_update_lease(
     lease: Lease, expect: Iterable[LeaseState], event: AuditEvent | None
 ) -> _Call[None]:
     expected = sorted({state.value for state in expect})
-    values = [*_lease_values(lease), _enc(lease.id), expected]
+    values = [*_lease_values(_next_version(lease)), _enc(lease.id), lease.version, expected]
     payload = None if event is None else _event_payload(event)
 
     def work(st: _Sql) -> Work[None]:
@@ -721,7 +756,7 @@ def _plan_update_lease(
                 yield _Exec(st.insert_event, (payload,), write=True)
             return
         found = (yield _Exec(st.lease_state, (_enc(lease.id),))).rows
-        raise _stale(f"lease {lease.id!r}", found, expected)
+        raise _stale(f"lease {lease.id!r}", found, expected, lease.version)
 
     return _Call(work, f"update lease {lease.id!r}", write=True)
 
@@ -731,7 +766,7 @@ def _plan_update_leases(
 ) -> _Call[list[bool]]:
     ids = [_enc(lease.id) for lease, _, _ in updates]
     rows = [
-        [lease_id, expect.value, *_lease_values(lease)]
+        [lease_id, expect.value, lease.version, *_lease_values(_next_version(lease))]
         for lease_id, (lease, expect, _) in zip(ids, updates, strict=True)
     ]
     payloads = [None if event is None else _event_payload(event) for _, _, event in updates]
@@ -748,7 +783,7 @@ def _plan_update_leases(
         else:
             # The same lease twice: one statement per update, in order (pipelined), so
             # each compare-and-set sees the ones before it.
-            many = [[*row[2:], row[0], row[1]] for row in rows]
+            many = [[*row[3:], row[0], row[2], row[1]] for row in rows]
             result = yield _Exec(st.update_cas, many=many, write=True)
             applied = [bool(found) for found in result.sets]
         written = [p for ok, p in zip(applied, payloads, strict=True) if ok and p is not None]
@@ -859,6 +894,22 @@ def _plan_claim_pairs(
         return [pair for pair in pairs if pair in held]
 
     return _Call(work, f"claim {len(unique)} pair(s)", write=True)
+
+
+def _plan_renew_pairs(pairs: Sequence[Pair], owner: str, until: dt.datetime) -> _Call[list[Pair]]:
+    if not pairs:
+        return _Call(None, "renew no claims", value=[])
+    until_us = _micros(until, "until")
+    unique = _unique(pairs)
+    principals, groups = _pair_arrays(unique)
+    params = {"p": principals, "g": groups, "owner": _enc(owner), "until": until_us}
+
+    def work(st: _Sql) -> Work[list[Pair]]:
+        renewed = yield _Exec(st.renew, params, write=True)
+        held = {Pair(_dec(p), _dec(g)) for p, g in renewed.rows}
+        return [pair for pair in pairs if pair in held]
+
+    return _Call(work, f"renew {len(unique)} claim(s)", write=True)
 
 
 def _plan_release_pairs(pairs: Sequence[Pair], owner: str) -> _Call[None]:
@@ -1620,6 +1671,10 @@ class PostgresLeaseStore:
         """
         return self._run(_plan_claim_pairs(pairs, owner, now, until))
 
+    def renew_pairs(self, pairs: Sequence[Pair], *, owner: str, until: dt.datetime) -> list[Pair]:
+        """Extend `owner`'s claims on `pairs` to `until`; returns those still `owner`'s."""
+        return self._run(_plan_renew_pairs(pairs, owner, until))
+
     def release_pairs(self, pairs: Sequence[Pair], *, owner: str) -> None:
         """Release `owner`'s claims on `pairs` (others' claims are left alone)."""
         self._run(_plan_release_pairs(pairs, owner))
@@ -2139,6 +2194,12 @@ class AsyncPostgresLeaseStore:
     ) -> list[Pair]:
         """See `PostgresLeaseStore.claim_pairs`."""
         return await self._run(_plan_claim_pairs(pairs, owner, now, until))
+
+    async def renew_pairs(
+        self, pairs: Sequence[Pair], *, owner: str, until: dt.datetime
+    ) -> list[Pair]:
+        """See `PostgresLeaseStore.renew_pairs`."""
+        return await self._run(_plan_renew_pairs(pairs, owner, until))
 
     async def release_pairs(self, pairs: Sequence[Pair], *, owner: str) -> None:
         """See `PostgresLeaseStore.release_pairs`."""

@@ -1,10 +1,11 @@
 """`SqliteLeaseStore`: the embedded, durable `LeaseStore` in one SQLite file.
 
-Layout (schema version 1, kept in `PRAGMA user_version`; `PRAGMA application_id` marks
+Layout (schema version 2, kept in `PRAGMA user_version`; `PRAGMA application_id` marks
 the file as a databricks_access lease store):
 
 - `leases`: one row per lease, with `due_at` maintained on every write (the value of
-  `Lease.due_at()`), indexed on `(state, due_at)` so due queries read only what is due,
+  `Lease.due_at()`) and `version` counted up by every update (the compare-and-set
+  checks it), indexed on `(state, due_at)` so due queries read only what is due,
   and on `(principal_id, group_id, state)` and `(group_id, state)` for lookups.
 - `claims`: per-pair claims, keyed by `(principal_id, group_id)`.
 - `events`: the audit outbox, `seq` in write order; a partial index holds the pending.
@@ -35,6 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
+import attrs
 from typing_extensions import Self
 
 from databricks_access._errors import ConfigError, LeaseError
@@ -81,7 +83,7 @@ __all__ = ["SCHEMA_VERSION", "SqliteLeaseStore"]
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema version this release writes; older files are migrated when opened."""
 
 # "DALS": marks the file as ours, so a foreign SQLite file is refused, not "migrated".
@@ -126,7 +128,8 @@ _SCHEMA: tuple[str, ...] = (
     request_id TEXT,
     group_name TEXT,
     principal_name TEXT,
-    due_at INTEGER
+    due_at INTEGER,
+    version INTEGER NOT NULL DEFAULT 0
 )""",
     "CREATE INDEX leases_due ON leases (state, due_at)",
     "CREATE INDEX leases_pair ON leases (principal_id, group_id, state)",
@@ -248,6 +251,9 @@ FROM leases_v0 ORDER BY rowid""",
         "CREATE INDEX requests_state ON requests (state, created_at)",
         "CREATE INDEX requests_pair ON requests (principal_id, group_id)",
     ),
+    # 1 -> 2: leases get a version, so a compare-and-set sees any change, not just
+    # a change of state.
+    1: ("ALTER TABLE leases ADD COLUMN version INTEGER NOT NULL DEFAULT 0",),
 }
 
 # -- statements ----------------------------------------------------------------------------
@@ -255,17 +261,17 @@ FROM leases_v0 ORDER BY rowid""",
 _LEASE_FIELDS = (
     "id, principal_kind, principal_id, group_id, state, granted_at, expires_at, requester, "
     "reason, approver, standing, extensions, attempts, retry_at, last_error, updated_at, "
-    "ended_at, request_id, group_name, principal_name"
+    "ended_at, request_id, group_name, principal_name, version"
 )
-_INSERT_LEASE = f"INSERT INTO leases ({_LEASE_FIELDS}, due_at) VALUES ({', '.join(['?'] * 21)})"  # noqa: S608 - fixed fragments
+_INSERT_LEASE = f"INSERT INTO leases ({_LEASE_FIELDS}, due_at) VALUES ({', '.join(['?'] * 22)})"  # noqa: S608 - fixed fragments
 # Pairs per `leases_on_pairs` query: two bound values each, well under SQLite's limit.
 _PAIRS_PER_QUERY = 400
 _UPDATE_LEASE = (
     "UPDATE leases SET principal_kind = ?, principal_id = ?, group_id = ?, state = ?, "
     "granted_at = ?, expires_at = ?, requester = ?, reason = ?, approver = ?, standing = ?, "
     "extensions = ?, attempts = ?, retry_at = ?, last_error = ?, updated_at = ?, "
-    "ended_at = ?, request_id = ?, group_name = ?, principal_name = ?, due_at = ? "
-    "WHERE id = ? AND state IN "
+    "ended_at = ?, request_id = ?, group_name = ?, principal_name = ?, version = ?, "
+    "due_at = ? WHERE id = ? AND version = ? AND state IN "
 )
 _SELECT_LEASES = f"SELECT {_LEASE_FIELDS} FROM leases"  # noqa: S608 - fixed fragments
 
@@ -367,8 +373,14 @@ def _lease_values(lease: Lease) -> list[object]:
         lease.request_id,
         lease.group_name,
         lease.principal_name,
+        _integer(lease.version, f"{what}: version"),
         None if due is None else _micros(due, f"{what}: due time"),
     ]
+
+
+def _next_version(lease: Lease) -> Lease:
+    """The lease as an update stores it: its version counted one up."""
+    return attrs.evolve(lease, version=lease.version + 1)
 
 
 def _lease(row: Row) -> Lease:
@@ -392,6 +404,7 @@ def _lease(row: Row) -> Lease:
         request_id=row[17],
         group_name=row[18],
         principal_name=row[19],
+        version=row[20],
     )
 
 
@@ -843,15 +856,22 @@ class SqliteLeaseStore:
             LeaseError: the file cannot be written.
         """
         expected = sorted({state.value for state in expect})
-        values = [*_lease_values(lease), lease.id, *expected]
+        values = [*_lease_values(_next_version(lease)), lease.id, lease.version, *expected]
         sql = _UPDATE_LEASE + _placeholders(len(expected))
         payload = None if event is None else _event_payload(event)
 
         def work(conn: sqlite3.Connection) -> None:
             if not expected or conn.execute(sql, values).rowcount == 0:
-                row = conn.execute("SELECT state FROM leases WHERE id = ?", (lease.id,)).fetchone()
+                row = conn.execute(
+                    "SELECT state, version FROM leases WHERE id = ?", (lease.id,)
+                ).fetchone()
                 if row is None:
                     raise StaleStateError(f"lease {lease.id!r} does not exist")
+                if row[0] in expected:
+                    raise StaleStateError(
+                        f"lease {lease.id!r} changed meanwhile (version {row[1]}, "
+                        f"read at {lease.version})"
+                    )
                 wanted = ", ".join(expected) or "nothing"
                 raise StaleStateError(f"lease {lease.id!r} is {row[0]}, expected one of: {wanted}")
             if payload is not None:
@@ -865,7 +885,7 @@ class SqliteLeaseStore:
         """Apply many compare-and-set updates in one transaction; False for each stale one."""
         prepared = [
             (
-                [*_lease_values(lease), lease.id, expect.value],
+                [*_lease_values(_next_version(lease)), lease.id, lease.version, expect.value],
                 None if event is None else _event_payload(event),
             )
             for lease, expect, event in updates
@@ -1032,6 +1052,28 @@ class SqliteLeaseStore:
 
         held = self._transaction(work, f"claim {len(unique)} pair(s)")
         return [pair for pair in pairs if pair in held]
+
+    def renew_pairs(self, pairs: Sequence[Pair], *, owner: str, until: dt.datetime) -> list[Pair]:
+        """Extend `owner`'s claims on `pairs` to `until`; returns those still `owner`'s."""
+        if not pairs:
+            return []
+        until_us = _micros(until, "until")
+        unique = list(dict.fromkeys(pairs))
+
+        def work(conn: sqlite3.Connection) -> set[Pair]:
+            renewed: set[Pair] = set()
+            for pair in unique:
+                cursor = conn.execute(
+                    "UPDATE claims SET expires_at = ? "
+                    "WHERE principal_id = ? AND group_id = ? AND owner = ?",
+                    (until_us, pair.principal_id, pair.group_id, owner),
+                )
+                if cursor.rowcount:
+                    renewed.add(pair)
+            return renewed
+
+        renewed = self._transaction(work, f"renew {len(unique)} claim(s)")
+        return [pair for pair in pairs if pair in renewed]
 
     def release_pairs(self, pairs: Sequence[Pair], *, owner: str) -> None:
         """Release `owner`'s claims on `pairs` (others' claims are left alone)."""

@@ -69,21 +69,25 @@ class LeaseStore(Protocol):
         expect: Iterable[LeaseState],
         event: AuditEvent | None = None,
     ) -> None:
-        """Replace the stored lease of `lease.id` by `lease` if its state is in `expect`.
+        """Replace the stored lease of `lease.id` by `lease` if nothing changed it meanwhile.
 
-        The event is written in the same transaction.
+        The stored lease must be in a state of `expect` and still at `lease.version` (the
+        version it was read at); it is stored with the version counted one up. The event
+        is written in the same transaction.
 
         Raises:
-            StaleStateError: the stored state is not in `expect` (or the lease is gone).
+            StaleStateError: the stored state is not in `expect`, the stored version is
+                not `lease.version`, or the lease is gone.
         """
         ...
 
     def update_leases(self, updates: Sequence[LeaseUpdate]) -> list[bool]:
         """Apply many compare-and-set updates in ONE transaction.
 
-        Each `(lease, expect, event)` replaces the stored lease if its state is `expect`,
-        and writes its event with it; an update whose lease is in another state (or gone)
-        writes nothing and answers False. Returns one bool per update, in order.
+        Each `(lease, expect, event)` replaces the stored lease if its state is `expect`
+        and its version is `lease.version` (as `update_lease`), and writes its event with
+        it; an update whose lease changed meanwhile (or is gone) writes nothing and
+        answers False. Returns one bool per update, in order.
         """
         ...
 
@@ -138,6 +142,15 @@ class LeaseStore(Protocol):
 
         Never waits for a pair held by another owner: it is skipped. Returns the pairs
         claimed, in the order given. Claims expire at `until`.
+        """
+        ...
+
+    def renew_pairs(self, pairs: Sequence[Pair], *, owner: str, until: dt.datetime) -> list[Pair]:
+        """Extend `owner`'s claims on `pairs` to `until`; returns those still `owner`'s.
+
+        A claim is still `owner`'s while the store holds it under that owner, even past
+        its expiry: nobody can have acted on the pair without taking the claim over. A
+        pair released or taken over meanwhile is neither renewed nor claimed.
         """
         ...
 
@@ -261,6 +274,12 @@ class AsyncLeaseStore(Protocol):
         self, pairs: Sequence[Pair], *, owner: str, now: dt.datetime, until: dt.datetime
     ) -> list[Pair]:
         """See `LeaseStore.claim_pairs`."""
+        ...
+
+    async def renew_pairs(
+        self, pairs: Sequence[Pair], *, owner: str, until: dt.datetime
+    ) -> list[Pair]:
+        """See `LeaseStore.renew_pairs`."""
         ...
 
     async def release_pairs(self, pairs: Sequence[Pair], *, owner: str) -> None:
@@ -394,6 +413,14 @@ class ThreadedLeaseStore:
         """See `LeaseStore.claim_pairs`."""
         return await asyncio.to_thread(
             lambda: self.store.claim_pairs(pairs, owner=owner, now=now, until=until)
+        )
+
+    async def renew_pairs(
+        self, pairs: Sequence[Pair], *, owner: str, until: dt.datetime
+    ) -> list[Pair]:
+        """See `LeaseStore.renew_pairs`."""
+        return await asyncio.to_thread(
+            lambda: self.store.renew_pairs(pairs, owner=owner, until=until)
         )
 
     async def release_pairs(self, pairs: Sequence[Pair], *, owner: str) -> None:

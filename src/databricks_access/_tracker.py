@@ -49,6 +49,7 @@ from databricks_access._errors import (
     ConfigError,
     DatabricksAccessError,
     LeaseError,
+    NotFoundError,
 )
 from databricks_access._events import EventSink
 from databricks_access._flows import Flow, collect, concurrently
@@ -62,10 +63,16 @@ from databricks_access._lease import (
     StoredEvent,
     new_id,
 )
-from databricks_access._membership import MembershipFlows
+from databricks_access._membership import ChangeNotSentError, Guard, MembershipFlows
 from databricks_access._models import Group, MemberRef, PrincipalRef
 from databricks_access._scim import check_id
-from databricks_access._store import AsyncLeaseStore, LeaseStore, StaleStateError, threaded
+from databricks_access._store import (
+    AsyncLeaseStore,
+    LeaseStore,
+    LeaseUpdate,
+    StaleStateError,
+    threaded,
+)
 
 if TYPE_CHECKING:
     from databricks_access._membership import AsyncMembershipManager, MembershipManager
@@ -89,6 +96,8 @@ Duration = dt.timedelta | float | int
 _MAX_TEXT = 1000
 # Due leases handled together: their removals are coalesced per group across the batch.
 _SWEEP_BATCH = 10_000
+# How often a grant claims its pair again when its read outlived the claim.
+_CLAIM_ROUNDS = 3
 
 
 # -- effects: what a tracker flow asks of its runner besides HTTP ---------------------------
@@ -239,6 +248,14 @@ def _group_id(group: GroupLike) -> str:
     return check_id(group, "group")
 
 
+def _after(start: dt.datetime, seconds: float, field: str) -> dt.datetime:
+    """`start` plus `seconds`, or a `ConfigError` naming `field` when that is no date."""
+    try:
+        return start + dt.timedelta(seconds=seconds)
+    except OverflowError:
+        raise ConfigError(f"is too long: {seconds:g}s from {start.isoformat()}", field) from None
+
+
 def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
@@ -317,31 +334,73 @@ class TrackerFlows:
             detail=detail,
         )
 
-    def _claim(self, pair: Pair) -> Flow[None]:
-        """Claim one pair, waiting (by the clock) while another tracker holds it."""
+    def _token(self) -> str:
+        """A claim token for one operation: this tracker's name and a fresh tag.
+
+        Claims belong to operations, not to trackers: two threads or tasks of one
+        tracker exclude each other per pair exactly as two replicas do.
+        """
+        return f"{self.owner}/{new_id('op')[3:]}"
+
+    def _until(self) -> dt.datetime:
+        return self._now() + dt.timedelta(seconds=self.s.claim_ttl)
+
+    def _claim(self, pair: Pair, token: str) -> Flow[None]:
+        """Claim one pair, waiting (by the clock) while another operation holds it."""
         waited, delay = 0.0, 0.05
         while True:
             now = self._now()
-            until = now + dt.timedelta(seconds=self.s.claim_ttl)
-            got = yield from _store("claim_pairs", [pair], owner=self.owner, now=now, until=until)
+            got = yield from _store(
+                "claim_pairs", [pair], owner=token, now=now, until=self._until()
+            )
             if got:
                 crash_point("after_claim")
                 return
             if waited > self.s.claim_ttl + 1:
                 raise LeaseError(
-                    f"another tracker has held the claim on {pair} for {waited:.0f}s; "
+                    f"another operation has held the claim on {pair} for {waited:.0f}s; "
                     "try again later"
                 )
             yield Sleep(delay)
             waited += delay
             delay = min(delay * 2, 1.0)
 
-    def _release(self, pairs: Sequence[Pair]) -> Flow[None]:
-        if pairs:
-            yield from _store("release_pairs", list(pairs), owner=self.owner)
+    def _renew(self, pairs: Sequence[Pair], token: str) -> Flow[set[Pair]]:
+        """Extend this operation's claims; returns the pairs it still holds.
 
-    def _standing(self, member_shown: bool, on_pair: Iterable[Lease], now: dt.datetime) -> bool:
-        """Whether a membership the read shows is standing (promise 2)."""
+        Called right before every side effect: a pair whose claim was taken over or
+        released meanwhile is not acted on.
+        """
+        if not pairs:
+            return set()
+        held: list[Pair] = yield from _store(
+            "renew_pairs", list(pairs), owner=token, until=self._until()
+        )
+        return set(held)
+
+    def _guard(self, token: str) -> Guard:
+        """A guard for `MembershipFlows.apply`: renews each request's claims first."""
+
+        def guard(gid: str, ids: list[str]) -> Flow[list[str]]:
+            held = yield from self._renew([Pair(m, gid) for m in ids], token)
+            return [m for m in ids if Pair(m, gid) in held]
+
+        return guard
+
+    def _release(self, pairs: Sequence[Pair], token: str) -> Flow[None]:
+        if pairs:
+            yield from _store("release_pairs", list(pairs), owner=token)
+
+    def _standing(
+        self, member_shown: bool, on_pair: Iterable[Lease], now: dt.datetime, pair: Pair
+    ) -> bool:
+        """Whether a membership the read shows is standing (promise 2).
+
+        Not when this process changed the pair within the consistency window (measured on
+        the monotonic clock, so a wall-clock step cannot shorten it), nor when a lease of
+        ours on the pair held access or ended within the window (by the store's times,
+        which every replica shares), unless that lease was itself standing.
+        """
         if not member_shown:
             return False
         horizon = now - dt.timedelta(seconds=self.s.consistency_window)
@@ -355,7 +414,28 @@ class TrackerFlows:
                 and lease.ended_at >= horizon
             )
         ]
-        return not relevant or any(lease.standing for lease in relevant)
+        if not relevant:
+            return not self.m.recently_written(pair)
+        return any(lease.standing for lease in relevant)
+
+    def _end_standing(self, on_pair: Iterable[Lease], why: str) -> Flow[None]:
+        """Clear the standing flag of a pair's live leases: the membership is no longer standing.
+
+        Either a read showed the member absent (the standing membership is gone) or we
+        added it back ourselves. From here on the membership is the leases': the last one
+        to end removes it.
+        """
+        updates: list[LeaseUpdate] = [
+            (
+                attrs.evolve(lease, standing=False, updated_at=self._now()),
+                lease.state,
+                self._event(EventKind.DRIFT, lease, standing="ended", why=why),
+            )
+            for lease in on_pair
+            if lease.standing and lease.state not in TERMINAL_STATES
+        ]
+        if updates:
+            yield from self._cas_many(updates)
 
     def deliver(self) -> Flow[int]:
         """Hand pending outbox events to the sink, oldest first; returns how many."""
@@ -409,95 +489,161 @@ class TrackerFlows:
         approver = _text(approver, "approver", optional=True)
         gid = _group_id(group)
         ref = yield from self.m.resolve(principal)
-        pair = Pair(ref.id, gid)
-        yield from self._claim(pair)
+        now = self._now()
+        draft = Lease(
+            id=new_id("lease"),
+            principal=ref,
+            group_id=gid,
+            state=LeaseState.GRANTING,
+            granted_at=now,
+            expires_at=_after(now, seconds, "ttl"),
+            requester=requester,
+            reason=reason,
+            approver=approver,
+            updated_at=now,
+            request_id=request_id,
+            group_name=group.display_name if isinstance(group, Group) else None,
+            principal_name=principal if isinstance(principal, str) else principal_name,
+        )
+        token = self._token()
         try:
-            before = yield from self.api.principal_group_ids(ref)
-            on_pair: list[Lease] = yield from _store(
-                "find_leases", principal_id=ref.id, group_id=gid
-            )
-            now = self._now()
-            lease = Lease(
-                id=new_id("lease"),
-                principal=ref,
-                group_id=gid,
-                state=LeaseState.GRANTING,
-                granted_at=now,
-                expires_at=now + dt.timedelta(seconds=seconds),
-                requester=requester,
-                reason=reason,
-                approver=approver,
-                standing=self._standing(gid in before, on_pair, now),
-                updated_at=now,
-                request_id=request_id,
-                group_name=group.display_name if isinstance(group, Group) else None,
-                principal_name=principal if isinstance(principal, str) else principal_name,
-            )
-            yield from _store("add_lease", lease, None)
-            crash_point("after_intent_write")
-            try:
-                yield from self._add(gid, [ref.id])
-            except DatabricksAccessError as exc:
-                if exc.maybe_applied:
-                    # The add may have landed before the API failed: undo it as an early
-                    # revoke (retried until it succeeds), so no membership outlives the
-                    # failed grant. Standing members and other leases keep theirs.
-                    noted = attrs.evolve(lease, last_error=_error_text(exc))
-                    yield from _store(
-                        "update_lease",
-                        noted,
-                        expect=(LeaseState.GRANTING,),
-                        event=self._event(EventKind.GRANT_FAILED, noted, error=_error_text(exc)),
-                    )
-                    yield from self._end_pair(pair, ending_ids={lease.id}, early_by="grant failed")
-                    raise
-                failed = attrs.evolve(
-                    lease,
-                    state=LeaseState.GRANT_FAILED,
-                    last_error=_error_text(exc),
-                    updated_at=self._now(),
-                    ended_at=self._now(),
-                )
-                yield from _store(
-                    "update_lease",
-                    failed,
-                    expect=(LeaseState.GRANTING,),
-                    event=self._event(EventKind.GRANT_FAILED, failed, error=_error_text(exc)),
-                )
-                raise
-            crash_point("after_patch")
-            active = attrs.evolve(lease, state=LeaseState.ACTIVE, updated_at=self._now())
-            detail = {"standing": "true"} if active.standing else {}
-            yield from _store(
-                "update_lease",
-                active,
-                expect=(LeaseState.GRANTING,),
-                event=self._event(EventKind.GRANTED, active, **detail),
-            )
-            crash_point("after_activate")
+            lease = yield from self._grant_intent(draft, seconds, token)
+            active = yield from self._grant_effect(lease, token)
         except Exception:
-            yield from self._release([pair])
+            yield from self._release([draft.pair], token)
             yield from self.deliver()
             raise
-        yield from self._release([pair])
+        yield from self._release([draft.pair], token)
         yield from self.deliver()
         return active
 
-    def _add(self, gid: str, ids: list[str]) -> Flow[None]:
-        failures = yield from self.m.apply({gid: ids}, adding=True, deadline=self.patch_deadline)
+    def _grant_intent(self, draft: Lease, seconds: float, token: str) -> Flow[Lease]:
+        """Claim the pair, read it, judge standing and store the `GRANTING` lease.
+
+        When the read outlives the claim and another operation takes the pair over,
+        nothing is written: the grant waits for the pair again and judges anew.
+        """
+        pair = draft.pair
+        for _ in range(_CLAIM_ROUNDS):
+            yield from self._claim(pair, token)
+            before = yield from self.api.principal_group_ids(
+                draft.principal, deadline=self.patch_deadline
+            )
+            on_pair: list[Lease] = yield from _store(
+                "find_leases", principal_id=pair.principal_id, group_id=pair.group_id
+            )
+            if pair in (yield from self._renew([pair], token)):
+                break
+            logger.info("the claim on %s was lost during its read; claiming again", pair)
+        else:
+            raise LeaseError(f"the claim on {pair} was lost {_CLAIM_ROUNDS} times; try again")
+        now = self._now()
+        shown = pair.group_id in before
+        if not shown:
+            # Fresh evidence: whatever standing membership there was is gone.
+            yield from self._end_standing(on_pair, "a read showed the member absent")
+        lease = attrs.evolve(
+            draft,
+            granted_at=now,
+            expires_at=_after(now, seconds, "ttl"),
+            updated_at=now,
+            standing=self._standing(shown, on_pair, now, pair),
+        )
+        yield from _store("add_lease", lease, None)
+        crash_point("after_intent_write")
+        return lease
+
+    def _grant_effect(self, lease: Lease, token: str) -> Flow[Lease]:
+        """Send the add of a stored `GRANTING` lease under its claim; store the outcome."""
+        pair = lease.pair
+        try:
+            yield from self._add(pair.group_id, [pair.principal_id], token)
+        except ChangeNotSentError:
+            # Lost the claim before the add: the lease stays GRANTING, and the operation
+            # that holds the pair now (or the next sweep) finishes it.
+            raise LeaseError(
+                f"lease {lease.id} was stored but its claim on {pair} was lost before the "
+                "add was sent; a sweep finishes it"
+            ) from None
+        except DatabricksAccessError as exc:
+            if exc.maybe_applied:
+                # The add may have landed before the API failed: undo it as an early
+                # revoke (retried until it succeeds), so no membership outlives the
+                # failed grant. Standing members and other leases keep theirs.
+                noted = attrs.evolve(lease, last_error=_error_text(exc))
+                yield from _store(
+                    "update_lease",
+                    noted,
+                    expect=(LeaseState.GRANTING,),
+                    event=self._event(EventKind.GRANT_FAILED, noted, error=_error_text(exc)),
+                )
+                yield from self._end_pair(
+                    pair, ending_ids={lease.id}, early_by="grant failed", token=token
+                )
+                raise
+            failed = attrs.evolve(
+                lease,
+                state=LeaseState.GRANT_FAILED,
+                last_error=_error_text(exc),
+                updated_at=self._now(),
+                ended_at=self._now(),
+            )
+            yield from _store(
+                "update_lease",
+                failed,
+                expect=(LeaseState.GRANTING,),
+                event=self._event(EventKind.GRANT_FAILED, failed, error=_error_text(exc)),
+            )
+            raise
+        crash_point("after_patch")
+        active = attrs.evolve(lease, state=LeaseState.ACTIVE, updated_at=self._now())
+        detail = {"standing": "true"} if active.standing else {}
+        yield from _store(
+            "update_lease",
+            active,
+            expect=(LeaseState.GRANTING,),
+            event=self._event(EventKind.GRANTED, active, **detail),
+        )
+        crash_point("after_activate")
+        return attrs.evolve(active, version=active.version + 1)
+
+    def _add(self, gid: str, ids: list[str], token: str) -> Flow[None]:
+        failures = yield from self.m.apply(
+            {gid: ids}, adding=True, deadline=self.patch_deadline, guard=self._guard(token)
+        )
         if failures:
             raise next(iter(failures.values()))
 
     # -- extend --------------------------------------------------------------------------------
 
     def extend(self, lease_id: str, by: Duration) -> Flow[ExtendResult]:
-        """Push an active lease's expiry out, clamped to `max_ttl` from its grant."""
+        """Push an active lease's expiry out, clamped to `max_ttl` from its grant.
+
+        Under the pair's claim, like every change to a pair, and stored by a
+        compare-and-set on the lease's version: an extension is never lost to a sweep
+        that read the lease before it, nor answered for a lease that is ending.
+        """
         seconds = _seconds(by, "by")
         if seconds <= 0:
             raise ConfigError(f"must be positive, not {seconds:g}s", "by")
-        lease: Lease | None = yield from _store("get_lease", _lease_id(lease_id))
-        if lease is None:
+        found: Lease | None = yield from _store("get_lease", _lease_id(lease_id))
+        if found is None:
             raise LeaseError(f"no lease {lease_id!r}")
+        token = self._token()
+        yield from self._claim(found.pair, token)
+        try:
+            result = yield from self._extend_claimed(found.id, seconds)
+        except Exception:
+            yield from self._release([found.pair], token)
+            raise
+        yield from self._release([found.pair], token)
+        yield from self.deliver()
+        return result
+
+    def _extend_claimed(self, lease_id: str, seconds: float) -> Flow[ExtendResult]:
+        lease: Lease | None = yield from _store("get_lease", lease_id)
+        if lease is None:  # pragma: no cover - leases are never deleted
+            raise LeaseError(f"lease {lease_id} disappeared")
         now = self._now()
         if lease.state is not LeaseState.ACTIVE or lease.expires_at <= now:
             state = "expired" if lease.state is LeaseState.ACTIVE else lease.state.value
@@ -505,8 +651,11 @@ class TrackerFlows:
         limit = self.s.max_extensions
         if limit is not None and lease.extensions >= limit:
             raise LeaseError(f"lease {lease.id} was already extended {limit} times (the limit)")
-        requested = lease.expires_at + dt.timedelta(seconds=seconds)
-        cap = lease.granted_at + dt.timedelta(seconds=self.s.max_ttl)
+        cap = _after(lease.granted_at, self.s.max_ttl, "max_ttl")
+        try:
+            requested = lease.expires_at + dt.timedelta(seconds=seconds)
+        except OverflowError:
+            requested = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
         clamped = requested > cap
         new_expiry = min(requested, cap)
         if new_expiry <= lease.expires_at:
@@ -525,8 +674,8 @@ class TrackerFlows:
         except StaleStateError:
             raise LeaseError(f"lease {lease.id} changed meanwhile (it is ending)") from None
         crash_point("after_extend")
-        yield from self.deliver()
-        return ExtendResult(lease=extended, clamped=clamped, requested_expires_at=requested)
+        stored = attrs.evolve(extended, version=extended.version + 1)
+        return ExtendResult(lease=stored, clamped=clamped, requested_expires_at=requested)
 
     # -- revoke (early) ------------------------------------------------------------------------
 
@@ -538,15 +687,16 @@ class TrackerFlows:
             raise LeaseError(f"no lease {lease_id!r}")
         if lease.state in TERMINAL_STATES:
             return lease
-        yield from self._claim(lease.pair)
+        token = self._token()
+        yield from self._claim(lease.pair, token)
         try:
             report = yield from self._end_pair(
-                lease.pair, ending_ids={lease.id}, early_by=by or "requested"
+                lease.pair, ending_ids={lease.id}, early_by=by or "requested", token=token
             )
         except Exception:
-            yield from self._release([lease.pair])
+            yield from self._release([lease.pair], token)
             raise
-        yield from self._release([lease.pair])
+        yield from self._release([lease.pair], token)
         yield from self.deliver()
         final: Lease | None = yield from _store("get_lease", lease.id)
         if final is None:  # pragma: no cover - leases are never deleted
@@ -562,6 +712,7 @@ class TrackerFlows:
 
     def sweep(self, *, limit: int | None = None) -> Flow[SweepReport]:
         """Revoke what is due, finish what a crash left, retry what failed."""
+        token = self._token()
         totals: dict[str, list[str]] = {
             "revoked": [],
             "kept": [],
@@ -585,7 +736,7 @@ class TrackerFlows:
             if not fresh:
                 break
             seen.update(lease.id for lease in fresh)
-            part = yield from self._sweep_batch(fresh, now)
+            part = yield from self._sweep_batch(fresh, now, token)
             for key, values in part.items():
                 if key == "taken_over":
                     totals["skipped"] += cast("list[str]", values)
@@ -604,11 +755,13 @@ class TrackerFlows:
             events_delivered=delivered,
         )
 
-    def _sweep_batch(self, due: list[Lease], now: dt.datetime) -> Flow[dict[str, object]]:
+    def _sweep_batch(
+        self, due: list[Lease], now: dt.datetime, token: str
+    ) -> Flow[dict[str, object]]:
         pairs = list(dict.fromkeys(lease.pair for lease in due))
         until = now + dt.timedelta(seconds=self.s.claim_ttl)
         claimed: list[Pair] = yield from _store(
-            "claim_pairs", pairs, owner=self.owner, now=now, until=until
+            "claim_pairs", pairs, owner=token, now=now, until=until
         )
         crash_point("after_claim")
         mine = set(claimed)
@@ -616,29 +769,38 @@ class TrackerFlows:
             "skipped": [lease.id for lease in due if lease.pair not in mine],
         }
         try:
-            result = yield from self._end_pairs(claimed, now)
-        except Exception:
-            yield from self._release(claimed)
+            result = yield from self._end_pairs(claimed, now, token)
+        except Exception as exc:
+            logger.warning(
+                "sweeping leases %s failed: %s",
+                ", ".join(lease.id for lease in due if lease.pair in mine)[:2000],
+                _error_text(exc),
+            )
+            yield from self._release(claimed, token)
             raise
-        yield from self._release(claimed)
+        yield from self._release(claimed, token)
         out.update(result)
         return out
 
-    def _end_pair(self, pair: Pair, *, ending_ids: set[str], early_by: str) -> Flow[SweepReport]:
+    def _end_pair(
+        self, pair: Pair, *, ending_ids: set[str], early_by: str, token: str
+    ) -> Flow[SweepReport]:
         """End chosen leases of one claimed pair now (an early revoke)."""
         on_pair: list[Lease] = yield from _store(
             "find_leases", principal_id=pair.principal_id, group_id=pair.group_id
         )
         now = self._now()
         plan = _PairPlan.build(on_pair, now, self.s.claim_ttl, force=ending_ids)
-        result = yield from self._execute({pair: plan}, now, early_by=early_by)
+        result = yield from self._execute({pair: plan}, now, early_by=early_by, token=token)
         return SweepReport(
             revoked=tuple(cast("list[str]", result["revoked"])),
             kept=tuple(cast("list[str]", result["kept"])),
             failed=tuple(cast("list[str]", result["failed"])),
         )
 
-    def _end_pairs(self, pairs: list[Pair], now: dt.datetime) -> Flow[dict[str, object]]:
+    def _end_pairs(
+        self, pairs: list[Pair], now: dt.datetime, token: str
+    ) -> Flow[dict[str, object]]:
         live = tuple(state for state in LeaseState if state not in TERMINAL_STATES)
         found: list[Lease] = yield from _store("leases_on_pairs", pairs, states=live)
         by_pair: dict[Pair, list[Lease]] = {pair: [] for pair in pairs}
@@ -648,7 +810,33 @@ class TrackerFlows:
             pair: _PairPlan.build(on_pair, now, self.s.claim_ttl)
             for pair, on_pair in by_pair.items()
         }
-        return (yield from self._execute(plans, now, early_by=None))
+        return (yield from self._execute(plans, now, early_by=None, token=token))
+
+    def _confirm_removed(self, pairs: set[Pair]) -> Flow[dict[Pair, DatabricksAccessError]]:
+        """Confirm removals answered "not a member" by reading their groups.
+
+        That answer is not proof (the service has given it for members). Returns the
+        pairs a read still shows.
+        """
+        failures: dict[Pair, DatabricksAccessError] = {}
+        by_group: dict[str, list[Pair]] = {}
+        for pair in pairs:
+            by_group.setdefault(pair.group_id, []).append(pair)
+        for gid, group_pairs in by_group.items():
+            try:
+                members = yield from self.api.group_member_ids(gid, deadline=self.patch_deadline)
+            except NotFoundError:
+                continue  # the group itself is gone, and with it the membership
+            except DatabricksAccessError as exc:
+                failures.update(dict.fromkeys(group_pairs, exc))
+                continue
+            for pair in group_pairs:
+                if pair.principal_id in members:
+                    failures[pair] = LeaseError(
+                        f"the removal of {pair.principal_id} from group {gid} was answered "
+                        "'not a member', but a read still shows the member"
+                    )
+        return failures
 
     def _cas_many(
         self, updates: list[tuple[Lease, LeaseState, AuditEvent | None]]
@@ -667,7 +855,12 @@ class TrackerFlows:
         return results
 
     def _execute(
-        self, plans: dict[Pair, _PairPlan], now: dt.datetime, *, early_by: str | None
+        self,
+        plans: dict[Pair, _PairPlan],
+        now: dt.datetime,
+        *,
+        early_by: str | None,
+        token: str,
     ) -> Flow[dict[str, object]]:
         lost: set[Pair] = set()
 
@@ -684,23 +877,17 @@ class TrackerFlows:
                 owners.append(pair)
         stored = yield from self._cas_many(intents)
         lost.update(pair for pair, ok in zip(owners, stored, strict=True) if not ok)
+        # The ending leases as stored now (their versions counted up).
+        current = {
+            lease.id: attrs.evolve(lease, version=lease.version + 1)
+            for (lease, _, _), ok in zip(intents, stored, strict=True)
+            if ok
+        }
         crash_point("after_revoking_write")
 
-        # Renew the claims right before the side effects, and drop any pair whose claim
-        # expired meanwhile (a slow store or long retries): another tracker may own it.
-        mine = [pair for pair in plans if pair not in lost]
-        if mine:
-            renewed_at = self._now()
-            kept_claims: list[Pair] = yield from _store(
-                "claim_pairs",
-                mine,
-                owner=self.owner,
-                now=renewed_at,
-                until=renewed_at + dt.timedelta(seconds=self.s.claim_ttl),
-            )
-            lost.update(set(mine) - set(kept_claims))
-
         # 2. Side effects, coalesced per group: removals, and adds of recovered grants.
+        # Each request renews the claims of its pairs first (the guard); a pair whose
+        # claim was lost meanwhile is not sent, and left to whoever holds it now.
         removals: dict[str, list[str]] = {}
         adds: dict[str, list[str]] = {}
         for pair, plan in plans.items():
@@ -713,14 +900,26 @@ class TrackerFlows:
         remove_failures: dict[Pair, DatabricksAccessError] = {}
         add_failures: dict[Pair, DatabricksAccessError] = {}
         patches = self.m.count_patches(removals) + self.m.count_patches(adds)
+        guard = self._guard(token)
         if removals:
+            unproven: set[Pair] = set()
             remove_failures = yield from self.m.apply(
-                removals, adding=False, deadline=self.patch_deadline
+                removals,
+                adding=False,
+                deadline=self.patch_deadline,
+                guard=guard,
+                unproven=unproven,
             )
+            if unproven:
+                remove_failures.update((yield from self._confirm_removed(unproven)))
         if adds:
-            add_failures = yield from self.m.apply(adds, adding=True, deadline=self.patch_deadline)
+            add_failures = yield from self.m.apply(
+                adds, adding=True, deadline=self.patch_deadline, guard=guard
+            )
         if removals or adds:
             crash_point("after_revoke_patch")
+        for failures in (remove_failures, add_failures):
+            lost.update(p for p, e in failures.items() if isinstance(e, ChangeNotSentError))
 
         # 3. Outcomes, stored together.
         retry_at = now + dt.timedelta(seconds=self.s.revoke_retry_interval)
@@ -752,7 +951,8 @@ class TrackerFlows:
                     outcomes.append((retry, LeaseState.GRANTING, None))
                     buckets.append(None)
             error = remove_failures.get(pair)
-            for lease in plan.ending:
+            for read in plan.ending:
+                lease = current[read.id]
                 if error is not None:
                     failed_lease = attrs.evolve(
                         lease,
@@ -885,9 +1085,12 @@ class TrackerFlows:
         removed: list[DriftItem] = []
         failures: list[tuple[DriftItem, str]] = []
         if apply:
-            readded = yield from self._repair(vanished, adding=True, failures=failures)
+            token = self._token()
+            readded = yield from self._repair(vanished, adding=True, failures=failures, token=token)
             if remove_standing:
-                removed = yield from self._repair(standing, adding=False, failures=failures)
+                removed = yield from self._repair(
+                    standing, adding=False, failures=failures, token=token
+                )
         yield from self.deliver()
         return DriftReport(
             standing=tuple(standing),
@@ -903,14 +1106,75 @@ class TrackerFlows:
         *,
         adding: bool,
         failures: list[tuple[DriftItem, str]],
+        token: str,
     ) -> Flow[list[DriftItem]]:
-        """Add (or remove) the memberships of `items`, coalesced; returns those done."""
+        """Add (or remove) the memberships of `items`, coalesced; returns those done.
+
+        Under the pairs' claims, and judged again from the store once they are held: a
+        lease revoked or expired since the read is not re-added, a member who got a lease
+        since the read is not removed. A pair another operation holds is reported as a
+        failure, to try again.
+        """
+        if not items:
+            return []
+        pairs = list(dict.fromkeys(Pair(item.principal_id, item.group_id) for item in items))
+        now = self._now()
+        claimed: list[Pair] = yield from _store(
+            "claim_pairs", pairs, owner=token, now=now, until=self._until()
+        )
+        try:
+            done = yield from self._repair_claimed(items, set(claimed), adding, failures, token)
+        except Exception:
+            yield from self._release(claimed, token)
+            raise
+        yield from self._release(claimed, token)
+        return done
+
+    def _repair_claimed(
+        self,
+        items: list[DriftItem],
+        claimed: set[Pair],
+        adding: bool,
+        failures: list[tuple[DriftItem, str]],
+        token: str,
+    ) -> Flow[list[DriftItem]]:
+        found: list[Lease] = yield from _store("leases_on_pairs", list(claimed))
+        by_pair: dict[Pair, list[Lease]] = {pair: [] for pair in claimed}
+        for lease in found:
+            by_pair[lease.pair].append(lease)
+        now = self._now()
+        horizon = now - dt.timedelta(seconds=self.s.consistency_window)
+        eligible: list[DriftItem] = []
+        for item in items:
+            pair = Pair(item.principal_id, item.group_id)
+            if pair not in claimed:
+                failures.append((item, "another operation holds the pair; try again"))
+                continue
+            on_pair = by_pair[pair]
+            if adding:
+                holds = any(x.state is LeaseState.ACTIVE and x.expires_at > now for x in on_pair)
+                if holds:
+                    eligible.append(item)
+            else:
+                recent = any(
+                    x.state not in TERMINAL_STATES
+                    or (x.ended_at is not None and x.ended_at >= horizon)
+                    for x in on_pair
+                )
+                if not recent and not self.m.recently_written(pair):
+                    eligible.append(item)
         changes: dict[str, list[str]] = {}
-        for item in items:
+        for item in eligible:
             changes.setdefault(item.group_id, []).append(item.principal_id)
-        failed = yield from self.m.apply(changes, adding=adding, deadline=None)
+        if adding:
+            # The memberships re-added are ours from now on: no lease of theirs is standing.
+            for pair in dict.fromkeys(Pair(i.principal_id, i.group_id) for i in eligible):
+                yield from self._end_standing(by_pair[pair], "reconcile re-added the member")
+        failed = yield from self.m.apply(
+            changes, adding=adding, deadline=self.patch_deadline, guard=self._guard(token)
+        )
         done: list[DriftItem] = []
-        for item in items:
+        for item in eligible:
             error = failed.get(Pair(item.principal_id, item.group_id))
             if error is None:
                 done.append(item)
@@ -992,6 +1256,33 @@ class _PairPlan:
             note = "removed"
         remove = bool(ending) and not keepers and not standing
         return cls(tuple(ending), tuple(recover), remove, note)
+
+
+class _Backoff:
+    """The waits of `run()` after failed sweeps: 1 s, doubling, at most `idle` (and 5 min).
+
+    Whatever a sweep raised, library error or not, is logged and the loop goes on: a
+    process supervisor restarting a crashed loop would revoke nothing in between.
+    """
+
+    def __init__(self, idle: float) -> None:
+        self.cap = max(1.0, min(idle, 300.0))
+        self.failures = 0
+
+    def failed(self, exc: Exception) -> float:
+        self.failures += 1
+        wait = min(self.cap, 2.0 ** (self.failures - 1))
+        logger.warning(
+            "sweep failed (%d in a row), retrying in %.0fs: %s",
+            self.failures,
+            wait,
+            _error_text(exc),
+            exc_info=not isinstance(exc, DatabricksAccessError),
+        )
+        return wait
+
+    def reset(self) -> None:
+        self.failures = 0
 
 
 def _default_owner() -> str:
@@ -1135,13 +1426,15 @@ class LeaseTracker:
         Errors of a sweep are logged and retried; nothing is lost.
         """
         stop = stop or threading.Event()
+        backoff = _Backoff(idle)
         while not stop.is_set():
             try:
                 self.sweep()
                 wait = self._run(self.flows.seconds_until_due(idle))
-            except DatabricksAccessError as exc:
-                logger.warning("sweep failed, retrying soon: %s", exc)
-                wait = min(idle, 5.0)
+            except Exception as exc:  # noqa: BLE001 - the loop outlives any one sweep
+                wait = backoff.failed(exc)
+            else:
+                backoff.reset()
             remaining = wait
             start = self.clock.monotonic()
             while remaining > 0 and not stop.is_set():
@@ -1268,13 +1561,15 @@ class AsyncLeaseTracker:
     async def run(self, stop: asyncio.Event | None = None, *, idle: float = 30.0) -> None:
         """Sweep whenever a lease is due, until `stop` is set (see `LeaseTracker.run`)."""
         stop = stop or asyncio.Event()
+        backoff = _Backoff(idle)
         while not stop.is_set():
             try:
                 await self.sweep()
                 wait = await self._run(self.flows.seconds_until_due(idle))
-            except DatabricksAccessError as exc:
-                logger.warning("sweep failed, retrying soon: %s", exc)
-                wait = min(idle, 5.0)
+            except Exception as exc:  # noqa: BLE001 - the loop outlives any one sweep
+                wait = backoff.failed(exc)
+            else:
+                backoff.reset()
             remaining = wait
             start = self.clock.monotonic()
             while remaining > 0 and not stop.is_set():

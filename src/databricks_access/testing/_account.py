@@ -232,6 +232,8 @@ class FakeAccount:
                     self._handle(request)
                 status, fault_name = 0, lost.fault
             elif isinstance(verdict, FakeResponse):
+                if verdict.applied:
+                    self._handle(request)
                 response = verdict
                 status, fault_name = response.status, response.fault or "intercepted"
             else:

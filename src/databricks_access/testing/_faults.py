@@ -329,8 +329,8 @@ class Fault:
         body: A raw body replacing the error body (plain text, empty, ...).
         seconds: The latency of a `latency` fault; how long a `timeout` fault holds
             the connection.
-        applied: Whether a `drop` or `timeout` fault lets the account handle the request
-            before the answer is lost.
+        applied: Whether a `drop`, `timeout` or `status` fault lets the account handle
+            the request before the answer is lost (or replaced by the error).
         stale: The stale reads a `stale_reads` fault switches on while its requests are
             served.
         op_class: The operation classes it applies to; None for all.
@@ -376,6 +376,7 @@ class Fault:
         retry_after: float | None = None,
         detail: str | None = None,
         body: bytes | None = None,
+        applied: bool = False,
         **where: Unpack[Where],
     ) -> Fault:
         """Answer with this status, in the endpoint's error form (or with `body`).
@@ -385,6 +386,8 @@ class Fault:
             retry_after: Seconds for a `Retry-After` header; None for none.
             detail: The error message as `CODE: message`; default a standard one.
             body: A raw body instead of the JSON error (`b""`, plain text, ...).
+            applied: Let the account handle the request first: the write happens and
+                the answer is the error all the same (a gateway timing out, say).
             **where: Which requests: `op_class`, `method`, `path`, `nth`, `requests`,
                 `probability`, `times`.
         """
@@ -397,6 +400,7 @@ class Fault:
             retry_after=retry_after,
             detail=detail,
             body=body,
+            applied=applied,
             **where,
         )
 
@@ -641,6 +645,8 @@ class FaultPlan:
             detail=fault.detail,
             fault=fault.label,
         )
+        if fault.applied:
+            response = attrs.evolve(response, applied=True)
         if fault.body is not None:
             headers = tuple(h for h in response.headers if h[0] != "content-type")
             response = attrs.evolve(response, headers=headers, body=fault.body)

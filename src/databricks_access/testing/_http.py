@@ -81,6 +81,8 @@ class FakeResponse:
         delay: Seconds the transport or server waits before sending it (injected latency).
         fault: The name of the fault this response plays, when one was injected; it is
             copied to the request log.
+        applied: Whether the account still handles the request when an interceptor
+            answers with this response (the write happens; the answer is this one).
     """
 
     status: int
@@ -88,6 +90,7 @@ class FakeResponse:
     body: bytes = b""
     delay: float = attrs.field(default=0.0, kw_only=True)
     fault: str | None = attrs.field(default=None, kw_only=True)
+    applied: bool = attrs.field(default=False, kw_only=True)
 
     def json(self) -> Any:
         """The body parsed as JSON (for assertions in tests)."""
