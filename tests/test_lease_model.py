@@ -169,9 +169,12 @@ class World:
             client.close()
 
 
-def rounds_of_threads(world: World, rounds: int, width: int) -> None:
+def rounds_of_threads(world: World, rounds: int, width: int, meanwhile=None) -> None:
+    """`rounds` rounds of `width` operations at once; `meanwhile(round)` runs beside each."""
     for number in range(rounds):
         actions = [world.operation(world.rng) for _ in range(width)]
+        if meanwhile is not None:
+            actions.append(lambda number=number: meanwhile(number))
         barrier = threading.Barrier(len(actions))
 
         def work(action, barrier=barrier) -> None:
@@ -259,7 +262,9 @@ def test_tasks_of_an_async_tracker_and_a_thread_keep_the_account_in_step(config,
 
 
 @pytest.mark.parametrize("seed", [6])
-def test_the_model_holds_on_postgresql_sync_and_async(config, seed, postgres_server):
+def test_the_model_holds_on_postgresql_sync_and_async_across_a_restart(
+    config, seed, postgres_server
+):
     from databricks_access._postgres_store import (  # noqa: PLC0415
         AsyncPostgresLeaseStore,
         PostgresLeaseStore,
@@ -274,8 +279,12 @@ def test_the_model_holds_on_postgresql_sync_and_async(config, seed, postgres_ser
             world.async_store = native
             await rounds_of_tasks(world, rounds=8, width=4)
 
+    def restart_in_round_three(number: int) -> None:
+        if number == 3:
+            postgres_server.restart()  # every connection drops, transactions in flight too
+
     try:
-        rounds_of_threads(world, rounds=8, width=4)
+        rounds_of_threads(world, rounds=8, width=4, meanwhile=restart_in_round_three)
         asyncio.run(main())
         world.settle()
     finally:
