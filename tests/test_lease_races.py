@@ -765,3 +765,121 @@ def test_run_survives_a_hostile_error_body(fake, tracker, store, clock, alice, o
     finally:
         stop.set()
         worker.join(timeout=10)
+
+
+# The same promises on the async tracker ---------------------------------------------------------
+
+
+def run_async(async_client_factory, clock, body):
+    """Run `body(tracker, store)` on a fresh `AsyncLeaseTracker`; returns the store."""
+    store = MemoryLeaseStore()
+
+    async def main():
+        async with async_client_factory() as client:
+            tracker = da.AsyncLeaseTracker(
+                da.AsyncMembershipManager(client), store=store, clock=clock
+            )
+            await body(tracker, store)
+
+    asyncio.run(main())
+    return store
+
+
+def test_async_one_bad_pair_does_not_hold_the_others(fake, async_client_factory, clock, ops):
+    users = [fake.add_user(f"u{i}@example.com") for i in range(20)]
+    bad = users[5]
+    answer = FakeResponse(
+        400, (("Content-Type", "application/json"),), b'{"error_code":"INVALID","message":"no"}'
+    )
+
+    async def body(tracker, store):
+        for user in users:
+            await tracker.grant(
+                da.PrincipalRef("user", user), ops, ttl=HOUR, requester="a", reason="r"
+            )
+        clock.advance(HOUR)
+        fake.interceptor = lambda r: answer if is_remove(r) and bad in removed_ids(r) else None
+        await tracker.sweep()
+        fake.interceptor = None
+
+    store = run_async(async_client_factory, clock, body)
+    assert fake.group_members(ops) == {bad}
+    assert [x.principal.id for x in store.find_leases(states=(LeaseState.REVOKE_FAILED,))] == [bad]
+
+
+def test_async_not_a_member_answer_is_confirmed(fake, async_client_factory, clock, alice, ops):
+    answer = FakeResponse(
+        404, (("Content-Type", "application/scim+json"),), b'{"detail":"nope","status":"404"}'
+    )
+
+    async def body(tracker, store):
+        await tracker.grant(alice, ops, ttl=HOUR, requester="a", reason="r")
+        clock.advance(HOUR)
+        fake.interceptor = lambda r: answer if is_remove(r) else None
+        await tracker.sweep()
+        fake.interceptor = None
+        covered(store, fake, alice.id, ops, clock.now())
+
+    store = run_async(async_client_factory, clock, body)
+    assert [x.state for x in store.find_leases()] == [LeaseState.REVOKE_FAILED]
+
+
+def test_async_standing_flag_ends_with_the_membership(fake, async_client_factory, clock, alice):
+    group = fake.add_group("moving-to-jit", members=[alice.id])
+
+    async def body(tracker, store):
+        first = await tracker.grant(alice, group, ttl=HOUR, requester="a", reason="r")
+        assert first.standing
+        fake.remove_member(group, alice.id)
+        clock.advance(WINDOW + dt.timedelta(seconds=1))
+        second = await tracker.grant(alice, group, ttl=HOUR, requester="a", reason="r")
+        assert not second.standing
+        clock.advance(HOUR)
+        await tracker.sweep()
+
+    run_async(async_client_factory, clock, body)
+    assert alice.id not in fake.group_members(group)
+
+
+def test_async_applied_add_answered_503_is_undone(fake, async_client_factory, clock, alice, ops):
+    fake.interceptor = FaultPlan([Fault.error(503, applied=True, method="PATCH", times=6)])
+
+    async def body(tracker, store):
+        with pytest.raises(da.ApiError) as caught:
+            await tracker.grant(alice, ops, ttl=HOUR, requester="a", reason="r")
+        assert caught.value.maybe_applied
+
+    store = run_async(async_client_factory, clock, body)
+    assert alice.id not in fake.group_members(ops)
+    assert [x.state for x in store.find_leases()] == [LeaseState.REVOKED]
+
+
+def test_async_run_survives_an_error_that_is_not_a_library_error(
+    fake, async_client_factory, clock, alice, ops
+):
+    store = FlakyStore(failures=0)
+
+    async def main():
+        async with async_client_factory() as client:
+            tracker = da.AsyncLeaseTracker(
+                da.AsyncMembershipManager(client), store=store, clock=clock
+            )
+            lease = await tracker.grant(
+                alice, ops, ttl=dt.timedelta(minutes=1), requester="a", reason="r"
+            )
+            clock.advance(dt.timedelta(minutes=1))
+            store.failures = 2
+            stop = asyncio.Event()
+            loop = asyncio.create_task(tracker.run(stop, idle=0.05))
+            for _ in range(400):
+                if store.get_lease(lease.id).state is LeaseState.REVOKED or loop.done():
+                    break
+                await asyncio.sleep(0.05)
+            assert not loop.done(), "run() died"
+            stop.set()
+            await asyncio.wait_for(loop, 10)
+            return lease
+
+    lease = asyncio.run(main())
+    assert store.get_lease(lease.id).state is LeaseState.REVOKED
+    assert alice.id not in fake.group_members(ops)
