@@ -220,11 +220,14 @@ def token_endpoint(
         raise oauth_error(401, "invalid_client", "Client authentication failed: no credentials.")
     client_id, client_secret = credentials
     sp = state.service_principal_by_client_id(client_id)
+    now = state.clock()
     valid = (
         sp is not None
         and sp.active
         and any(
-            secrets.compare_digest(client_secret.encode(), known.encode()) for known in sp.secrets
+            secrets.compare_digest(client_secret.encode(), known.value.encode())
+            and (known.expires is None or now < known.expires)
+            for known in sp.secrets
         )
     )
     if sp is None or not valid:
