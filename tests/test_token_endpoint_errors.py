@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import databricks_access as da
-from databricks_access.testing import Behaviour, Fault, FaultPlan, FakeAccount
+from databricks_access.testing import Behaviour, FakeAccount, Fault, FaultPlan
 
 DISCOVERY = r"oauth-authorization-server$"
 
