@@ -130,6 +130,7 @@ EXPECTED = sorted(
         "TransportError",
         "User",
         "Workspace",
+        "WorkspacePermission",
         "__version__",
         "adiagnose",
         "adiscover",

@@ -104,6 +104,7 @@ if TYPE_CHECKING:
         ServicePrincipal,
         User,
         Workspace,
+        WorkspacePermission,
     )
     from databricks_access._owners import (
         AsyncDatabricksDirectory,
@@ -264,6 +265,7 @@ _EXPORTS: dict[str, str] = {
     "TransportError": "_errors",
     "User": "_models",
     "Workspace": "_models",
+    "WorkspacePermission": "_models",
     "adiagnose": "_diagnose",
     "adiscover": "_discovery",
     "diagnose": "_diagnose",
@@ -388,6 +390,7 @@ __all__ = [
     "TransportError",
     "User",
     "Workspace",
+    "WorkspacePermission",
     "__version__",
     "adiagnose",
     "adiscover",

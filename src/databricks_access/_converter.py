@@ -27,6 +27,7 @@ from databricks_access._models import (
     ServicePrincipal,
     User,
     Workspace,
+    WorkspacePermission,
 )
 
 if TYPE_CHECKING:
@@ -138,6 +139,7 @@ def _converter() -> cattrs.Converter:
         Group,
         Workspace,
         PermissionAssignment,
+        WorkspacePermission,
         RuleSet,
     )
     generated: dict[type, tuple[Callable[[Any, Any], Any], Callable[[Any], Any]]] = {}

@@ -29,6 +29,7 @@ __all__ = [
     "ServicePrincipal",
     "User",
     "Workspace",
+    "WorkspacePermission",
 ]
 
 T = TypeVar("T")
@@ -257,6 +258,14 @@ class PermissionAssignment:
 
 
 @attrs.frozen(kw_only=True)
+class WorkspacePermission:
+    """A permission a workspace offers its principals (`USER`, `ADMIN`), described."""
+
+    permission_level: str
+    description: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class GrantRule:
     """One role of a rule set and the principals holding it (`users/a@x.com`, ...)."""
 
@@ -298,6 +307,7 @@ for _cls in (
     Workspace,
     AssignedPrincipal,
     PermissionAssignment,
+    WorkspacePermission,
     GrantRule,
     RuleSet,
     ListPage,
