@@ -277,6 +277,8 @@ def test_service_principal_access_retries_a_stale_etag(fake, client):
 
     fake.interceptor = interceptor
     client.service_principal_access.set(bot.client_id, users=["users/alice@example.com"])
+    puts = [r.status for r in fake.log if r.method == "PUT"]
+    assert puts == [200, 409, 200]  # the racer's, our stale one, our retry
     assert fake.grant_rules(name) == {
         "roles/servicePrincipal.manager": ("users/bob@example.com",),
         "roles/servicePrincipal.user": ("users/alice@example.com",),

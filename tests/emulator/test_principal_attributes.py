@@ -221,3 +221,14 @@ def test_an_invalid_path_filter_is_invalid_filter(api, scim, principals):
     body = patch_body({"op": "remove", "path": 'roles[value gt "a"]'})
     reply = api.patch(f"{scim}/Groups/{gid}", json=body)
     assert (reply.status_code, reply.json()["scimType"]) == (400, "InvalidFilter")
+
+
+def test_the_admin_role_of_a_group_makes_its_members_admins(fake, api, scim):
+    creds = fake.add_service_principal("member-of-admins", admin=False)
+    outer = fake.add_group("admins")
+    inner = fake.add_group("platform", members=[creds.id])
+    fake.add_member(outer, inner)
+    headers = {"Authorization": f"Bearer {fake.issue_token(creds.client_id)}"}
+    assert api.post(f"{scim}/Groups", json={"displayName": "x"}, headers=headers).status_code == 403
+    fake.set_roles(outer, ["account_admin"])
+    assert api.post(f"{scim}/Groups", json={"displayName": "x"}, headers=headers).status_code == 201

@@ -21,7 +21,7 @@ from databricks_access.testing._http import (
     rest_error,
 )
 from databricks_access.testing._routing import OperationClass
-from databricks_access.testing._state import AccountState
+from databricks_access.testing._state import ACCOUNT_ADMIN, AccountState
 
 __all__ = [
     "Caller",
@@ -262,7 +262,8 @@ def authenticate(state: AccountState, tokens: TokenRegistry, request: FakeReques
     sp = state.service_principal_by_client_id(issued.client_id)
     if sp is None or not sp.active:
         raise rest_error(401, "UNAUTHENTICATED", "Invalid access token.")
-    return Caller(sp.application_id, admin=sp.admin)
+    # The account admin role counts whether it is held directly or through a group.
+    return Caller(sp.application_id, admin=state.holds_role(sp.id, ACCOUNT_ADMIN))
 
 
 def authorize(caller: Caller, op_class: OperationClass, behaviour: Behaviour) -> None:

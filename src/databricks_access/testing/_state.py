@@ -410,6 +410,21 @@ class AccountState:
         for assigned in self.assignments.values():
             assigned.pop(principal_id, None)
 
+    def holds_role(self, principal_id: str, role: str) -> bool:
+        """Whether a principal holds a role itself or through a group (nested too)."""
+        seen: set[str] = set()
+        pending = [principal_id]
+        while pending:
+            current = pending.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            principal = self.principal(current)
+            if principal is not None and role in principal.roles:
+                return True
+            pending.extend(self.parents.get(current, {}))
+        return False
+
     def display(self, principal_id: str) -> str:
         """The display name of a principal (its user name if it has no display name)."""
         principal = self.principal(principal_id)
