@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -283,3 +285,15 @@ def test_service_principal_access_retries_a_stale_etag(fake, client):
         "roles/servicePrincipal.manager": ("users/bob@example.com",),
         "roles/servicePrincipal.user": ("users/alice@example.com",),
     }
+
+
+def test_the_account_api_page_runs():
+    page = Path(__file__).resolve().parent.parent / "docs" / "account-api.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL)
+    assert len(blocks) == 4
+    namespace: dict[str, object] = {"__name__": "docs_account_api"}
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)  # noqa: S102 - our own docs
+    fake = namespace["fake"]
+    assert isinstance(fake, FakeAccount)
+    assert fake.find_user("alice@example.com") is not None
