@@ -4,10 +4,11 @@ every write, on both clients, checked in the emulator's state."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import re
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -290,10 +291,64 @@ def test_service_principal_access_retries_a_stale_etag(fake, client):
 def test_the_account_api_page_runs():
     page = Path(__file__).resolve().parent.parent / "docs" / "account-api.md"
     blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), re.DOTALL)
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     namespace: dict[str, object] = {"__name__": "docs_account_api"}
     for block in blocks:
         exec(compile(block, str(page), "exec"), namespace)  # noqa: S102 - our own docs
     fake = namespace["fake"]
     assert isinstance(fake, FakeAccount)
     assert fake.find_user("alice@example.com") is not None
+
+
+# ---- service principal OAuth secrets ---------------------------------------------------
+
+
+def test_secret_create_list_delete_and_the_new_secret_works(fake, config, clock, call):
+    bot = fake.add_service_principal("bot")
+    created = call(lambda c: c.service_principal_secrets.create(bot.id, dt.timedelta(hours=1)))
+    assert isinstance(created, da.ServicePrincipalSecret)
+    assert created.secret and created.id in fake.secret_ids(bot.client_id)
+    assert created.secret not in repr(created)
+    assert created.expire_time
+    # The new secret is a working credential.
+    store = da.StaticSecretStore(bot.client_id, created.secret)
+    with da.AccountClient(config, secrets=store, transport=fake.transport(), clock=clock) as own:
+        assert own.groups.find("nobody") is None
+    listed = call(lambda c: c.service_principal_secrets.list(bot.id).collect())
+    assert {s.id for s in listed} == set(fake.secret_ids(bot.client_id))
+    assert all(s.secret is None for s in listed)
+    call(lambda c: c.service_principal_secrets.delete(bot.id, created.id))
+    assert created.id not in fake.secret_ids(bot.client_id)
+    store = da.StaticSecretStore(bot.client_id, created.secret)
+    with (
+        da.AccountClient(config, secrets=store, transport=fake.transport(), clock=clock) as gone,
+        pytest.raises(da.AuthenticationError) as info,
+    ):
+        gone.groups.find("nobody")
+    assert created.secret not in str(info.value)
+
+
+def test_a_sixth_secret_is_refused(fake, client):
+    bot = fake.add_service_principal("bot")
+    for _ in range(4):
+        client.service_principal_secrets.create(bot.id)
+    with pytest.raises(da.BadRequestError):
+        client.service_principal_secrets.create(bot.id)
+    assert len(fake.secret_ids(bot.client_id)) == 5
+
+
+@pytest.mark.parametrize(
+    ("op", "field"),
+    [
+        (lambda c: c.service_principal_secrets.create("1", lifetime=0), "lifetime"),
+        (lambda c: c.service_principal_secrets.create("1", lifetime="1h"), "lifetime"),
+        (lambda c: c.service_principal_secrets.create("1", lifetime=10**9), "lifetime"),
+        (lambda c: c.service_principal_secrets.create("../x"), "service_principal_id"),
+        (lambda c: c.service_principal_secrets.delete("1", "a/b"), "secret_id"),
+    ],
+)
+def test_bad_secret_input_sends_nothing(fake, call, op, field):
+    with pytest.raises(da.ConfigError) as info:
+        call(op)
+    assert field in info.value.fields
+    assert fake.log == ()

@@ -119,6 +119,7 @@ EXPECTED = sorted(
         "SecretStoreRef",
         "ServerError",
         "ServicePrincipal",
+        "ServicePrincipalSecret",
         "SqliteLeaseStore",
         "StaticDirectory",
         "StaticOwnerResolver",

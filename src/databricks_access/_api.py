@@ -7,6 +7,7 @@ single operations and listing factories for paged ones. `AccountClient` and
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
@@ -32,6 +33,7 @@ from databricks_access._models import (
     PrincipalRef,
     RuleSet,
     ServicePrincipal,
+    ServicePrincipalSecret,
     User,
     Workspace,
     WorkspacePermission,
@@ -73,6 +75,7 @@ _DEFAULT_PAGE = 100
 _MAX_PAGE_20 = 10_000
 _MAX_PAGE_21 = 100
 _RULE_SET_RETRIES = 5
+_MAX_SECRET_LIFETIME = 730 * 24 * 3600
 
 Principal = User | ServicePrincipal | Group | PrincipalRef | str
 """Anything that names a principal: a model, a reference, a user name or an application id."""
@@ -100,29 +103,31 @@ class ScimListing(Generic[R]):
 
 
 @attrs.define
-class TokenListing:
-    """Workspace permission assignments, paged by `next_page_token`."""
+class TokenListing(Generic[T]):
+    """A REST listing paged by `next_page_token`: the items are under `key`."""
 
     path: str
+    key: str
+    item: type[T]
     next_token: str | None = None
     done: bool = False
     seen_tokens: set[str] = attrs.field(factory=set)
 
-    def next_page(self) -> Flow[list[PermissionAssignment]] | None:
+    def next_page(self) -> Flow[list[T]] | None:
         """The flow of the next page, or None when no page token is left."""
         return None if self.done else self._page()
 
-    def _page(self) -> Flow[list[PermissionAssignment]]:
+    def _page(self) -> Flow[list[T]]:
         query = encode_query([("page_token", self.next_token)]) if self.next_token else ""
         reply = yield from request(
             Call(method="GET", path=self.path, query=query, op=OpClass.LIST, idempotent=True)
         )
         data = reply.json() or {}
         if not isinstance(data, dict):
-            raise malformed("permission assignments are not an object")
-        raw = data.get("permission_assignments") or []
+            raise malformed(f"the {self.key} page is not an object")
+        raw = data.get(self.key) or []
         if not isinstance(raw, list):
-            raise malformed("permission_assignments is not a list")
+            raise malformed(f"{self.key} is not a list")
         token = data.get("next_page_token")
         # A token seen before would page forever: treat it as the end.
         if isinstance(token, str) and token and token not in self.seen_tokens:
@@ -130,7 +135,7 @@ class TokenListing:
             self.next_token = token
         else:
             self.done = True
-        return [structure(item, PermissionAssignment) for item in raw]
+        return [structure(item, self.item) for item in raw]
 
 
 @attrs.define
@@ -725,6 +730,49 @@ class AccountApi:
         """Delete a service principal (its secrets, memberships and assignments go too)."""
         return self._delete("ServicePrincipals", sp_id, "service_principal_id")
 
+    # -- service principal OAuth secrets ---------------------------------------------------
+
+    def _secrets_path(self, sp_id: str) -> str:
+        sid = check_id(sp_id, "service_principal_id")
+        return f"{self.account}/servicePrincipals/{sid}/credentials/secrets"
+
+    def create_secret(
+        self, sp_id: str, lifetime: dt.timedelta | float | None = None
+    ) -> Flow[ServicePrincipalSecret]:
+        """A new OAuth secret for a service principal; its value is in the result only."""
+        path = self._secrets_path(sp_id)
+        body: dict[str, Any] = {}
+        if isinstance(lifetime, dt.timedelta):
+            lifetime = lifetime.total_seconds()
+        if lifetime is not None:
+            if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
+                raise ConfigError("must be a timedelta or a number of seconds", "lifetime")
+            if not 1 <= lifetime <= _MAX_SECRET_LIFETIME:
+                raise ConfigError(
+                    f"must be from 1 to {_MAX_SECRET_LIFETIME} seconds (730 days)", "lifetime"
+                )
+            body["lifetime"] = f"{int(lifetime)}s"
+        return self._post_secret(path, body)
+
+    def _post_secret(self, path: str, body: dict[str, Any]) -> Flow[ServicePrincipalSecret]:
+        reply = yield from request(
+            Call(method="POST", path=path, body=body, op=OpClass.WRITE, idempotent=False)
+        )
+        return structure(reply.json(), ServicePrincipalSecret)
+
+    def list_secrets(self, sp_id: str) -> Callable[[], TokenListing[ServicePrincipalSecret]]:
+        """A service principal's OAuth secrets (without their values), every page."""
+        path = self._secrets_path(sp_id)
+        return lambda: TokenListing(path, "secrets", ServicePrincipalSecret)
+
+    def delete_secret(self, sp_id: str, secret_id: str) -> Flow[None]:
+        """Delete one OAuth secret; tokens already issued with it live on until they expire."""
+        path = f"{self._secrets_path(sp_id)}/{check_id(secret_id, 'secret_id')}"
+        return self._send_delete(path)
+
+    def _send_delete(self, path: str) -> Flow[None]:
+        yield from request(Call(method="DELETE", path=path, op=OpClass.WRITE, idempotent=True))
+
     # -- principals ------------------------------------------------------------------------
 
     def resolve_principal(self, principal: Principal) -> Flow[PrincipalRef]:
@@ -778,13 +826,15 @@ class AccountApi:
 
         return lambda: _SinglePage(page)
 
-    def list_assignments(self, workspace_id: int | str) -> Callable[[], TokenListing]:
+    def list_assignments(
+        self, workspace_id: int | str
+    ) -> Callable[[], TokenListing[PermissionAssignment]]:
         """A workspace's permission assignments, following every `next_page_token`."""
         text = str(workspace_id)
         if isinstance(workspace_id, bool) or not text.isdigit():
             raise ConfigError(f"{workspace_id!r} is not a workspace id", "workspace_id")
         path = f"{self.account}/workspaces/{text}/permissionassignments"
-        return lambda: TokenListing(path)
+        return lambda: TokenListing(path, "permission_assignments", PermissionAssignment)
 
     def workspace_permissions(
         self, workspace_id: int | str

@@ -7,6 +7,7 @@ Jupyter kernel; the async client sits on `httpx.AsyncClient`.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 from collections.abc import Iterable, Sequence
@@ -31,6 +32,7 @@ from databricks_access._models import (
     PrincipalRef,
     RuleSet,
     ServicePrincipal,
+    ServicePrincipalSecret,
     User,
     Workspace,
     WorkspacePermission,
@@ -180,6 +182,7 @@ class AccountClient:
         self.service_principals = ServicePrincipals(self)
         self.group_managers = GroupManagers(self)
         self.service_principal_access = ServicePrincipalAccess(self)
+        self.service_principal_secrets = ServicePrincipalSecrets(self)
         self.workspaces = Workspaces(self)
         self.workspace_assignments = WorkspaceAssignments(self)
 
@@ -247,6 +250,7 @@ class AsyncAccountClient:
         self.service_principals = AsyncServicePrincipals(self)
         self.group_managers = AsyncGroupManagers(self)
         self.service_principal_access = AsyncServicePrincipalAccess(self)
+        self.service_principal_secrets = AsyncServicePrincipalSecrets(self)
         self.workspaces = AsyncWorkspaces(self)
         self.workspace_assignments = AsyncWorkspaceAssignments(self)
 
@@ -958,6 +962,70 @@ class AsyncServicePrincipalAccess:
                 managers=None if managers is None else [rule_set_principal(p) for p in managers],
             )
         )
+
+
+class ServicePrincipalSecrets:
+    """The OAuth secrets of service principals (`client.service_principal_secrets`).
+
+    A service principal holds at most five; rotate by creating the new one, moving the
+    connector to it, then deleting the old one.
+    """
+
+    def __init__(self, client: AccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001
+        self._driver = client._driver  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    def create(
+        self,
+        service_principal: ServicePrincipalLike,
+        lifetime: dt.timedelta | float | None = None,
+    ) -> ServicePrincipalSecret:
+        """A new secret (default lifetime: 730 days); its `secret` value is shown only here.
+
+        Never retried blindly: a retried create could leave a second secret behind.
+        """
+        return self._run(self._api.create_secret(_sp_id(service_principal), lifetime))
+
+    def list(self, service_principal: ServicePrincipalLike) -> Pager[ServicePrincipalSecret]:
+        """Its secrets, without their values, following every page token."""
+        return Pager(self._driver, self._api.list_secrets(_sp_id(service_principal)))
+
+    def delete(self, service_principal: ServicePrincipalLike, secret_id: str) -> None:
+        """Delete one secret (tokens already issued with it live on until they expire)."""
+        self._run(self._api.delete_secret(_sp_id(service_principal), secret_id))
+
+
+class AsyncServicePrincipalSecrets:
+    """The OAuth secrets of service principals (`client.service_principal_secrets`), async.
+
+    A service principal holds at most five; rotate by creating the new one, moving the
+    connector to it, then deleting the old one.
+    """
+
+    def __init__(self, client: AsyncAccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001
+        self._driver = client._driver  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    async def create(
+        self,
+        service_principal: ServicePrincipalLike,
+        lifetime: dt.timedelta | float | None = None,
+    ) -> ServicePrincipalSecret:
+        """A new secret (default lifetime: 730 days); its `secret` value is shown only here.
+
+        Never retried blindly: a retried create could leave a second secret behind.
+        """
+        return await self._run(self._api.create_secret(_sp_id(service_principal), lifetime))
+
+    def list(self, service_principal: ServicePrincipalLike) -> AsyncPager[ServicePrincipalSecret]:
+        """Its secrets, without their values, following every page token."""
+        return AsyncPager(self._driver, self._api.list_secrets(_sp_id(service_principal)))
+
+    async def delete(self, service_principal: ServicePrincipalLike, secret_id: str) -> None:
+        """Delete one secret (tokens already issued with it live on until they expire)."""
+        await self._run(self._api.delete_secret(_sp_id(service_principal), secret_id))
 
 
 class Workspaces:

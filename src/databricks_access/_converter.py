@@ -25,6 +25,7 @@ from databricks_access._models import (
     PrincipalKind,
     RuleSet,
     ServicePrincipal,
+    ServicePrincipalSecret,
     User,
     Workspace,
     WorkspacePermission,
@@ -140,6 +141,7 @@ def _converter() -> cattrs.Converter:
         Workspace,
         PermissionAssignment,
         WorkspacePermission,
+        ServicePrincipalSecret,
         RuleSet,
     )
     generated: dict[type, tuple[Callable[[Any, Any], Any], Callable[[Any], Any]]] = {}

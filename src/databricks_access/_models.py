@@ -27,6 +27,7 @@ __all__ = [
     "PrincipalRef",
     "RuleSet",
     "ServicePrincipal",
+    "ServicePrincipalSecret",
     "User",
     "Workspace",
     "WorkspacePermission",
@@ -179,6 +180,23 @@ class ServicePrincipal:
 
 
 @attrs.frozen(kw_only=True)
+class ServicePrincipalSecret:
+    """An OAuth secret of a service principal.
+
+    `secret`, the value, is set only in the answer to its creation (Databricks shows it
+    once): store it at once. It is kept out of `repr` and comparisons.
+    """
+
+    id: str
+    secret: str | None = attrs.field(default=None, repr=False, eq=False)
+    secret_hash: str | None = None
+    status: str | None = None
+    create_time: str | None = None
+    update_time: str | None = None
+    expire_time: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class Group:
     """An account group. A group with no members has an empty `members`."""
 
@@ -303,6 +321,7 @@ for _cls in (
     Name,
     User,
     ServicePrincipal,
+    ServicePrincipalSecret,
     Group,
     Workspace,
     AssignedPrincipal,
