@@ -232,3 +232,20 @@ def test_the_admin_role_of_a_group_makes_its_members_admins(fake, api, scim):
     assert api.post(f"{scim}/Groups", json={"displayName": "x"}, headers=headers).status_code == 403
     fake.set_roles(outer, ["account_admin"])
     assert api.post(f"{scim}/Groups", json={"displayName": "x"}, headers=headers).status_code == 201
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_refused_put_changes_nothing(fake, api, scim, principals, kind):
+    pid = principals[kind]
+    fake.set_roles(pid, ["account_admin"])
+    before = api.get(f"{scim}/{kind}/{pid}").json()
+    body: dict[str, object] = {
+        "displayName": "renamed",
+        "externalId": 42,  # not a string: the whole PUT is refused
+        "roles": [],
+    }
+    if kind == "Users":
+        body["userName"] = "alice@example.com"
+    assert api.put(f"{scim}/{kind}/{pid}", json=body).status_code == 400
+    assert api.get(f"{scim}/{kind}/{pid}").json() == before
+    assert fake.roles(pid) == ("account_admin",)

@@ -289,17 +289,20 @@ def _replace(state: AccountState, request: FakeRequest, principal: Principal) ->
         application_id = _text(fields, "applicationId")
         if application_id is not None and application_id != principal.application_id:
             raise scim_error(400, "applicationId cannot be changed.", "mutability")
-        principal.display_name = _text(fields, "displayName") or principal.application_id
-        principal.active = _flag(fields, "active")
-        principal.external_id = _text(fields, "externalId")
+        display_name = _text(fields, "displayName") or principal.application_id
+        active = _flag(fields, "active")
+        external_id = _text(fields, "externalId")
+        principal.display_name, principal.active = display_name, active
+        principal.external_id = external_id
     else:
         display_name = _text(fields, "displayName", required=True) or ""
         state.check_group_name(display_name, own_id=principal.id)
         members = _new_members(state, principal.id, fields)
+        external_id = _text(fields, "externalId")
         state.set_members(principal.id, members, record=True)
         if display_name != principal.display_name:
             state.rename_group(principal, display_name)
-        principal.external_id = _text(fields, "externalId")
+        principal.external_id = external_id
     principal.roles[:] = roles
     principal.entitlements[:] = entitlements
 
