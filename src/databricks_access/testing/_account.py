@@ -75,8 +75,10 @@ class FakeAccount:
     """An in-memory Databricks account that speaks the account API, for tests.
 
     It serves the host metadata and OIDC discovery documents, the OAuth token endpoint,
-    SCIM Users / Groups / ServicePrincipals (API 2.0 and 2.1), workspaces, workspace
-    permission assignments and group rule sets, following WIRE.md; where the real
+    SCIM Users / Groups / ServicePrincipals (API 2.0 and 2.1) with their roles and
+    entitlements, service principal OAuth secrets, workspaces, workspace permission
+    assignments, the rule sets of the account, groups and service principals, and the
+    direct-members identity API, following WIRE.md; where the real
     server's answer is uncertain, `Behaviour` picks one. Nothing leaves the process:
     `transport()` plugs it into `httpx.Client` or `httpx.AsyncClient`, and `dispatch()`
     is the HTTP-library-free core any server can wrap. All methods are thread-safe.
