@@ -367,3 +367,35 @@ def test_direct_members_of_the_identity_api(account: Account, client):
     assert one.principal_id == int(uid)
     client.iam_v2.delete_direct_group_member(name=f"{parent}/direct-members/{uid}")
     assert uid not in fake.group_members(gid)
+
+
+def test_the_v2_scim_services_see_roles_too(account: Account, client):
+    fake = account.fake
+    group = client.groups_v2.create(display_name="v2-admins", roles=ADMIN_ROLE)
+    assert _role_values(client.groups_v2.get(group.id)) == ["account_admin"]
+    user = client.users_v2.create(user_name="v2.user@example.com", roles=ADMIN_ROLE)
+    read = client.users_v2.get(user.id, attributes="id,userName,roles")
+    assert _role_values(read) == ["account_admin"]
+    client.users_v2.patch(
+        user.id,
+        operations=[iam.Patch(op=iam.PatchOp.REMOVE, path='roles[value eq "account_admin"]')],
+        schemas=PATCH_SCHEMA,
+    )
+    assert fake.roles(user.id) == ()
+    sp = client.service_principals_v2.create(display_name="v2-bot")
+    client.service_principals_v2.patch(
+        sp.id,
+        operations=[
+            iam.Patch(op=iam.PatchOp.ADD, path="roles", value=[{"value": "account_admin"}])
+        ],
+        schemas=PATCH_SCHEMA,
+    )
+    (listed,) = client.service_principals_v2.list(
+        filter=f'applicationId eq "{sp.application_id}"', attributes="displayName,roles"
+    )
+    assert listed.application_id == sp.application_id
+    assert _role_values(listed) == ["account_admin"]
+    admins = [
+        u.id for u in client.users.list(attributes="id,roles") if "account_admin" in _role_values(u)
+    ]
+    assert admins == []
