@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import databricks_access as da
-from databricks_access.testing import FakeAccount, OperationClass
+from databricks_access.testing import Behaviour, FakeAccount, MemberAnswer, OperationClass
 
 
 @pytest.fixture(params=["sync", "async"])
@@ -127,6 +127,16 @@ def test_roles_on_every_kind_of_principal(fake, call, kind):
     assert fake.roles(pid) == ("account_admin",)
     call(lambda c: getattr(c, kind).remove_roles(pid, ["account_admin", "not_held"]))
     assert fake.roles(pid) == ()
+
+
+def test_roles_not_held_are_skipped_when_the_server_refuses_them(fake, call):
+    fake.behaviour = Behaviour(remove_missing_value=MemberAnswer.BAD_REQUEST)
+    gid = fake.add_group("admins")
+    fake.set_roles(gid, ["account_admin", "billing_admin"])
+    call(lambda c: c.groups.remove_roles(gid, ["account_admin", "not_held"]))
+    assert fake.roles(gid) == ("billing_admin",)
+    patches = [r.status for r in fake.log if r.method == "PATCH"]
+    assert patches == [400, 200]  # refused whole, then only the held role
 
 
 def test_removing_roles_sends_no_value_and_one_patch(fake, client):

@@ -371,13 +371,30 @@ class AccountApi:
     def remove_roles(
         self, kind: PrincipalKind, principal_id: str, roles: Iterable[str]
     ) -> Flow[None]:
-        """Take roles from a principal, in one PATCH (one `remove` per role, no `value`)."""
+        """Take roles from a principal, in one PATCH (one `remove` per role, no `value`).
+
+        A server that refuses to remove a role not held (400 `noTarget`) fails the whole
+        PATCH: then the roles are read, and only those held are removed.
+        """
         check_id(principal_id, _ID_FIELDS[kind])
-        operations = [
-            {"op": "remove", "path": f"roles[value eq {quote_filter_value(name, 'roles')}]"}
-            for name in _names(roles, "roles")
-        ]
-        return self._patch(kind.scim_resource, principal_id, operations)
+        return self._remove_roles(kind, principal_id, _names(roles, "roles"))
+
+    def _remove_roles(self, kind: PrincipalKind, principal_id: str, names: list[str]) -> Flow[None]:
+        def operations(which: Iterable[str]) -> list[dict[str, Any]]:
+            return [
+                {"op": "remove", "path": f"roles[value eq {quote_filter_value(name, 'roles')}]"}
+                for name in which
+            ]
+
+        try:
+            yield from self._patch(kind.scim_resource, principal_id, operations(names))
+        except BadRequestError as exc:
+            if (exc.error_code or "").lower() != "notarget":
+                raise
+            held = yield from self.roles(kind, principal_id)
+            yield from self._patch(
+                kind.scim_resource, principal_id, operations(n for n in names if n in held)
+            )
 
     def deactivate(self, kind: PrincipalKind, principal_id: str) -> Flow[None]:
         """Set `active` to false (the principal can no longer sign in or get tokens)."""

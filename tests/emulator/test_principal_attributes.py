@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from databricks_access.testing import FakeAccount
+from databricks_access.testing import Behaviour, FakeAccount, MemberAnswer
 
 from .conftest import patch_body
 
@@ -249,3 +249,16 @@ def test_a_refused_put_changes_nothing(fake, api, scim, principals, kind):
     assert api.put(f"{scim}/{kind}/{pid}", json=body).status_code == 400
     assert api.get(f"{scim}/{kind}/{pid}").json() == before
     assert fake.roles(pid) == ("account_admin",)
+
+
+def test_removing_a_role_not_held_can_be_refused(fake, api, scim, principals):
+    fake.behaviour = Behaviour(remove_missing_value=MemberAnswer.BAD_REQUEST)
+    gid = principals["Groups"]
+    fake.set_roles(gid, ["account_admin"])
+    body = patch_body(
+        {"op": "remove", "path": 'roles[value eq "account_admin"]'},
+        {"op": "remove", "path": 'roles[value eq "nope"]'},
+    )
+    reply = api.patch(f"{scim}/Groups/{gid}", json=body)
+    assert (reply.status_code, reply.json()["scimType"]) == (400, "noTarget")
+    assert fake.roles(gid) == ("account_admin",)

@@ -163,7 +163,12 @@ class _Plan:
 
     def remove_values(self, name: str, path_filter: str) -> None:
         predicate = _compiled(path_filter, {"value": Attribute[str](lambda v: v, case_exact=True)})
-        self.values[name] = [v for v in self.values[name] if not predicate(v)]
+        kept = [v for v in self.values[name] if not predicate(v)]
+        if len(kept) == len(self.values[name]):
+            answer = self.state.behaviour.remove_missing_value
+            if answer is MemberAnswer.BAD_REQUEST:
+                raise scim_error(400, f"No value of {name} matches the path filter.", "noTarget")
+        self.values[name] = kept
 
     def commit_values(self, principal: Principal) -> None:
         principal.roles[:] = self.values["roles"]
