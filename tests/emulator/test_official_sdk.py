@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from databricks_access.testing import FakeAccount, OperationClass, SeedSummary
+from databricks_access.testing import FakeAccount, Fault, FaultPlan, OperationClass, SeedSummary
 
 sdk = pytest.importorskip("databricks.sdk")
 iam = pytest.importorskip("databricks.sdk.service.iam")
@@ -399,3 +399,22 @@ def test_the_v2_scim_services_see_roles_too(account: Account, client):
         u.id for u in client.users.list(attributes="id,roles") if "account_admin" in _role_values(u)
     ]
     assert admins == []
+
+
+def test_a_token_endpoint_fault_reaches_the_sdk_in_oauth_form(isolated):
+    account = Account()
+    FaultPlan([Fault.error(503, op_class="token")]).install(account.fake)
+    with account.fake.serve() as url:
+        a = sdk.AccountClient(
+            host=url,
+            account_id=account.fake.account_id,
+            client_id=account.creds.client_id,
+            client_secret=account.creds.client_secret,
+            auth_type="oauth-m2m",
+        )
+        try:
+            with pytest.raises(Exception, match="temporarily_unavailable") as info:
+                a.groups.get(account.seeded.group_ids[0])
+        finally:
+            a.api_client._api_client._session.close()
+    assert "unknown: unknown" not in str(info.value)
