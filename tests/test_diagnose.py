@@ -18,41 +18,10 @@ from databricks_access.testing import Behaviour, FakeAccount, FakeResponse, Oper
 CHECKS = ["config", "secret", "token", "scim", "account_admin", "group_manager"]
 
 
-class RolesTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
-    """The emulator, with `roles: [account_admin]` on the records of the given ids.
-
-    The emulator does not render `roles` yet; this adds them to service principal and
-    group records (as the real account API shows an account admin), and leaves every
-    other answer alone.
-    """
-
-    def __init__(self, inner: httpx.BaseTransport | httpx.AsyncBaseTransport, admins: set[str]):
-        self.inner = inner
-        self.admins = admins
-
-    def _patched(self, request: httpx.Request, response: httpx.Response) -> httpx.Response:
-        path = request.url.path
-        if request.method != "GET" or response.status_code != 200:
-            return response
-        if "/ServicePrincipals" not in path and "/Groups" not in path:
-            return response
-        data = json.loads(response.content)
-        for record in data.get("Resources", [data]):
-            if record.get("id") in self.admins and "roles" not in record:
-                record["roles"] = [{"value": "account_admin", "type": "direct"}]
-        return httpx.Response(200, json=data)
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        assert isinstance(self.inner, httpx.BaseTransport)
-        response = self.inner.handle_request(request)
-        response.read()
-        return self._patched(request, response)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        assert isinstance(self.inner, httpx.AsyncBaseTransport)
-        response = await self.inner.handle_async_request(request)
-        await response.aread()
-        return self._patched(request, response)
+def grant_admin(fake, admins) -> None:
+    """Give these principals (service principals, groups) the account admin role."""
+    for principal_id in admins:
+        fake.set_roles(principal_id, ["account_admin"])
 
 
 @pytest.fixture
@@ -69,9 +38,9 @@ def make_client(fake, config, clock):
     clients = []
 
     def make(secrets, *, admins=(), **kwargs):
-        transport = RolesTransport(fake.transport(), set(admins))
+        grant_admin(fake, admins)
         client = da.AccountClient(
-            config, secrets=secrets, transport=transport, clock=clock, **kwargs
+            config, secrets=secrets, transport=fake.transport(), clock=clock, **kwargs
         )
         clients.append(client)
         return client
@@ -369,7 +338,7 @@ def test_a_custom_host_is_named(clock, connector):
         allow_insecure_http=True,
     )
     with da.AccountClient(
-        config, secrets=static(sp), transport=RolesTransport(fake.transport(), {sp.id}), clock=clock
+        config, secrets=static(sp), transport=fake.transport(), clock=clock
     ) as client:
         report = diagnose(client)
     assert "a custom host" in report["config"].verdict
@@ -402,7 +371,8 @@ def test_report_rendering_and_lookup():
 @pytest.fixture
 def make_async_client(fake, config, clock):
     def make(secrets, *, admins=()):
-        transport = RolesTransport(fake.transport(), set(admins))
+        grant_admin(fake, admins)
+        transport = fake.transport()
         return da.AsyncAccountClient(config, secrets=secrets, transport=transport, clock=clock)
 
     return make
@@ -445,3 +415,35 @@ def test_sync_and_async_signatures_match():
     asynchronous = inspect.signature(adiagnose)
     assert list(sync.parameters) == list(asynchronous.parameters)
     assert inspect.iscoroutinefunction(adiagnose)
+
+
+def test_the_admin_check_follows_roles_changed_through_the_client(fake, config, clock):
+    """Roles given or taken with the client are what the account-admin check then sees."""
+    connector = fake.add_service_principal("connector")
+    helper = fake.add_service_principal("helper")
+    with (
+        da.AccountClient(
+            config, secrets=static(connector), transport=fake.transport(), clock=clock
+        ) as client,
+        da.AccountClient(
+            config, secrets=static(helper), transport=fake.transport(), clock=clock
+        ) as admin,
+    ):
+        assert diagnose(client)["account_admin"].ok is True
+        admin.service_principals.remove_roles(connector.id, ["account_admin"])
+        assert fake.roles(connector.id) == ()
+        assert diagnose(client)["account_admin"].ok is False
+        group = admin.groups.create("account-admins")
+        admin.groups.add_members(group, [connector.id])
+        admin.groups.add_roles(group, ["account_admin"])
+        report = diagnose(client)
+        assert report["account_admin"].ok is True
+        assert "account-admins" in report["account_admin"].verdict
+
+        async def main() -> Diagnosis:
+            async with da.AsyncAccountClient(
+                config, secrets=static(connector), transport=fake.transport(), clock=clock
+            ) as async_client:
+                return await adiagnose(async_client)
+
+        assert asyncio.run(main())["account_admin"].ok is True

@@ -483,7 +483,7 @@ def test_roles_come_from_the_projected_lists(fake, config, credentials, clock):
     connector = fake.find_service_principal(credentials.get_credentials().client_id)
 
     def add_roles(request, data):
-        # Users' roles (the emulator renders only service principals'); a duplicate too.
+        # A role listed twice, as a server may send it.
         for resource in data.get("Resources", []):
             if resource["id"] == admin:
                 resource["roles"] = [{"value": "account_admin"}, {"value": "account_admin"}]
@@ -504,6 +504,34 @@ def test_roles_come_from_the_projected_lists(fake, config, credentials, clock):
         (robot.id, "service_principal", "account_admin"),
         (connector, "service_principal", "account_admin"),
     }
+
+
+def test_roles_given_through_the_client_show_per_principal(fake, client, async_client_factory):
+    """Roles on users, service principals and groups, set through the API, as read back."""
+    user = client.users.create("ops@example.com", roles=["account_admin"])
+    bot = client.service_principals.create("bot")
+    group = client.groups.create("billing")
+    client.service_principals.add_roles(bot, ["account_admin"])
+    client.groups.add_roles(group, ["billing_admin"])
+    client.users.remove_roles(user, ["account_admin"])
+    client.users.add_roles(user, ["marketplace_admin"])
+    connector = fake.find_service_principal(client.auth.secrets.get_credentials().client_id)
+    expected = {
+        user.id: ("marketplace_admin",),
+        bot.id: ("account_admin",),
+        group.id: ("billing_admin",),
+        connector: ("account_admin",),
+    }
+    assert discover(client).roles == expected
+
+    async def main():
+        async with async_client_factory() as async_client:
+            return await adiscover(async_client)
+
+    inventory = asyncio.run(main())
+    assert inventory.roles == expected
+    kinds = {(r["principal_id"], r["principal_kind"]) for r in inventory.records("roles")}
+    assert (group.id, "group") in kinds
 
 
 def test_member_kind_is_inferred_when_the_server_sends_no_ref(fake, config, credentials, clock):

@@ -83,7 +83,35 @@ from databricks_access._throttle import Throttle
             b'{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"detail":"REQUEST_LIMIT_EXCEEDED: rate limit","status":"500"}',
             da.RateLimitedError,
             "REQUEST_LIMIT_EXCEEDED",
-            "REQUEST_LIMIT_EXCEEDED: rate limit",
+            "rate limit",
+        ),
+        (
+            500,
+            b'{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"detail":"REQUEST_LIMIT_EXCEEDED: Workspace 1234 exceeded the concurrent limit","status":"500"}',
+            da.RateLimitedError,
+            "REQUEST_LIMIT_EXCEEDED",
+            "Workspace 1234 exceeded the concurrent limit",
+        ),
+        (
+            429,
+            b'{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"detail":"REQUEST_LIMIT_EXCEEDED: Too many requests.","status":"429"}',
+            da.RateLimitedError,
+            "REQUEST_LIMIT_EXCEEDED",
+            "Too many requests.",
+        ),
+        (
+            429,
+            b'{"error_code":"REQUEST_LIMIT_EXCEEDED","message":"REQUEST_LIMIT_EXCEEDED: slow down"}',
+            da.RateLimitedError,
+            "REQUEST_LIMIT_EXCEEDED",
+            "slow down",
+        ),
+        (
+            403,
+            b'{"error_code":403,"message":"PERMISSION_DENIED: not an admin"}',
+            da.PermissionDeniedError,
+            "PERMISSION_DENIED",
+            "not an admin",
         ),
         (
             500,
@@ -111,6 +139,20 @@ def test_every_error_body_form_maps_to_its_error(status, body, cls, code, detail
     assert error.error_code == code
     assert error.detail == detail
     assert "None " not in str(error)
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (500, b'{"detail":"REQUEST_LIMIT_EXCEEDED: Workspace 1234 exceeded","status":"500"}'),
+        (429, b'{"detail":"REQUEST_LIMIT_EXCEEDED: Too many requests","status":"429"}'),
+        (429, b"REQUEST_LIMIT_EXCEEDED: Too many requests"),
+        (429, b'{"error_code":"REQUEST_LIMIT_EXCEEDED","message":"REQUEST_LIMIT_EXCEEDED: x"}'),
+    ],
+)
+def test_the_code_appears_once_in_the_message(status, body):
+    message = str(error_from_reply(status, body, method="GET", path="/x"))
+    assert message.count("REQUEST_LIMIT_EXCEEDED") == 1, message
 
 
 def test_error_code_is_mapped_before_the_status():

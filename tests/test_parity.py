@@ -27,6 +27,8 @@ PAIRS = [
     (_client.Users, _client.AsyncUsers),
     (_client.ServicePrincipals, _client.AsyncServicePrincipals),
     (_client.GroupManagers, _client.AsyncGroupManagers),
+    (_client.ServicePrincipalAccess, _client.AsyncServicePrincipalAccess),
+    (_client.ServicePrincipalSecrets, _client.AsyncServicePrincipalSecrets),
     (_client.Workspaces, _client.AsyncWorkspaces),
     (_client.WorkspaceAssignments, _client.AsyncWorkspaceAssignments),
     (da.Pager, da.AsyncPager),
@@ -65,6 +67,8 @@ def test_services_are_the_same_on_both_clients():
         "users",
         "service_principals",
         "group_managers",
+        "service_principal_access",
+        "service_principal_secrets",
         "workspaces",
         "workspace_assignments",
     ]

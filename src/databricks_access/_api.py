@@ -7,6 +7,7 @@ single operations and listing factories for paged ones. `AccountClient` and
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Generic, TypeVar
@@ -23,6 +24,7 @@ from databricks_access._errors import (
 )
 from databricks_access._flows import Call, Flow, OpClass, collect, request
 from databricks_access._models import (
+    AssignedPrincipal,
     GrantRule,
     Group,
     MemberRef,
@@ -31,10 +33,13 @@ from databricks_access._models import (
     PrincipalRef,
     RuleSet,
     ServicePrincipal,
+    ServicePrincipalSecret,
     User,
     Workspace,
+    WorkspacePermission,
 )
 from databricks_access._scim import (
+    PATCH_OP_SCHEMA,
     ScimPaging,
     add_members_body,
     check_id,
@@ -44,17 +49,33 @@ from databricks_access._scim import (
     remove_members_body,
 )
 
-__all__ = ["GROUP_MANAGER_ROLE", "AccountApi", "Principal", "ScimListing", "TokenListing"]
+__all__ = [
+    "GROUP_MANAGER_ROLE",
+    "SERVICE_PRINCIPAL_MANAGER_ROLE",
+    "SERVICE_PRINCIPAL_USER_ROLE",
+    "WORKSPACE_PERMISSIONS",
+    "AccountApi",
+    "Principal",
+    "ScimListing",
+    "TokenListing",
+]
 
 T = TypeVar("T")
 R = TypeVar("R", User, Group, ServicePrincipal)
 
 GROUP_MANAGER_ROLE = "roles/group.manager"
+SERVICE_PRINCIPAL_USER_ROLE = "roles/servicePrincipal.user"
+SERVICE_PRINCIPAL_MANAGER_ROLE = "roles/servicePrincipal.manager"
+WORKSPACE_PERMISSIONS = ("USER", "ADMIN")
 _GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+_USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+_SP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DEFAULT_PAGE = 100
 _MAX_PAGE_20 = 10_000
 _MAX_PAGE_21 = 100
 _RULE_SET_RETRIES = 5
+_MAX_SECRET_LIFETIME = 730 * 24 * 3600
 
 Principal = User | ServicePrincipal | Group | PrincipalRef | str
 """Anything that names a principal: a model, a reference, a user name or an application id."""
@@ -82,29 +103,31 @@ class ScimListing(Generic[R]):
 
 
 @attrs.define
-class TokenListing:
-    """Workspace permission assignments, paged by `next_page_token`."""
+class TokenListing(Generic[T]):
+    """A REST listing paged by `next_page_token`: the items are under `key`."""
 
     path: str
+    key: str
+    item: type[T]
     next_token: str | None = None
     done: bool = False
     seen_tokens: set[str] = attrs.field(factory=set)
 
-    def next_page(self) -> Flow[list[PermissionAssignment]] | None:
+    def next_page(self) -> Flow[list[T]] | None:
         """The flow of the next page, or None when no page token is left."""
         return None if self.done else self._page()
 
-    def _page(self) -> Flow[list[PermissionAssignment]]:
+    def _page(self) -> Flow[list[T]]:
         query = encode_query([("page_token", self.next_token)]) if self.next_token else ""
         reply = yield from request(
             Call(method="GET", path=self.path, query=query, op=OpClass.LIST, idempotent=True)
         )
         data = reply.json() or {}
         if not isinstance(data, dict):
-            raise malformed("permission assignments are not an object")
-        raw = data.get("permission_assignments") or []
+            raise malformed(f"the {self.key} page is not an object")
+        raw = data.get(self.key) or []
         if not isinstance(raw, list):
-            raise malformed("permission_assignments is not a list")
+            raise malformed(f"{self.key} is not a list")
         token = data.get("next_page_token")
         # A token seen before would page forever: treat it as the end.
         if isinstance(token, str) and token and token not in self.seen_tokens:
@@ -112,7 +135,7 @@ class TokenListing:
             self.next_token = token
         else:
             self.done = True
-        return [structure(item, PermissionAssignment) for item in raw]
+        return [structure(item, self.item) for item in raw]
 
 
 @attrs.define
@@ -132,6 +155,53 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 def _is_uuid(value: str) -> bool:
     return bool(_UUID.fullmatch(value))
+
+
+def _text(value: object, field: str) -> str:
+    """A non-empty string without control characters, else `ConfigError` naming `field`."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError("must be a non-empty string", field)
+    if _CONTROL.search(value):
+        raise ConfigError("must not contain control characters", field)
+    return value
+
+
+def _optional_text(value: object, field: str) -> str | None:
+    return None if value is None else _text(value, field)
+
+
+def _names(values: Iterable[str], field: str) -> list[str]:
+    """Role or entitlement names: a collection of non-empty strings, duplicates dropped."""
+    if isinstance(values, (str, bytes)):
+        raise ConfigError("must be a list of names, not a single string", field)
+    try:
+        items = list(values)
+    except TypeError:
+        raise ConfigError("must be a list of names", field) from None
+    return list(dict.fromkeys(_text(item, field) for item in items))
+
+
+def _flag(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError("must be True or False", field)
+    return value
+
+
+def _complex(values: Iterable[str]) -> list[dict[str, str]]:
+    return [{"value": value} for value in values]
+
+
+def _patch_body(operations: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"schemas": [PATCH_OP_SCHEMA], "Operations": operations}
+
+
+def _workspace_id(workspace_id: object) -> str:
+    text = str(workspace_id)
+    if isinstance(workspace_id, bool) or not isinstance(workspace_id, (int, str)):
+        raise ConfigError(f"{workspace_id!r} is not a workspace id", "workspace_id")
+    if not text.isascii() or not text.isdigit():
+        raise ConfigError(f"{workspace_id!r} is not a workspace id", "workspace_id")
+    return text
 
 
 def _projection(
@@ -248,6 +318,103 @@ class AccountApi:
             found = yield from collect(listing)
         exact = [r for r in found if matches(r)]
         return exact[0] if exact else None
+
+    def _create(self, resource: str, item: type[R], body: dict[str, Any]) -> Flow[R]:
+        reply = yield from request(
+            Call(
+                method="POST",
+                path=f"{self.scim}/{resource}",
+                body=body,
+                op=OpClass.WRITE,
+                idempotent=False,
+            )
+        )
+        return structure(reply.json(), item)
+
+    def _patch(
+        self, resource: str, resource_id: str, operations: list[dict[str, Any]]
+    ) -> Flow[None]:
+        if not operations:
+            return
+        yield from request(
+            Call(
+                method="PATCH",
+                path=f"{self.scim}/{resource}/{resource_id}",
+                body=_patch_body(operations),
+                op=OpClass.PATCH,
+                idempotent=True,
+            )
+        )
+
+    def _delete(self, resource: str, resource_id: str, field: str) -> Flow[None]:
+        yield from request(
+            Call(
+                method="DELETE",
+                path=f"{self.scim}/{resource}/{check_id(resource_id, field)}",
+                op=OpClass.WRITE,
+                idempotent=True,
+            )
+        )
+
+    # -- roles on any principal --------------------------------------------------------------
+
+    def roles(self, kind: PrincipalKind, principal_id: str) -> Flow[tuple[str, ...]]:
+        """The roles (`account_admin`, ...) a principal holds directly: one projected GET."""
+        record: User | ServicePrincipal | Group
+        if kind is PrincipalKind.USER:
+            record = yield from self._get("Users", User, principal_id, "user_id", "id,roles")
+        elif kind is PrincipalKind.SERVICE_PRINCIPAL:
+            record = yield from self._get(
+                "ServicePrincipals",
+                ServicePrincipal,
+                principal_id,
+                "service_principal_id",
+                "id,roles",
+            )
+        else:
+            record = yield from self._get("Groups", Group, principal_id, "group_id", "id,roles")
+        return tuple(dict.fromkeys(role.value for role in record.roles if role.value))
+
+    def add_roles(self, kind: PrincipalKind, principal_id: str, roles: Iterable[str]) -> Flow[None]:
+        """Give a principal roles, in one PATCH (a role it holds already is kept)."""
+        check_id(principal_id, _ID_FIELDS[kind])
+        names = _names(roles, "roles")
+        operations = [{"op": "add", "path": "roles", "value": _complex(names)}] if names else []
+        return self._patch(kind.scim_resource, principal_id, operations)
+
+    def remove_roles(
+        self, kind: PrincipalKind, principal_id: str, roles: Iterable[str]
+    ) -> Flow[None]:
+        """Take roles from a principal, in one PATCH (one `remove` per role, no `value`).
+
+        A server that refuses to remove a role not held (400 `noTarget`) fails the whole
+        PATCH: then the roles are read, and only those held are removed.
+        """
+        check_id(principal_id, _ID_FIELDS[kind])
+        return self._remove_roles(kind, principal_id, _names(roles, "roles"))
+
+    def _remove_roles(self, kind: PrincipalKind, principal_id: str, names: list[str]) -> Flow[None]:
+        def operations(which: Iterable[str]) -> list[dict[str, Any]]:
+            return [
+                {"op": "remove", "path": f"roles[value eq {quote_filter_value(name, 'roles')}]"}
+                for name in which
+            ]
+
+        try:
+            yield from self._patch(kind.scim_resource, principal_id, operations(names))
+        except BadRequestError as exc:
+            if (exc.error_code or "").lower() != "notarget":
+                raise
+            held = yield from self.roles(kind, principal_id)
+            yield from self._patch(
+                kind.scim_resource, principal_id, operations(n for n in names if n in held)
+            )
+
+    def deactivate(self, kind: PrincipalKind, principal_id: str) -> Flow[None]:
+        """Set `active` to false (the principal can no longer sign in or get tokens)."""
+        check_id(principal_id, _ID_FIELDS[kind])
+        operations = [{"op": "replace", "path": "active", "value": False}]
+        return self._patch(kind.scim_resource, principal_id, operations)
 
     # -- groups ----------------------------------------------------------------------------
 
@@ -426,6 +593,90 @@ class AccountApi:
             "Users", User, "userName", user_name, lambda u: u.user_name.casefold() == wanted
         )
 
+    def create_user(
+        self,
+        user_name: str,
+        *,
+        display_name: str | None = None,
+        given_name: str | None = None,
+        family_name: str | None = None,
+        emails: Sequence[str] | None = None,
+        active: bool = True,
+        external_id: str | None = None,
+        roles: Iterable[str] = (),
+        entitlements: Iterable[str] = (),
+    ) -> Flow[User]:
+        """Create a user; a user name in use raises `ConflictError` (never retried blindly)."""
+        body: dict[str, Any] = {
+            "schemas": [_USER_SCHEMA],
+            "userName": _text(user_name, "user_name"),
+        }
+        if display_name is not None:
+            body["displayName"] = _text(display_name, "display_name")
+        name = {
+            key: _text(value, field)
+            for key, field, value in (
+                ("givenName", "given_name", given_name),
+                ("familyName", "family_name", family_name),
+            )
+            if value is not None
+        }
+        if name:
+            body["name"] = name
+        if emails is not None:
+            addresses = _names(emails, "emails")
+            body["emails"] = [
+                {"value": email, "type": "work", "primary": i == 0}
+                for i, email in enumerate(addresses)
+            ]
+        body["active"] = _flag(active, "active")
+        if external_id is not None:
+            body["externalId"] = _text(external_id, "external_id")
+        if role_names := _names(roles, "roles"):
+            body["roles"] = _complex(role_names)
+        if entitlement_names := _names(entitlements, "entitlements"):
+            body["entitlements"] = _complex(entitlement_names)
+        return self._create("Users", User, body)
+
+    def update_user(
+        self,
+        user_id: str,
+        *,
+        display_name: str | None = None,
+        given_name: str | None = None,
+        family_name: str | None = None,
+        emails: Sequence[str] | None = None,
+        active: bool | None = None,
+        external_id: str | None = None,
+    ) -> Flow[None]:
+        """Change the given attributes of a user (one PATCH); the others are kept."""
+        check_id(user_id, "user_id")
+        operations: list[dict[str, Any]] = []
+        for path, field, value in (
+            ("displayName", "display_name", display_name),
+            ("name.givenName", "given_name", given_name),
+            ("name.familyName", "family_name", family_name),
+            ("externalId", "external_id", external_id),
+        ):
+            if value is not None:
+                operations.append({"op": "replace", "path": path, "value": _text(value, field)})
+        if emails is not None:
+            addresses = _names(emails, "emails")
+            entries = [
+                {"value": email, "type": "work", "primary": i == 0}
+                for i, email in enumerate(addresses)
+            ]
+            operations.append({"op": "replace", "path": "emails", "value": entries})
+        if active is not None:
+            operations.append({"op": "replace", "path": "active", "value": _flag(active, "active")})
+        if not operations:
+            raise ConfigError("name at least one attribute to change", "update")
+        return self._patch("Users", user_id, operations)
+
+    def delete_user(self, user_id: str) -> Flow[None]:
+        """Delete a user (its memberships and workspace assignments go with it)."""
+        return self._delete("Users", user_id, "user_id")
+
     def list_service_principals(
         self,
         *,
@@ -460,6 +711,113 @@ class AccountApi:
             application_id,
             lambda sp: sp.application_id.lower() == wanted,
         )
+
+    def create_service_principal(
+        self,
+        display_name: str,
+        *,
+        application_id: str | None = None,
+        active: bool = True,
+        external_id: str | None = None,
+        roles: Iterable[str] = (),
+        entitlements: Iterable[str] = (),
+    ) -> Flow[ServicePrincipal]:
+        """Create a service principal; Databricks draws its application id unless given.
+
+        An application id in use raises `ConflictError` (never retried blindly).
+        """
+        body: dict[str, Any] = {
+            "schemas": [_SP_SCHEMA],
+            "displayName": _text(display_name, "display_name"),
+            "active": _flag(active, "active"),
+        }
+        if application_id is not None:
+            if not isinstance(application_id, str) or not _is_uuid(application_id):
+                raise ConfigError(f"{application_id!r} is not a UUID", "application_id")
+            body["applicationId"] = application_id
+        if external_id is not None:
+            body["externalId"] = _text(external_id, "external_id")
+        if role_names := _names(roles, "roles"):
+            body["roles"] = _complex(role_names)
+        if entitlement_names := _names(entitlements, "entitlements"):
+            body["entitlements"] = _complex(entitlement_names)
+        return self._create("ServicePrincipals", ServicePrincipal, body)
+
+    def update_service_principal(
+        self,
+        sp_id: str,
+        *,
+        display_name: str | None = None,
+        active: bool | None = None,
+        external_id: str | None = None,
+    ) -> Flow[None]:
+        """Change the given attributes of a service principal (one PATCH)."""
+        check_id(sp_id, "service_principal_id")
+        operations: list[dict[str, Any]] = []
+        if display_name is not None:
+            operations.append(
+                {
+                    "op": "replace",
+                    "path": "displayName",
+                    "value": _text(display_name, "display_name"),
+                }
+            )
+        if external_id is not None:
+            operations.append(
+                {"op": "replace", "path": "externalId", "value": _text(external_id, "external_id")}
+            )
+        if active is not None:
+            operations.append({"op": "replace", "path": "active", "value": _flag(active, "active")})
+        if not operations:
+            raise ConfigError("name at least one attribute to change", "update")
+        return self._patch("ServicePrincipals", sp_id, operations)
+
+    def delete_service_principal(self, sp_id: str) -> Flow[None]:
+        """Delete a service principal (its secrets, memberships and assignments go too)."""
+        return self._delete("ServicePrincipals", sp_id, "service_principal_id")
+
+    # -- service principal OAuth secrets ---------------------------------------------------
+
+    def _secrets_path(self, sp_id: str) -> str:
+        sid = check_id(sp_id, "service_principal_id")
+        return f"{self.account}/servicePrincipals/{sid}/credentials/secrets"
+
+    def create_secret(
+        self, sp_id: str, lifetime: dt.timedelta | float | None = None
+    ) -> Flow[ServicePrincipalSecret]:
+        """A new OAuth secret for a service principal; its value is in the result only."""
+        path = self._secrets_path(sp_id)
+        body: dict[str, Any] = {}
+        if isinstance(lifetime, dt.timedelta):
+            lifetime = lifetime.total_seconds()
+        if lifetime is not None:
+            if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
+                raise ConfigError("must be a timedelta or a number of seconds", "lifetime")
+            if not 1 <= lifetime <= _MAX_SECRET_LIFETIME:
+                raise ConfigError(
+                    f"must be from 1 to {_MAX_SECRET_LIFETIME} seconds (730 days)", "lifetime"
+                )
+            body["lifetime"] = f"{int(lifetime)}s"
+        return self._post_secret(path, body)
+
+    def _post_secret(self, path: str, body: dict[str, Any]) -> Flow[ServicePrincipalSecret]:
+        reply = yield from request(
+            Call(method="POST", path=path, body=body, op=OpClass.WRITE, idempotent=False)
+        )
+        return structure(reply.json(), ServicePrincipalSecret)
+
+    def list_secrets(self, sp_id: str) -> Callable[[], TokenListing[ServicePrincipalSecret]]:
+        """A service principal's OAuth secrets (without their values), every page."""
+        path = self._secrets_path(sp_id)
+        return lambda: TokenListing(path, "secrets", ServicePrincipalSecret)
+
+    def delete_secret(self, sp_id: str, secret_id: str) -> Flow[None]:
+        """Delete one OAuth secret; tokens already issued with it live on until they expire."""
+        path = f"{self._secrets_path(sp_id)}/{check_id(secret_id, 'secret_id')}"
+        return self._send_delete(path)
+
+    def _send_delete(self, path: str) -> Flow[None]:
+        yield from request(Call(method="DELETE", path=path, op=OpClass.WRITE, idempotent=True))
 
     # -- principals ------------------------------------------------------------------------
 
@@ -514,13 +872,81 @@ class AccountApi:
 
         return lambda: _SinglePage(page)
 
-    def list_assignments(self, workspace_id: int | str) -> Callable[[], TokenListing]:
+    def list_assignments(
+        self, workspace_id: int | str
+    ) -> Callable[[], TokenListing[PermissionAssignment]]:
         """A workspace's permission assignments, following every `next_page_token`."""
         text = str(workspace_id)
         if isinstance(workspace_id, bool) or not text.isdigit():
             raise ConfigError(f"{workspace_id!r} is not a workspace id", "workspace_id")
         path = f"{self.account}/workspaces/{text}/permissionassignments"
-        return lambda: TokenListing(path)
+        return lambda: TokenListing(path, "permission_assignments", PermissionAssignment)
+
+    def workspace_permissions(
+        self, workspace_id: int | str
+    ) -> Flow[tuple[WorkspacePermission, ...]]:
+        """The permissions a workspace offers (`USER`, `ADMIN`), with their descriptions."""
+        text = _workspace_id(workspace_id)
+        reply = yield from request(
+            Call(
+                method="GET",
+                path=f"{self.account}/workspaces/{text}/permissionassignments/permissions",
+                op=OpClass.GET,
+                idempotent=True,
+            )
+        )
+        data = reply.json() or {}
+        if not isinstance(data, dict):
+            raise malformed("workspace permissions are not an object")
+        raw = data.get("permissions") or []
+        if not isinstance(raw, list):
+            raise malformed("permissions is not a list")
+        return tuple(structure(item, WorkspacePermission) for item in raw)
+
+    def set_assignment(
+        self, workspace_id: int | str, principal_id: str, permissions: Sequence[str]
+    ) -> Flow[PermissionAssignment]:
+        """Assign a principal to a workspace with exactly these permissions (one PUT)."""
+        text = _workspace_id(workspace_id)
+        pid = _numeric_principal(principal_id)
+        if isinstance(permissions, (str, bytes)):
+            raise ConfigError("must be a list such as ['USER'], not a single string", "permissions")
+        wanted = list(dict.fromkeys(permissions))
+        if not wanted or any(p not in WORKSPACE_PERMISSIONS for p in wanted):
+            raise ConfigError(
+                f"must be a non-empty list of {', '.join(WORKSPACE_PERMISSIONS)} "
+                "(to take every permission away, remove the assignment)",
+                "permissions",
+            )
+        reply = yield from request(
+            Call(
+                method="PUT",
+                path=f"{self.account}/workspaces/{text}/permissionassignments/principals/{pid}",
+                body={"permissions": wanted},
+                op=OpClass.WRITE,
+                idempotent=True,
+            )
+        )
+        data = reply.json()
+        if isinstance(data, dict) and isinstance(data.get("principal"), dict):
+            return structure(data, PermissionAssignment)
+        # An answer without the assignment: it is what was asked for.
+        return PermissionAssignment(
+            principal=AssignedPrincipal(principal_id=int(pid)), permissions=tuple(wanted)
+        )
+
+    def remove_assignment(self, workspace_id: int | str, principal_id: str) -> Flow[None]:
+        """Take a principal's assignment to a workspace away (one DELETE)."""
+        text = _workspace_id(workspace_id)
+        pid = _numeric_principal(principal_id)
+        yield from request(
+            Call(
+                method="DELETE",
+                path=f"{self.account}/workspaces/{text}/permissionassignments/principals/{pid}",
+                op=OpClass.WRITE,
+                idempotent=True,
+            )
+        )
 
     # -- group managers (rule sets) --------------------------------------------------------
 
@@ -528,9 +954,14 @@ class AccountApi:
         gid = check_id(group_id, "group_id")
         return f"accounts/{self.config.account_id}/groups/{gid}/ruleSets/default"
 
-    def get_rule_set(self, group_id: str) -> Flow[RuleSet]:
-        """A group's rule set, with its etag."""
-        name = self._rule_set_name(group_id)
+    def _sp_rule_set_name(self, application_id: str) -> str:
+        if not isinstance(application_id, str) or not _is_uuid(application_id):
+            raise ConfigError(f"{application_id!r} is not a UUID", "application_id")
+        return (
+            f"accounts/{self.config.account_id}/servicePrincipals/{application_id}/ruleSets/default"
+        )
+
+    def _read_rule_set(self, name: str) -> Flow[RuleSet]:
         reply = yield from request(
             Call(
                 method="GET",
@@ -542,25 +973,48 @@ class AccountApi:
         )
         return structure(reply.json(), RuleSet)
 
+    def get_rule_set(self, group_id: str) -> Flow[RuleSet]:
+        """A group's rule set, with its etag."""
+        return self._read_rule_set(self._rule_set_name(group_id))
+
+    def get_service_principal_rule_set(self, application_id: str) -> Flow[RuleSet]:
+        """A service principal's rule set (who may use or manage it), with its etag."""
+        return self._read_rule_set(self._sp_rule_set_name(application_id))
+
     def set_group_managers(self, group_id: str, principals: Iterable[str]) -> Flow[RuleSet]:
         """Make `principals` the group's managers, keeping other roles; etag-safe.
 
         On a 409 (someone changed the rule set meanwhile) it re-reads and tries again.
         """
-        wanted = tuple(dict.fromkeys(principals))
-        for principal in wanted:
-            if not isinstance(principal, str) or "/" not in principal:
-                raise ConfigError(
-                    f"{principal!r} is not a rule set principal such as 'users/a@x.com', "
-                    "'servicePrincipals/<application-id>' or 'groups/<name>'",
-                    "principals",
-                )
         name = self._rule_set_name(group_id)
+        return self._set_role_holders(name, {GROUP_MANAGER_ROLE: _rule_principals(principals)})
+
+    def set_service_principal_access(
+        self,
+        application_id: str,
+        *,
+        users: Iterable[str] | None = None,
+        managers: Iterable[str] | None = None,
+    ) -> Flow[RuleSet]:
+        """Make these the holders of `servicePrincipal.user` / `.manager`; etag-safe.
+
+        A role left as None keeps its holders; other roles are kept too.
+        """
+        name = self._sp_rule_set_name(application_id)
+        holders: dict[str, tuple[str, ...]] = {}
+        if users is not None:
+            holders[SERVICE_PRINCIPAL_USER_ROLE] = _rule_principals(users)
+        if managers is not None:
+            holders[SERVICE_PRINCIPAL_MANAGER_ROLE] = _rule_principals(managers)
+        if not holders:
+            raise ConfigError("name the users, the managers or both", "users")
+        return self._set_role_holders(name, holders)
+
+    def _set_role_holders(self, name: str, holders: dict[str, tuple[str, ...]]) -> Flow[RuleSet]:
         for attempt in range(_RULE_SET_RETRIES):
-            current = yield from self.get_rule_set(group_id)
-            rules = [r for r in current.grant_rules if r.role != GROUP_MANAGER_ROLE]
-            if wanted:
-                rules.append(GrantRule(role=GROUP_MANAGER_ROLE, principals=wanted))
+            current = yield from self._read_rule_set(name)
+            rules = [r for r in current.grant_rules if r.role not in holders]
+            rules += [GrantRule(role=role, principals=who) for role, who in holders.items() if who]
             body = {
                 "name": name,
                 "rule_set": {
@@ -587,6 +1041,32 @@ class AccountApi:
                 continue
             return structure(reply.json(), RuleSet)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _rule_principals(principals: Iterable[str]) -> tuple[str, ...]:
+    wanted = tuple(dict.fromkeys(principals))
+    for principal in wanted:
+        if not isinstance(principal, str) or "/" not in principal:
+            raise ConfigError(
+                f"{principal!r} is not a rule set principal such as 'users/a@x.com', "
+                "'servicePrincipals/<application-id>' or 'groups/<name>'",
+                "principals",
+            )
+    return wanted
+
+
+def _numeric_principal(principal_id: object) -> str:
+    text = check_id(principal_id, "principal")
+    if not text.isascii() or not text.isdigit():
+        raise ConfigError(f"{text!r} is not a numeric principal id", "principal")
+    return text
+
+
+_ID_FIELDS = {
+    PrincipalKind.USER: "user_id",
+    PrincipalKind.SERVICE_PRINCIPAL: "service_principal_id",
+    PrincipalKind.GROUP: "group_id",
+}
 
 
 def rule_set_principal(principal: User | ServicePrincipal | Group | str) -> str:

@@ -185,7 +185,7 @@ class OAuthM2M(httpx.Auth):
                 return self._parse_token(response, sent_at)
             if response.status_code == 404 and not discovered:
                 discovered = True
-                if (yield from self._discover()):
+                if (yield from self._discover(patient=patient)):
                     continue
             error = self._token_error(response)
             if error.error_code == "invalid_client" and not reread:
@@ -208,14 +208,45 @@ class OAuthM2M(httpx.Auth):
             logger.debug("token request failed (%s); retrying in %.2fs", error, delay)
             yield _Sleep(delay)
 
-    def _discover(self) -> Generator[_AuthStep, Any, bool]:
-        """Read the token endpoint from the OIDC discovery document (same host only)."""
-        response: httpx.Response = yield httpx.Request(
-            "GET",
-            self._discovery_url,
-            headers={"Accept": "application/json"},
-            extensions={"timeout": self._timeout},
-        )
+    def _discover(self, *, patient: bool) -> Generator[_AuthStep, Any, bool]:
+        """Read the token endpoint from the OIDC discovery document (same host only).
+
+        A throttled or failing read (429, 5xx) is retried like any request; when the
+        retries give up, that error is raised, so it is never masked by the token
+        endpoint's 404 that sent us here.
+        """
+        start = self._clock.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            response: httpx.Response = yield httpx.Request(
+                "GET",
+                self._discovery_url,
+                headers={"Accept": "application/json"},
+                extensions={"timeout": self._timeout},
+            )
+            status = response.status_code
+            if response.is_success or not (status == 429 or status >= 500):
+                break
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            error = error_from_reply(
+                status,
+                response.content,
+                method="GET",
+                path=urlsplit(self._discovery_url).path,
+                retry_after=retry_after,
+            )
+            delay = None
+            if patient and self._retry.retryable(error, idempotent=True):
+                delay = self._retry.delay(
+                    attempt=attempt,
+                    elapsed=self._clock.monotonic() - start,
+                    retry_after=retry_after,
+                )
+            if delay is None:
+                raise error
+            logger.debug("OIDC discovery failed (%s); retrying in %.2fs", error, delay)
+            yield _Sleep(delay)
         if not response.is_success:
             return False
         try:
@@ -274,8 +305,9 @@ class OAuthM2M(httpx.Auth):
                 "answers this way"
             )
         elif code == "invalid_client":
+            reason = detail.rstrip(" .:") or "invalid client"
             detail = (
-                f"{detail or 'invalid client'}: check the client id and secret in "
+                f"{reason}: check the client id and secret in "
                 f"{self._secrets!r}, and that the secret has not expired"
             )
         return AuthenticationError(status, code, detail, method="POST", path=path)

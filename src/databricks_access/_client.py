@@ -7,6 +7,7 @@ Jupyter kernel; the async client sits on `httpx.AsyncClient`.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 from collections.abc import Iterable, Sequence
@@ -27,11 +28,14 @@ from databricks_access._models import (
     Group,
     MemberRef,
     PermissionAssignment,
+    PrincipalKind,
     PrincipalRef,
     RuleSet,
     ServicePrincipal,
+    ServicePrincipalSecret,
     User,
     Workspace,
+    WorkspacePermission,
 )
 from databricks_access._retry import RetryPolicy
 from databricks_access._secrets import EnvSecretStore, SecretStore
@@ -46,12 +50,35 @@ _USER_AGENT = (
 )
 
 GroupLike = Group | str
+UserLike = User | str
+ServicePrincipalLike = ServicePrincipal | str
 MemberLike = str | PrincipalRef | User | ServicePrincipal | Group
 ManagerLike = str | User | ServicePrincipal | Group
 
 
 def _group_id(group: GroupLike) -> str:
     return group.id if isinstance(group, Group) else group
+
+
+def _user_id(user: UserLike) -> str:
+    return user.id if isinstance(user, User) else user
+
+
+def _sp_id(sp: ServicePrincipalLike) -> str:
+    return sp.id if isinstance(sp, ServicePrincipal) else sp
+
+
+def _application_id(sp: ServicePrincipalLike) -> str:
+    return sp.application_id if isinstance(sp, ServicePrincipal) else sp
+
+
+def _principal_id(principal: MemberLike) -> str:
+    return principal if isinstance(principal, str) else principal.id
+
+
+_USER = PrincipalKind.USER
+_SP = PrincipalKind.SERVICE_PRINCIPAL
+_GROUP = PrincipalKind.GROUP
 
 
 def _member_ids(members: Iterable[MemberLike]) -> list[str]:
@@ -154,6 +181,8 @@ class AccountClient:
         self.users = Users(self)
         self.service_principals = ServicePrincipals(self)
         self.group_managers = GroupManagers(self)
+        self.service_principal_access = ServicePrincipalAccess(self)
+        self.service_principal_secrets = ServicePrincipalSecrets(self)
         self.workspaces = Workspaces(self)
         self.workspace_assignments = WorkspaceAssignments(self)
 
@@ -220,6 +249,8 @@ class AsyncAccountClient:
         self.users = AsyncUsers(self)
         self.service_principals = AsyncServicePrincipals(self)
         self.group_managers = AsyncGroupManagers(self)
+        self.service_principal_access = AsyncServicePrincipalAccess(self)
+        self.service_principal_secrets = AsyncServicePrincipalSecrets(self)
         self.workspaces = AsyncWorkspaces(self)
         self.workspace_assignments = AsyncWorkspaceAssignments(self)
 
@@ -319,6 +350,18 @@ class Groups:
         """Remove principals (ids or models) in one PATCH."""
         self._run(self._api.patch_members(_group_id(group_id), remove=_member_ids(principal_ids)))
 
+    def roles(self, group_id: GroupLike) -> tuple[str, ...]:
+        """The roles (`account_admin`, ...) it holds directly: one projected GET."""
+        return self._run(self._api.roles(_GROUP, _group_id(group_id)))
+
+    def add_roles(self, group_id: GroupLike, roles: Iterable[str]) -> None:
+        """Give it roles (such as `account_admin`) in one PATCH; held ones are kept."""
+        self._run(self._api.add_roles(_GROUP, _group_id(group_id), roles))
+
+    def remove_roles(self, group_id: GroupLike, roles: Iterable[str]) -> None:
+        """Take roles from it in one PATCH; roles it does not hold are ignored."""
+        self._run(self._api.remove_roles(_GROUP, _group_id(group_id), roles))
+
 
 class AsyncGroups:
     """Account groups (`client.groups`), async."""
@@ -384,6 +427,18 @@ class AsyncGroups:
             self._api.patch_members(_group_id(group_id), remove=_member_ids(principal_ids))
         )
 
+    async def roles(self, group_id: GroupLike) -> tuple[str, ...]:
+        """The roles (`account_admin`, ...) it holds directly: one projected GET."""
+        return await self._run(self._api.roles(_GROUP, _group_id(group_id)))
+
+    async def add_roles(self, group_id: GroupLike, roles: Iterable[str]) -> None:
+        """Give it roles (such as `account_admin`) in one PATCH; held ones are kept."""
+        await self._run(self._api.add_roles(_GROUP, _group_id(group_id), roles))
+
+    async def remove_roles(self, group_id: GroupLike, roles: Iterable[str]) -> None:
+        """Take roles from it in one PATCH; roles it does not hold are ignored."""
+        await self._run(self._api.remove_roles(_GROUP, _group_id(group_id), roles))
+
 
 class Users:
     """Account users (`client.users`)."""
@@ -418,6 +473,78 @@ class Users:
     def find(self, user_name: str) -> User | None:
         """The user with this user name (case-insensitive), or None."""
         return self._run(self._api.find_user(user_name))
+
+    def create(
+        self,
+        user_name: str,
+        *,
+        display_name: str | None = None,
+        given_name: str | None = None,
+        family_name: str | None = None,
+        emails: Sequence[str] | None = None,
+        active: bool = True,
+        external_id: str | None = None,
+        roles: Iterable[str] = (),
+        entitlements: Iterable[str] = (),
+    ) -> User:
+        """Create a user; raises `ConflictError` if the user name or an email is taken."""
+        return self._run(
+            self._api.create_user(
+                user_name,
+                display_name=display_name,
+                given_name=given_name,
+                family_name=family_name,
+                emails=emails,
+                active=active,
+                external_id=external_id,
+                roles=roles,
+                entitlements=entitlements,
+            )
+        )
+
+    def update(
+        self,
+        user_id: UserLike,
+        *,
+        display_name: str | None = None,
+        given_name: str | None = None,
+        family_name: str | None = None,
+        emails: Sequence[str] | None = None,
+        active: bool | None = None,
+        external_id: str | None = None,
+    ) -> None:
+        """Change the attributes given (one PATCH); those left None are kept."""
+        self._run(
+            self._api.update_user(
+                _user_id(user_id),
+                display_name=display_name,
+                given_name=given_name,
+                family_name=family_name,
+                emails=emails,
+                active=active,
+                external_id=external_id,
+            )
+        )
+
+    def deactivate(self, user_id: UserLike) -> None:
+        """Deactivate a user (`active: false`): it keeps its memberships but cannot sign in."""
+        self._run(self._api.deactivate(_USER, _user_id(user_id)))
+
+    def delete(self, user_id: UserLike) -> None:
+        """Delete a user."""
+        self._run(self._api.delete_user(_user_id(user_id)))
+
+    def roles(self, user_id: UserLike) -> tuple[str, ...]:
+        """The roles (`account_admin`, ...) it holds directly: one projected GET."""
+        return self._run(self._api.roles(_USER, _user_id(user_id)))
+
+    def add_roles(self, user_id: UserLike, roles: Iterable[str]) -> None:
+        """Give it roles (such as `account_admin`) in one PATCH; held ones are kept."""
+        self._run(self._api.add_roles(_USER, _user_id(user_id), roles))
+
+    def remove_roles(self, user_id: UserLike, roles: Iterable[str]) -> None:
+        """Take roles from it in one PATCH; roles it does not hold are ignored."""
+        self._run(self._api.remove_roles(_USER, _user_id(user_id), roles))
 
 
 class AsyncUsers:
@@ -454,6 +581,78 @@ class AsyncUsers:
         """The user with this user name (case-insensitive), or None."""
         return await self._run(self._api.find_user(user_name))
 
+    async def create(
+        self,
+        user_name: str,
+        *,
+        display_name: str | None = None,
+        given_name: str | None = None,
+        family_name: str | None = None,
+        emails: Sequence[str] | None = None,
+        active: bool = True,
+        external_id: str | None = None,
+        roles: Iterable[str] = (),
+        entitlements: Iterable[str] = (),
+    ) -> User:
+        """Create a user; raises `ConflictError` if the user name or an email is taken."""
+        return await self._run(
+            self._api.create_user(
+                user_name,
+                display_name=display_name,
+                given_name=given_name,
+                family_name=family_name,
+                emails=emails,
+                active=active,
+                external_id=external_id,
+                roles=roles,
+                entitlements=entitlements,
+            )
+        )
+
+    async def update(
+        self,
+        user_id: UserLike,
+        *,
+        display_name: str | None = None,
+        given_name: str | None = None,
+        family_name: str | None = None,
+        emails: Sequence[str] | None = None,
+        active: bool | None = None,
+        external_id: str | None = None,
+    ) -> None:
+        """Change the attributes given (one PATCH); those left None are kept."""
+        await self._run(
+            self._api.update_user(
+                _user_id(user_id),
+                display_name=display_name,
+                given_name=given_name,
+                family_name=family_name,
+                emails=emails,
+                active=active,
+                external_id=external_id,
+            )
+        )
+
+    async def deactivate(self, user_id: UserLike) -> None:
+        """Deactivate a user (`active: false`): it keeps its memberships but cannot sign in."""
+        await self._run(self._api.deactivate(_USER, _user_id(user_id)))
+
+    async def delete(self, user_id: UserLike) -> None:
+        """Delete a user."""
+        await self._run(self._api.delete_user(_user_id(user_id)))
+
+    async def roles(self, user_id: UserLike) -> tuple[str, ...]:
+        """The roles (`account_admin`, ...) it holds directly: one projected GET."""
+        return await self._run(self._api.roles(_USER, _user_id(user_id)))
+
+    async def add_roles(self, user_id: UserLike, roles: Iterable[str]) -> None:
+        """Give it roles (such as `account_admin`) in one PATCH; held ones are kept."""
+        await self._run(self._api.add_roles(_USER, _user_id(user_id), roles))
+
+    async def remove_roles(self, user_id: UserLike, roles: Iterable[str]) -> None:
+        """Take roles from it in one PATCH; roles it does not hold are ignored."""
+        await self._run(self._api.remove_roles(_USER, _user_id(user_id), roles))
+
 
 class ServicePrincipals:
     """Account service principals (`client.service_principals`)."""
@@ -488,6 +687,71 @@ class ServicePrincipals:
     def find(self, application_id: str) -> ServicePrincipal | None:
         """The service principal with this application id, or None."""
         return self._run(self._api.find_service_principal(application_id))
+
+    def create(
+        self,
+        display_name: str,
+        *,
+        application_id: str | None = None,
+        active: bool = True,
+        external_id: str | None = None,
+        roles: Iterable[str] = (),
+        entitlements: Iterable[str] = (),
+    ) -> ServicePrincipal:
+        """Create a service principal (Databricks draws the application id unless given).
+
+        Its OAuth secrets are made separately, in the account console or the API.
+        """
+        return self._run(
+            self._api.create_service_principal(
+                display_name,
+                application_id=application_id,
+                active=active,
+                external_id=external_id,
+                roles=roles,
+                entitlements=entitlements,
+            )
+        )
+
+    def update(
+        self,
+        service_principal_id: ServicePrincipalLike,
+        *,
+        display_name: str | None = None,
+        active: bool | None = None,
+        external_id: str | None = None,
+    ) -> None:
+        """Change the attributes given (one PATCH); those left None are kept."""
+        self._run(
+            self._api.update_service_principal(
+                _sp_id(service_principal_id),
+                display_name=display_name,
+                active=active,
+                external_id=external_id,
+            )
+        )
+
+    def deactivate(self, service_principal_id: ServicePrincipalLike) -> None:
+        """Deactivate a service principal (`active: false`): it can get no more tokens."""
+        self._run(self._api.deactivate(_SP, _sp_id(service_principal_id)))
+
+    def delete(self, service_principal_id: ServicePrincipalLike) -> None:
+        """Delete a service principal."""
+        self._run(self._api.delete_service_principal(_sp_id(service_principal_id)))
+
+    def roles(self, service_principal_id: ServicePrincipalLike) -> tuple[str, ...]:
+        """The roles (`account_admin`, ...) it holds directly: one projected GET."""
+        return self._run(self._api.roles(_SP, _sp_id(service_principal_id)))
+
+    def add_roles(self, service_principal_id: ServicePrincipalLike, roles: Iterable[str]) -> None:
+        """Give it roles (such as `account_admin`) in one PATCH; held ones are kept."""
+        self._run(self._api.add_roles(_SP, _sp_id(service_principal_id), roles))
+
+    def remove_roles(
+        self, service_principal_id: ServicePrincipalLike, roles: Iterable[str]
+    ) -> None:
+        """Take roles from it in one PATCH; roles it does not hold are ignored."""
+        self._run(self._api.remove_roles(_SP, _sp_id(service_principal_id), roles))
 
 
 class AsyncServicePrincipals:
@@ -524,6 +788,73 @@ class AsyncServicePrincipals:
         """The service principal with this application id, or None."""
         return await self._run(self._api.find_service_principal(application_id))
 
+    async def create(
+        self,
+        display_name: str,
+        *,
+        application_id: str | None = None,
+        active: bool = True,
+        external_id: str | None = None,
+        roles: Iterable[str] = (),
+        entitlements: Iterable[str] = (),
+    ) -> ServicePrincipal:
+        """Create a service principal (Databricks draws the application id unless given).
+
+        Its OAuth secrets are made separately, in the account console or the API.
+        """
+        return await self._run(
+            self._api.create_service_principal(
+                display_name,
+                application_id=application_id,
+                active=active,
+                external_id=external_id,
+                roles=roles,
+                entitlements=entitlements,
+            )
+        )
+
+    async def update(
+        self,
+        service_principal_id: ServicePrincipalLike,
+        *,
+        display_name: str | None = None,
+        active: bool | None = None,
+        external_id: str | None = None,
+    ) -> None:
+        """Change the attributes given (one PATCH); those left None are kept."""
+        await self._run(
+            self._api.update_service_principal(
+                _sp_id(service_principal_id),
+                display_name=display_name,
+                active=active,
+                external_id=external_id,
+            )
+        )
+
+    async def deactivate(self, service_principal_id: ServicePrincipalLike) -> None:
+        """Deactivate a service principal (`active: false`): it can get no more tokens."""
+        await self._run(self._api.deactivate(_SP, _sp_id(service_principal_id)))
+
+    async def delete(self, service_principal_id: ServicePrincipalLike) -> None:
+        """Delete a service principal."""
+        await self._run(self._api.delete_service_principal(_sp_id(service_principal_id)))
+
+    async def roles(self, service_principal_id: ServicePrincipalLike) -> tuple[str, ...]:
+        """The roles (`account_admin`, ...) it holds directly: one projected GET."""
+        return await self._run(self._api.roles(_SP, _sp_id(service_principal_id)))
+
+    async def add_roles(
+        self, service_principal_id: ServicePrincipalLike, roles: Iterable[str]
+    ) -> None:
+        """Give it roles (such as `account_admin`) in one PATCH; held ones are kept."""
+        await self._run(self._api.add_roles(_SP, _sp_id(service_principal_id), roles))
+
+    async def remove_roles(
+        self, service_principal_id: ServicePrincipalLike, roles: Iterable[str]
+    ) -> None:
+        """Take roles from it in one PATCH; roles it does not hold are ignored."""
+        await self._run(self._api.remove_roles(_SP, _sp_id(service_principal_id), roles))
+
 
 class GroupManagers:
     """Who manages each group, through account rule sets (`client.group_managers`)."""
@@ -559,6 +890,144 @@ class AsyncGroupManagers:
         return await self._run(self._api.set_group_managers(_group_id(group_id), names))
 
 
+class ServicePrincipalAccess:
+    """Who may use or manage each service principal, through its rule set.
+
+    `roles/servicePrincipal.user` lets a principal act as the service principal;
+    `roles/servicePrincipal.manager` lets it manage it (`client.service_principal_access`).
+    """
+
+    def __init__(self, client: AccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    def get(self, service_principal: ServicePrincipalLike) -> RuleSet:
+        """The rule set of a service principal (a model, or its application id)."""
+        return self._run(
+            self._api.get_service_principal_rule_set(_application_id(service_principal))
+        )
+
+    def set(
+        self,
+        service_principal: ServicePrincipalLike,
+        *,
+        users: Iterable[ManagerLike] | None = None,
+        managers: Iterable[ManagerLike] | None = None,
+    ) -> RuleSet:
+        """Make exactly these its users and/or managers; etag-safe.
+
+        A role left None keeps its holders, and every other role is kept.
+        """
+        return self._run(
+            self._api.set_service_principal_access(
+                _application_id(service_principal),
+                users=None if users is None else [rule_set_principal(p) for p in users],
+                managers=None if managers is None else [rule_set_principal(p) for p in managers],
+            )
+        )
+
+
+class AsyncServicePrincipalAccess:
+    """Who may use or manage each service principal, through its rule set, async.
+
+    `roles/servicePrincipal.user` lets a principal act as the service principal;
+    `roles/servicePrincipal.manager` lets it manage it (`client.service_principal_access`).
+    """
+
+    def __init__(self, client: AsyncAccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    async def get(self, service_principal: ServicePrincipalLike) -> RuleSet:
+        """The rule set of a service principal (a model, or its application id)."""
+        return await self._run(
+            self._api.get_service_principal_rule_set(_application_id(service_principal))
+        )
+
+    async def set(
+        self,
+        service_principal: ServicePrincipalLike,
+        *,
+        users: Iterable[ManagerLike] | None = None,
+        managers: Iterable[ManagerLike] | None = None,
+    ) -> RuleSet:
+        """Make exactly these its users and/or managers; etag-safe.
+
+        A role left None keeps its holders, and every other role is kept.
+        """
+        return await self._run(
+            self._api.set_service_principal_access(
+                _application_id(service_principal),
+                users=None if users is None else [rule_set_principal(p) for p in users],
+                managers=None if managers is None else [rule_set_principal(p) for p in managers],
+            )
+        )
+
+
+class ServicePrincipalSecrets:
+    """The OAuth secrets of service principals (`client.service_principal_secrets`).
+
+    A service principal holds at most five; rotate by creating the new one, moving the
+    connector to it, then deleting the old one.
+    """
+
+    def __init__(self, client: AccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001
+        self._driver = client._driver  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    def create(
+        self,
+        service_principal: ServicePrincipalLike,
+        lifetime: dt.timedelta | float | None = None,
+    ) -> ServicePrincipalSecret:
+        """A new secret (default lifetime: 730 days); its `secret` value is shown only here.
+
+        Never retried blindly: a retried create could leave a second secret behind.
+        """
+        return self._run(self._api.create_secret(_sp_id(service_principal), lifetime))
+
+    def list(self, service_principal: ServicePrincipalLike) -> Pager[ServicePrincipalSecret]:
+        """Its secrets, without their values, following every page token."""
+        return Pager(self._driver, self._api.list_secrets(_sp_id(service_principal)))
+
+    def delete(self, service_principal: ServicePrincipalLike, secret_id: str) -> None:
+        """Delete one secret (tokens already issued with it live on until they expire)."""
+        self._run(self._api.delete_secret(_sp_id(service_principal), secret_id))
+
+
+class AsyncServicePrincipalSecrets:
+    """The OAuth secrets of service principals (`client.service_principal_secrets`), async.
+
+    A service principal holds at most five; rotate by creating the new one, moving the
+    connector to it, then deleting the old one.
+    """
+
+    def __init__(self, client: AsyncAccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001
+        self._driver = client._driver  # noqa: SLF001
+        self._api = client._api  # noqa: SLF001
+
+    async def create(
+        self,
+        service_principal: ServicePrincipalLike,
+        lifetime: dt.timedelta | float | None = None,
+    ) -> ServicePrincipalSecret:
+        """A new secret (default lifetime: 730 days); its `secret` value is shown only here.
+
+        Never retried blindly: a retried create could leave a second secret behind.
+        """
+        return await self._run(self._api.create_secret(_sp_id(service_principal), lifetime))
+
+    def list(self, service_principal: ServicePrincipalLike) -> AsyncPager[ServicePrincipalSecret]:
+        """Its secrets, without their values, following every page token."""
+        return AsyncPager(self._driver, self._api.list_secrets(_sp_id(service_principal)))
+
+    async def delete(self, service_principal: ServicePrincipalLike, secret_id: str) -> None:
+        """Delete one secret (tokens already issued with it live on until they expire)."""
+        await self._run(self._api.delete_secret(_sp_id(service_principal), secret_id))
+
+
 class Workspaces:
     """The account's workspaces (`client.workspaces`)."""
 
@@ -587,6 +1056,7 @@ class WorkspaceAssignments:
     """Workspace permission assignments (`client.workspace_assignments`)."""
 
     def __init__(self, client: AccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001
         self._driver = client._driver  # noqa: SLF001
         self._api = client._api  # noqa: SLF001
 
@@ -594,14 +1064,53 @@ class WorkspaceAssignments:
         """Every assignment of a workspace, following every page token."""
         return Pager(self._driver, self._api.list_assignments(workspace_id))
 
+    def get(self, workspace_id: int | str) -> tuple[WorkspacePermission, ...]:
+        """The permissions the workspace offers (`USER`, `ADMIN`), described."""
+        return self._run(self._api.workspace_permissions(workspace_id))
+
+    def set(
+        self,
+        workspace_id: int | str,
+        principal: MemberLike,
+        permissions: Sequence[str] = ("USER",),
+    ) -> PermissionAssignment:
+        """Assign a principal (id or model) to the workspace with exactly `permissions`."""
+        return self._run(
+            self._api.set_assignment(workspace_id, _principal_id(principal), permissions)
+        )
+
+    def remove(self, workspace_id: int | str, principal: MemberLike) -> None:
+        """Take a principal's workspace assignment away."""
+        self._run(self._api.remove_assignment(workspace_id, _principal_id(principal)))
+
 
 class AsyncWorkspaceAssignments:
     """Workspace permission assignments (`client.workspace_assignments`), async."""
 
     def __init__(self, client: AsyncAccountClient) -> None:
+        self._run = client._driver.run  # noqa: SLF001
         self._driver = client._driver  # noqa: SLF001
         self._api = client._api  # noqa: SLF001
 
     def list(self, workspace_id: int | str) -> AsyncPager[PermissionAssignment]:
         """Every assignment of a workspace, following every page token."""
         return AsyncPager(self._driver, self._api.list_assignments(workspace_id))
+
+    async def get(self, workspace_id: int | str) -> tuple[WorkspacePermission, ...]:
+        """The permissions the workspace offers (`USER`, `ADMIN`), described."""
+        return await self._run(self._api.workspace_permissions(workspace_id))
+
+    async def set(
+        self,
+        workspace_id: int | str,
+        principal: MemberLike,
+        permissions: Sequence[str] = ("USER",),
+    ) -> PermissionAssignment:
+        """Assign a principal (id or model) to the workspace with exactly `permissions`."""
+        return await self._run(
+            self._api.set_assignment(workspace_id, _principal_id(principal), permissions)
+        )
+
+    async def remove(self, workspace_id: int | str, principal: MemberLike) -> None:
+        """Take a principal's workspace assignment away."""
+        await self._run(self._api.remove_assignment(workspace_id, _principal_id(principal)))

@@ -25,8 +25,10 @@ from databricks_access._models import (
     PrincipalKind,
     RuleSet,
     ServicePrincipal,
+    ServicePrincipalSecret,
     User,
     Workspace,
+    WorkspacePermission,
 )
 
 if TYPE_CHECKING:
@@ -138,6 +140,8 @@ def _converter() -> cattrs.Converter:
         Group,
         Workspace,
         PermissionAssignment,
+        WorkspacePermission,
+        ServicePrincipalSecret,
         RuleSet,
     )
     generated: dict[type, tuple[Callable[[Any, Any], Any], Callable[[Any], Any]]] = {}

@@ -343,10 +343,13 @@ def parse_error_body(body: bytes) -> tuple[str | None, str]:
             or data.get("error_description")
             or data.get("error_message")
         )
-        if code is None:
-            match = _PLAIN_CODE.match(detail)
-            if match and match.group(1).isupper():
+        match = _PLAIN_CODE.match(detail)
+        if match and match.group(1).isupper():
+            if code is None or code.isdigit():
                 code = match.group(1)
+            if code.upper() == match.group(1):
+                # "CODE: message" inside the JSON: the code is reported once, not twice.
+                detail = match.group(2)
         return code, _shorten(detail)
     if data is not None:
         return None, _shorten(text)

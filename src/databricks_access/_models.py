@@ -27,8 +27,10 @@ __all__ = [
     "PrincipalRef",
     "RuleSet",
     "ServicePrincipal",
+    "ServicePrincipalSecret",
     "User",
     "Workspace",
+    "WorkspacePermission",
 ]
 
 T = TypeVar("T")
@@ -178,6 +180,23 @@ class ServicePrincipal:
 
 
 @attrs.frozen(kw_only=True)
+class ServicePrincipalSecret:
+    """An OAuth secret of a service principal.
+
+    `secret`, the value, is set only in the answer to its creation (Databricks shows it
+    once): store it at once. It is kept out of `repr` and comparisons.
+    """
+
+    id: str
+    secret: str | None = attrs.field(default=None, repr=False, eq=False)
+    secret_hash: str | None = None
+    status: str | None = None
+    create_time: str | None = None
+    update_time: str | None = None
+    expire_time: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class Group:
     """An account group. A group with no members has an empty `members`."""
 
@@ -257,6 +276,14 @@ class PermissionAssignment:
 
 
 @attrs.frozen(kw_only=True)
+class WorkspacePermission:
+    """A permission a workspace offers its principals (`USER`, `ADMIN`), described."""
+
+    permission_level: str
+    description: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class GrantRule:
     """One role of a rule set and the principals holding it (`users/a@x.com`, ...)."""
 
@@ -294,10 +321,12 @@ for _cls in (
     Name,
     User,
     ServicePrincipal,
+    ServicePrincipalSecret,
     Group,
     Workspace,
     AssignedPrincipal,
     PermissionAssignment,
+    WorkspacePermission,
     GrantRule,
     RuleSet,
     ListPage,

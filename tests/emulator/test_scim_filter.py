@@ -189,7 +189,7 @@ def test_invalid_filters_are_400_invalid_filter(api, scim, people, text):
     reply = api.get(f"{scim}/Users", params={"filter": text})
     assert reply.status_code == 400
     body = reply.json()
-    assert body["scimType"] == "invalidFilter"
+    assert body["scimType"] == "InvalidFilter"
     assert body["status"] == "400"
 
 
@@ -205,7 +205,7 @@ def test_scim_2_1_accepts_only_eq(fake, api, people):
     for text in ('displayName co "a"', 'userName ne "a"', 'displayName sw "A"'):
         reply = api.get(path, params={"filter": text})
         assert reply.status_code == 400
-        assert reply.json()["scimType"] == "invalidFilter"
+        assert reply.json()["scimType"] == "InvalidFilter"
 
 
 def test_scim_2_1_limits_filter_nodes(fake, api, people):
@@ -259,7 +259,7 @@ def test_fuzzed_filters_answer_200_or_400(text):
     reply = fake.dispatch("GET", f"{fake.scim_path}/Users?filter={quote(text, safe='')}")
     assert reply.status in (200, 400)
     if reply.status == 400:
-        assert reply.json()["scimType"] == "invalidFilter"
+        assert reply.json()["scimType"] == "InvalidFilter"
     for version in ("2.0", "2.1"):
         path = f"/api/{version}/accounts/{fake.account_id}/scim/v2/Groups"
         assert fake.dispatch("GET", f"{path}?filter={quote(text, safe='')}").status in (200, 400)

@@ -249,10 +249,11 @@ def test_set_group_managers_builder(fake):
     [
         None,
         "",
-        "accounts/{account}/ruleSets/default",
+        "accounts/{account}/ruleSets/custom",
         "accounts/other/groups/{group}/ruleSets/default",
         "accounts/{account}/groups/{group}/ruleSets/custom",
-        "accounts/{account}/servicePrincipals/{group}/ruleSets/default",
+        "accounts/{account}/workspaces/{group}/ruleSets/default",
+        "accounts/{account}/groups/{group}/extra/ruleSets/default",
     ],
 )
 def test_rule_set_bad_names_are_400(fake, api, rules, name):

@@ -128,7 +128,8 @@ def run_flow(fake, config, tmp_path, *, transport, clock):
     texts: list[str] = []
     secrets_used = [CANARY, WRONG]
     sp = fake.add_service_principal("jit-connector")
-    fake._state.service_principal_by_client_id(sp.client_id).secrets.append(CANARY)
+    state = fake._state
+    state.add_secret(state.service_principal_by_client_id(sp.client_id), CANARY)
     fake.remove_secret(sp.client_id, sp.client_secret)
     alice = fake.add_user("alice@example.com", "Alice")
     bob = fake.add_user("bob@example.com", "Bob")
@@ -256,7 +257,7 @@ def test_the_builtin_demo_with_faults_leaks_nothing(capture, issued, tmp_path, m
     assert _demo.run_demo(lines.append, store_dir=tmp_path) == 0
     (fake,) = accounts
     (sp,) = fake._state.service_principals.values()
-    hidden = forbidden(issued, list(sp.secrets), sp.application_id)
+    hidden = forbidden(issued, [secret.value for secret in sp.secrets], sp.application_id)
     written = [p.read_bytes().decode("latin-1") for p in sorted(tmp_path.iterdir())]
     assert written, "the demo wrote no store file"
     assert sum(fake.faults.values()) > 0

@@ -1,7 +1,8 @@
 """An in-process Databricks account emulator, for testing code that manages account access.
 
 `FakeAccount` speaks the account API (OAuth M2M, SCIM Users / Groups /
-ServicePrincipals, workspaces, permission assignments, group rule sets) from memory.
+ServicePrincipals with their roles and entitlements, service principal OAuth secrets,
+workspaces, permission assignments, rule sets, direct group members) from memory.
 Plug it into httpx with `FakeAccount.transport()` or serve it on 127.0.0.1 with
 `FakeAccount.serve()`, seed it with the builders, switch its uncertain behaviours with
 `Behaviour`, inject faults and rate limits with `FaultPlan` and `ServerRateLimits`, and

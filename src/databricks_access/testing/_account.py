@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from databricks_access.testing._behaviour import Behaviour
+from databricks_access.testing._direct_members import handle_direct_members
 from databricks_access.testing._http import (
     ConnectionFault,
     FakeRequest,
@@ -36,11 +37,21 @@ from databricks_access.testing._oauth import (
     token_endpoint,
 )
 from databricks_access.testing._routing import Endpoint, OperationClass, classify, resolve
-from databricks_access.testing._rule_sets import handle_rule_sets
+from databricks_access.testing._rule_sets import (
+    handle_assignable_roles,
+    handle_rule_sets,
+    rule_set_resource,
+)
 from databricks_access.testing._scim import handle_scim
 from databricks_access.testing._seed import SeedSummary, seed_account
 from databricks_access.testing._server import ServedAccount
-from databricks_access.testing._state import GROUP_MANAGER_ROLE, AccountState, ServicePrincipal
+from databricks_access.testing._sp_secrets import handle_secrets
+from databricks_access.testing._state import (
+    GROUP_MANAGER_ROLE,
+    AccountState,
+    Principal,
+    ServicePrincipal,
+)
 from databricks_access.testing._transport import FakeTransport
 from databricks_access.testing._workspaces import handle_workspaces, normalised_permissions
 
@@ -56,14 +67,18 @@ answer, or a `PassThrough` to let it answer later; it raises a `ConnectionFault`
 
 _ACCOUNT_ID = re.compile(r"[A-Za-z0-9-]+\Z")
 _SCIM_ENDPOINTS = (Endpoint.SCIM_COLLECTION, Endpoint.SCIM_RESOURCE)
+_SECRET_ENDPOINTS = (Endpoint.SECRETS, Endpoint.SECRET)
+_DIRECT_MEMBER_ENDPOINTS = (Endpoint.DIRECT_MEMBERS, Endpoint.DIRECT_MEMBER)
 
 
 class FakeAccount:
     """An in-memory Databricks account that speaks the account API, for tests.
 
     It serves the host metadata and OIDC discovery documents, the OAuth token endpoint,
-    SCIM Users / Groups / ServicePrincipals (API 2.0 and 2.1), workspaces, workspace
-    permission assignments and group rule sets, following WIRE.md; where the real
+    SCIM Users / Groups / ServicePrincipals (API 2.0 and 2.1) with their roles and
+    entitlements, service principal OAuth secrets, workspaces, workspace permission
+    assignments, the rule sets of the account, groups and service principals, and the
+    direct-members identity API, following WIRE.md; where the real
     server's answer is uncertain, `Behaviour` picks one. Nothing leaves the process:
     `transport()` plugs it into `httpx.Client` or `httpx.AsyncClient`, and `dispatch()`
     is the HTTP-library-free core any server can wrap. All methods are thread-safe.
@@ -290,6 +305,12 @@ class FakeAccount:
                 return handle_scim(state, request, route)
             if endpoint is Endpoint.RULE_SETS:
                 return handle_rule_sets(state, request)
+            if endpoint is Endpoint.ASSIGNABLE_ROLES:
+                return handle_assignable_roles(state, request)
+            if endpoint in _SECRET_ENDPOINTS:
+                return handle_secrets(state, request, route)
+            if endpoint in _DIRECT_MEMBER_ENDPOINTS:
+                return handle_direct_members(state, request, route)
             return handle_workspaces(state, request, route)
         except Rejection as rejection:
             return rejection.response
@@ -456,24 +477,23 @@ class FakeAccount:
             sp = state.add_service_principal(
                 display_name, application_id, admin=admin, active=active
             )
-            sp.secrets.append(new_secret())
-            return ServicePrincipalCredentials(sp.id, sp.application_id, sp.secrets[0])
+            secret = state.add_secret(sp, new_secret())
+            return ServicePrincipalCredentials(sp.id, sp.application_id, secret.value)
 
     def add_secret(self, client_id: str) -> str:
         """Give a service principal another OAuth secret (secret rotation) and return it."""
         with self._lock:
             sp = self._service_principal(client_id)
-            secret = new_secret()
-            sp.secrets.append(secret)
-            return secret
+            return self._state.add_secret(sp, new_secret()).value
 
     def remove_secret(self, client_id: str, secret: str) -> None:
         """Revoke one OAuth secret of a service principal (tokens already issued live on)."""
         with self._lock:
             sp = self._service_principal(client_id)
-            if secret not in sp.secrets:
+            kept = [known for known in sp.secrets if known.value != secret]
+            if len(kept) == len(sp.secrets):
                 raise ValueError("The service principal has no such secret.")
-            sp.secrets.remove(secret)
+            sp.secrets[:] = kept
 
     def set_admin(self, client_id: str, admin: bool) -> None:
         """Grant or withdraw a service principal's account admin role."""
@@ -551,7 +571,7 @@ class FakeAccount:
                 if not self._state.rule_principal_exists(name):
                     raise ValueError(f"No principal is named {name!r}.")
             rules = [(GROUP_MANAGER_ROLE, names)] if names else []
-            self._state.set_grant_rules(group_id, rules)
+            self._state.set_grant_rules(f"groups/{group_id}", rules)
 
     def seed(
         self,
@@ -640,9 +660,47 @@ class FakeAccount:
         """The principals holding the group manager role on a group (rule-set names)."""
         with self._lock:
             self._group(group_id)
-            rule_set = self._state.rule_sets.get(group_id)
+            return self._holders(f"groups/{group_id}", GROUP_MANAGER_ROLE)
+
+    def grant_rules(self, rule_set_name: str) -> Mapping[str, tuple[str, ...]]:
+        """The principals holding each role of a rule set, by role.
+
+        Args:
+            rule_set_name: `accounts/<id>/ruleSets/default`,
+                `accounts/<id>/groups/<group id>/ruleSets/default` or
+                `accounts/<id>/servicePrincipals/<application id>/ruleSets/default`.
+
+        Raises:
+            ValueError: The name names no rule set of this account.
+        """
+        with self._lock:
+            try:
+                resource = rule_set_resource(self._state, rule_set_name)
+            except Rejection as rejection:
+                raise ValueError(f"No rule set is named {rule_set_name!r}.") from rejection
+            rule_set = self._state.rule_sets.get(resource)
             rules = rule_set.grant_rules if rule_set is not None else ()
-            return tuple(p for role, who in rules if role == GROUP_MANAGER_ROLE for p in who)
+            return {role: tuple(who) for role, who in rules}
+
+    def roles(self, principal_id: str) -> tuple[str, ...]:
+        """The roles a user, service principal or group holds (`account_admin`, ...)."""
+        with self._lock:
+            return tuple(self._principal(principal_id).roles)
+
+    def entitlements(self, principal_id: str) -> tuple[str, ...]:
+        """The entitlements a user, service principal or group holds."""
+        with self._lock:
+            return tuple(self._principal(principal_id).entitlements)
+
+    def set_roles(self, principal_id: str, roles: Iterable[str]) -> None:
+        """Make these the roles of a user, service principal or group (out of band)."""
+        with self._lock:
+            self._principal(principal_id).roles[:] = list(dict.fromkeys(roles))
+
+    def secret_ids(self, client_id: str) -> tuple[str, ...]:
+        """The ids of a service principal's OAuth secrets, oldest first."""
+        with self._lock:
+            return tuple(secret.id for secret in self._service_principal(client_id).secrets)
 
     def assignments(self, workspace_id: int) -> Mapping[str, tuple[str, ...]]:
         """The permissions of each principal assigned to a workspace, by principal id."""
@@ -715,6 +773,17 @@ class FakeAccount:
     def _group(self, group_id: str) -> None:
         if group_id not in self._state.groups:
             raise ValueError(f"No group has the id {group_id!r}.")
+
+    def _holders(self, resource: str, role: str) -> tuple[str, ...]:
+        rule_set = self._state.rule_sets.get(resource)
+        rules = rule_set.grant_rules if rule_set is not None else ()
+        return tuple(p for held, who in rules if held == role for p in who)
+
+    def _principal(self, principal_id: str) -> Principal:
+        principal = self._state.principal(principal_id)
+        if principal is None:
+            raise ValueError(f"No principal has the id {principal_id!r}.")
+        return principal
 
     def _principal_kind(self, principal_id: str) -> None:
         if principal_id not in self._state.kinds:

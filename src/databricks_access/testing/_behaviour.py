@@ -147,6 +147,8 @@ class Behaviour:
         add_unknown_member: Adding an id that names no principal: `OK` (accepted, and no
             member is added, as the real server was seen doing), `BAD_REQUEST` or
             `NOT_FOUND`.
+        remove_missing_value: Removing a role or entitlement the principal does not hold
+            (`roles[value eq "x"]` matching nothing): `OK` or `BAD_REQUEST` (`noTarget`).
         non_admin_can_read: Whether a service principal without the account admin role
             may read (it may never write).
         stale_reads: Eventual consistency of membership reads; off by default.
@@ -175,6 +177,9 @@ class Behaviour:
     add_unknown_member: MemberAnswer = attrs.field(
         default=MemberAnswer.OK,
         validator=_one_of(MemberAnswer.OK, MemberAnswer.BAD_REQUEST, MemberAnswer.NOT_FOUND),
+    )
+    remove_missing_value: MemberAnswer = attrs.field(
+        default=MemberAnswer.OK, validator=_one_of(MemberAnswer.OK, MemberAnswer.BAD_REQUEST)
     )
     non_admin_can_read: bool = True
     stale_reads: StaleReads = StaleReads()

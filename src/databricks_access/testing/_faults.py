@@ -53,6 +53,13 @@ _MESSAGES = {
     503: "The service is temporarily unavailable.",
     504: "The request timed out.",
 }
+_OAUTH_ERRORS = {
+    400: "invalid_request",
+    401: "invalid_client",
+    403: "access_denied",
+    429: "too_many_requests",
+    503: "temporarily_unavailable",
+}
 _LIMIT_DETAIL = "REQUEST_LIMIT_EXCEEDED: Too many requests. Please wait a moment and try again."
 _JSON = ("content-type", "application/json")
 
@@ -81,14 +88,15 @@ def error_response(
     detail: str | None = None,
     fault: str | None = None,
 ) -> FakeResponse:
-    """An error in the form the request's endpoint uses (SCIM or REST).
+    """An error in the form the request's endpoint uses (SCIM, REST, or OAuth for tokens).
 
     Args:
         request: The request answered.
         status: The status code.
         retry_after: Seconds for a `Retry-After` header, or None for none.
         scim_form: Force the SCIM form (True) or the REST form (False); None picks by
-            endpoint.
+            endpoint: SCIM on SCIM endpoints, OAuth (`error`, `error_description`) on the
+            token endpoint, REST elsewhere.
         detail: The SCIM `detail` (the REST form takes the text after `CODE: `).
         fault: The fault's name in the request log.
     """
@@ -96,10 +104,19 @@ def error_response(
     if detail is None:
         detail = f"{code}: {_MESSAGES.get(status, 'Injected fault.')}"
     route = request.route
+    oauth_form = scim_form is None and route is not None and route.endpoint is Endpoint.TOKEN
     if scim_form is None:
         scim_form = route is not None and route.endpoint in _SCIM_ENDPOINTS
     payload: dict[str, object]
-    if scim_form:
+    if oauth_form:
+        # The token endpoint answers errors in the OAuth form (RFC 6749, section 5.2).
+        payload = {
+            "error": _OAUTH_ERRORS.get(
+                status, "server_error" if status >= 500 else "invalid_request"
+            ),
+            "error_description": detail.partition(": ")[2] or detail,
+        }
+    elif scim_form:
         payload = {"schemas": [SCIM_ERROR_SCHEMA], "detail": detail, "status": str(status)}
     else:
         payload = {"error_code": code, "message": detail.partition(": ")[2] or detail}

@@ -21,7 +21,7 @@ from databricks_access.testing._http import (
     rest_error,
 )
 from databricks_access.testing._routing import OperationClass
-from databricks_access.testing._state import AccountState
+from databricks_access.testing._state import ACCOUNT_ADMIN, AccountState
 
 __all__ = [
     "Caller",
@@ -220,11 +220,14 @@ def token_endpoint(
         raise oauth_error(401, "invalid_client", "Client authentication failed: no credentials.")
     client_id, client_secret = credentials
     sp = state.service_principal_by_client_id(client_id)
+    now = state.clock()
     valid = (
         sp is not None
         and sp.active
         and any(
-            secrets.compare_digest(client_secret.encode(), known.encode()) for known in sp.secrets
+            secrets.compare_digest(client_secret.encode(), known.value.encode())
+            and (known.expires is None or now < known.expires)
+            for known in sp.secrets
         )
     )
     if sp is None or not valid:
@@ -259,7 +262,8 @@ def authenticate(state: AccountState, tokens: TokenRegistry, request: FakeReques
     sp = state.service_principal_by_client_id(issued.client_id)
     if sp is None or not sp.active:
         raise rest_error(401, "UNAUTHENTICATED", "Invalid access token.")
-    return Caller(sp.application_id, admin=sp.admin)
+    # The account admin role counts whether it is held directly or through a group.
+    return Caller(sp.application_id, admin=state.holds_role(sp.id, ACCOUNT_ADMIN))
 
 
 def authorize(caller: Caller, op_class: OperationClass, behaviour: Behaviour) -> None:

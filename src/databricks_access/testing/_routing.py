@@ -52,6 +52,12 @@ class Endpoint(enum.Enum):
     ASSIGNMENTS = "assignments"
     ASSIGNMENT = "assignment"
     RULE_SETS = "rule_sets"
+    ASSIGNABLE_ROLES = "assignable_roles"
+    WORKSPACE_PERMISSIONS = "workspace_permissions"
+    SECRETS = "secrets"
+    SECRET = "secret"  # noqa: S105 - an endpoint name, not a secret
+    DIRECT_MEMBERS = "direct_members"
+    DIRECT_MEMBER = "direct_member"
 
 
 @attrs.frozen
@@ -62,7 +68,7 @@ class RouteMatch:
         endpoint: The endpoint the path names.
         account_id: The account id in the path, or None where the path has none.
         params: The other variable segments, percent-decoded (`version`, `type`, `id`,
-            `workspace_id`, `principal_id`).
+            `workspace_id`, `principal_id`, `sp_id`, `secret_id`, `group_id`).
     """
 
     endpoint: Endpoint
@@ -79,6 +85,16 @@ _CONSTRAINED: Mapping[str, frozenset[str]] = {
 _Pattern = tuple[Endpoint, frozenset[str], tuple[str, ...]]
 
 _ACCOUNT_API = ("api", "2.0", "accounts", "{account_id}")
+_IDENTITY_GROUP = (
+    "api",
+    "2.0",
+    "identity",
+    "accounts",
+    "{account_id}",
+    "groups",
+    "{group_id}",
+    "direct-members",
+)
 _PATTERNS: tuple[_Pattern, ...] = (
     (Endpoint.HOST_METADATA, frozenset({"GET"}), (".well-known", "databricks-config")),
     (
@@ -116,9 +132,47 @@ _PATTERNS: tuple[_Pattern, ...] = (
         ),
     ),
     (
+        Endpoint.WORKSPACE_PERMISSIONS,
+        frozenset({"GET"}),
+        (*_ACCOUNT_API, "workspaces", "{workspace_id}", "permissionassignments", "permissions"),
+    ),
+    (
         Endpoint.RULE_SETS,
         frozenset({"GET", "PUT"}),
         ("api", "2.0", "preview", "accounts", "{account_id}", "access-control", "rule-sets"),
+    ),
+    (
+        Endpoint.ASSIGNABLE_ROLES,
+        frozenset({"GET"}),
+        (
+            "api",
+            "2.0",
+            "preview",
+            "accounts",
+            "{account_id}",
+            "access-control",
+            "assignable-roles",
+        ),
+    ),
+    (
+        Endpoint.SECRETS,
+        frozenset({"GET", "POST"}),
+        (*_ACCOUNT_API, "servicePrincipals", "{sp_id}", "credentials", "secrets"),
+    ),
+    (
+        Endpoint.SECRET,
+        frozenset({"DELETE"}),
+        (*_ACCOUNT_API, "servicePrincipals", "{sp_id}", "credentials", "secrets", "{secret_id}"),
+    ),
+    (
+        Endpoint.DIRECT_MEMBERS,
+        frozenset({"GET", "POST"}),
+        _IDENTITY_GROUP,
+    ),
+    (
+        Endpoint.DIRECT_MEMBER,
+        frozenset({"GET", "DELETE"}),
+        (*_IDENTITY_GROUP, "{principal_id}"),
     ),
 )
 
@@ -131,6 +185,11 @@ _READ_CLASS: Mapping[Endpoint, OperationClass] = {
     Endpoint.WORKSPACE: OperationClass.GET,
     Endpoint.ASSIGNMENTS: OperationClass.LIST,
     Endpoint.RULE_SETS: OperationClass.GET,
+    Endpoint.ASSIGNABLE_ROLES: OperationClass.GET,
+    Endpoint.WORKSPACE_PERMISSIONS: OperationClass.GET,
+    Endpoint.SECRETS: OperationClass.LIST,
+    Endpoint.DIRECT_MEMBERS: OperationClass.LIST,
+    Endpoint.DIRECT_MEMBER: OperationClass.GET,
 }
 
 

@@ -27,10 +27,13 @@ from databricks_access.testing._scim_filter import (
     parse_filter,
 )
 from databricks_access.testing._scim_patch import (
+    INVALID_FILTER,
+    active_flag,
     checked_new_member,
     invalid_syntax,
     member_ids,
     patch,
+    value_list,
 )
 from databricks_access.testing._scim_resources import (
     FILTER_ATTRIBUTES,
@@ -76,13 +79,13 @@ def _matching(
         node = parse_filter(text)
         predicate = compile_filter(node, FILTER_ATTRIBUTES[kind])
     except FilterError as exc:
-        raise scim_error(400, f"Invalid filter {text!r}: {exc}", "invalidFilter") from None
+        raise scim_error(400, f"Invalid filter {text!r}: {exc}", INVALID_FILTER) from None
     if v21 and (operators(node) - {"eq"} or count_nodes(node) > _V21_MAX_NODES):
         raise scim_error(
             400,
             f"Invalid filter {text!r}: this API supports only exact-match (eq) filters "
             f"of at most {_V21_MAX_NODES} nodes.",
-            "invalidFilter",
+            INVALID_FILTER,
         )
     ids = candidates(node, indexed(state, kind))
     pool: Iterable[Principal] = (
@@ -163,10 +166,25 @@ def _text(fields: Mapping[str, Any], name: str, *, required: bool = False) -> st
 
 
 def _flag(fields: Mapping[str, Any], name: str) -> bool:
-    value = fields.get(name.casefold(), True)
-    if not isinstance(value, bool):
-        raise scim_error(400, f"{name} must be true or false.", "invalidValue")
-    return value
+    value = fields.get(name.casefold())
+    return True if value is None else active_flag(value)
+
+
+def _values(fields: Mapping[str, Any], name: str) -> list[str]:
+    value = fields.get(name.casefold())
+    return [] if value is None else value_list(value, name)
+
+
+def _parent_groups(state: AccountState, fields: Mapping[str, Any]) -> list[str]:
+    """The groups a new user or service principal joins (`groups: [{"value": id}]`)."""
+    value = fields.get("groups")
+    if value is None:
+        return []
+    group_ids = member_ids(value)
+    for group_id in group_ids:
+        if group_id not in state.groups:
+            raise scim_error(400, f"No group with id {group_id} exists.", "invalidValue")
+    return group_ids
 
 
 def _emails(fields: Mapping[str, Any], default: str) -> tuple[str, ...]:
@@ -203,40 +221,53 @@ def _new_members(state: AccountState, group_id: str, fields: Mapping[str, Any]) 
 
 def _create(state: AccountState, request: FakeRequest, kind: Kind) -> Principal:
     fields = _object_body(request)
-    if kind is Kind.USER:
-        user_name = _text(fields, "userName", required=True) or ""
-        given_name, family_name = _person_name(fields)
-        return state.add_user(
-            user_name,
-            _text(fields, "displayName"),
-            emails=_emails(fields, user_name),
-            given_name=given_name,
-            family_name=family_name,
-            active=_flag(fields, "active"),
-            external_id=_text(fields, "externalId"),
-        )
-    if kind is Kind.SERVICE_PRINCIPAL:
-        application_id = _text(fields, "applicationId")
-        display_name = _text(fields, "displayName")
-        sp = state.add_service_principal(
-            display_name or application_id or "",
-            application_id,
-            active=_flag(fields, "active"),
-            external_id=_text(fields, "externalId"),
-        )
-        if not sp.display_name:
-            sp.display_name = sp.application_id
-        return sp
-    display_name = _text(fields, "displayName", required=True) or ""
-    state.check_group_name(display_name)
-    members = _new_members(state, "", fields)
-    group = state.add_group(display_name, external_id=_text(fields, "externalId"))
-    state.set_members(group.id, members, record=True)
-    return group
+    # Everything is read and checked before anything is created.
+    roles, entitlements = _values(fields, "roles"), _values(fields, "entitlements")
+    created: Principal
+    if kind is Kind.GROUP:
+        display_name = _text(fields, "displayName", required=True) or ""
+        state.check_group_name(display_name)
+        members = _new_members(state, "", fields)
+        external_id = _text(fields, "externalId")
+        created = state.add_group(display_name, external_id=external_id)
+        state.set_members(created.id, members, record=True)
+    else:
+        parents = _parent_groups(state, fields)
+        active = _flag(fields, "active")
+        external_id = _text(fields, "externalId")
+        if kind is Kind.USER:
+            user_name = _text(fields, "userName", required=True) or ""
+            given_name, family_name = _person_name(fields)
+            created = state.add_user(
+                user_name,
+                _text(fields, "displayName"),
+                emails=_emails(fields, user_name),
+                given_name=given_name,
+                family_name=family_name,
+                active=active,
+                external_id=external_id,
+            )
+        else:
+            application_id = _text(fields, "applicationId")
+            created = state.add_service_principal(
+                _text(fields, "displayName") or application_id or "",
+                application_id,
+                active=active,
+                external_id=external_id,
+            )
+            if not created.display_name:
+                created.display_name = created.application_id
+        for group_id in parents:
+            state.add_member(group_id, created.id, record=True)
+    created.roles[:] = roles
+    created.entitlements[:] = entitlements
+    return created
 
 
 def _replace(state: AccountState, request: FakeRequest, principal: Principal) -> None:
     fields = _object_body(request)
+    # A PUT replaces the roles and entitlements too: absent means none.
+    roles, entitlements = _values(fields, "roles"), _values(fields, "entitlements")
     if isinstance(principal, User):
         user_name = _text(fields, "userName", required=True) or ""
         emails = _emails(fields, user_name)
@@ -258,17 +289,22 @@ def _replace(state: AccountState, request: FakeRequest, principal: Principal) ->
         application_id = _text(fields, "applicationId")
         if application_id is not None and application_id != principal.application_id:
             raise scim_error(400, "applicationId cannot be changed.", "mutability")
-        principal.display_name = _text(fields, "displayName") or principal.application_id
-        principal.active = _flag(fields, "active")
-        principal.external_id = _text(fields, "externalId")
+        display_name = _text(fields, "displayName") or principal.application_id
+        active = _flag(fields, "active")
+        external_id = _text(fields, "externalId")
+        principal.display_name, principal.active = display_name, active
+        principal.external_id = external_id
     else:
         display_name = _text(fields, "displayName", required=True) or ""
         state.check_group_name(display_name, own_id=principal.id)
         members = _new_members(state, principal.id, fields)
+        external_id = _text(fields, "externalId")
         state.set_members(principal.id, members, record=True)
         if display_name != principal.display_name:
             state.rename_group(principal, display_name)
-        principal.external_id = _text(fields, "externalId")
+        principal.external_id = external_id
+    principal.roles[:] = roles
+    principal.entitlements[:] = entitlements
 
 
 def _not_found(kind: Kind, resource_id: str) -> Exception:

@@ -11,7 +11,7 @@ Grammar (RFC 7644 section 3.4.2.2, cut down to what Databricks documents)::
 Keywords and attribute names are case-insensitive; `and` binds tighter than `or`.
 Anything else (`pr`, `gt`, `not`, `[...]` paths, numbers, `null`, unbalanced quotes or
 parentheses, nesting deeper than a bound) is a `FilterError`: the caller answers it with
-a 400 `invalidFilter`, never a crash.
+a 400 `InvalidFilter`, never a crash.
 """
 
 from __future__ import annotations

@@ -164,9 +164,6 @@ def render(
             "displayName": principal.display_name,
             "active": principal.active,
         }
-        if principal.admin:
-            # The account admin role, as the console assigns it directly.
-            out["roles"] = [{"value": "account_admin", "type": "direct"}]
     else:
         out = {
             "schemas": [SCHEMAS[Kind.GROUP]],
@@ -184,7 +181,17 @@ def render(
         refs = _group_refs(state, memberships.parents(principal.id))
         if refs:
             out["groups"] = refs
-    return projection.apply(out)
+    if principal.roles:
+        # Roles assigned directly (as the console and the API assign them).
+        out["roles"] = [{"value": role, "type": "direct"} for role in principal.roles]
+    if principal.entitlements:
+        out["entitlements"] = [{"value": value} for value in principal.entitlements]
+    projected = projection.apply(out)
+    if isinstance(principal, ServicePrincipal) and "applicationId" not in projected:
+        # The live service returns a service principal's applicationId whatever the
+        # projection asks for.
+        projected = {"applicationId": principal.application_id, **projected}
+    return projected
 
 
 def _emails(user: User) -> tuple[str, ...]:

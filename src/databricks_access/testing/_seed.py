@@ -74,8 +74,8 @@ def seed_account(
         credentials = []
         for i in range(service_principals):
             sp = state.add_service_principal(f"{prefix}sp-{i:03d}", admin=True)
-            sp.secrets.append(new_secret())
-            credentials.append(ServicePrincipalCredentials(sp.id, sp.application_id, sp.secrets[0]))
+            secret = state.add_secret(sp, new_secret())
+            credentials.append(ServicePrincipalCredentials(sp.id, sp.application_id, secret.value))
         workspace_ids = []
         for i in range(workspaces):
             workspace = state.add_workspace(f"{prefix}workspace-{i:02d}")

@@ -18,10 +18,12 @@ from databricks_access.testing._behaviour import Behaviour
 from databricks_access.testing._consistency import Change, MembershipHistory, Snapshot
 
 __all__ = [
+    "ACCOUNT_ADMIN",
     "AccountState",
     "ConflictError",
     "Group",
     "Kind",
+    "OAuthSecret",
     "Principal",
     "RuleSet",
     "ServicePrincipal",
@@ -31,6 +33,9 @@ __all__ = [
 ]
 
 GROUP_MANAGER_ROLE = "roles/group.manager"
+SP_USER_ROLE = "roles/servicePrincipal.user"
+SP_MANAGER_ROLE = "roles/servicePrincipal.manager"
+ACCOUNT_ADMIN = "account_admin"
 
 
 class Kind(enum.Enum):
@@ -59,11 +64,30 @@ class User:
     family_name: str | None = None
     active: bool = True
     external_id: str | None = None
+    roles: list[str] = attrs.Factory(list)
+    entitlements: list[str] = attrs.Factory(list)
+
+
+@attrs.define(eq=False)
+class OAuthSecret:
+    """One OAuth secret of a service principal; the value is shown only when created.
+
+    Attributes:
+        id: The secret's id (what `DELETE .../secrets/{id}` names).
+        value: The secret itself.
+        created: Epoch seconds of its creation.
+        expires: Epoch seconds of its expiry, or None for never.
+    """
+
+    id: str
+    value: str = attrs.field(repr=False)
+    created: float
+    expires: float | None = None
 
 
 @attrs.define(eq=False)
 class ServicePrincipal:
-    """A service principal, with its OAuth secrets and whether it is an account admin."""
+    """A service principal, with its OAuth secrets, roles and entitlements."""
 
     id: str
     ordinal: int
@@ -71,8 +95,21 @@ class ServicePrincipal:
     display_name: str
     active: bool = True
     external_id: str | None = None
-    admin: bool = False
-    secrets: list[str] = attrs.Factory(list)
+    roles: list[str] = attrs.Factory(list)
+    entitlements: list[str] = attrs.Factory(list)
+    secrets: list[OAuthSecret] = attrs.Factory(list)
+
+    @property
+    def admin(self) -> bool:
+        """Whether it holds the account admin role (`roles: [{"value": "account_admin"}]`)."""
+        return ACCOUNT_ADMIN in self.roles
+
+    @admin.setter
+    def admin(self, admin: bool) -> None:
+        if admin and ACCOUNT_ADMIN not in self.roles:
+            self.roles.append(ACCOUNT_ADMIN)
+        elif not admin and ACCOUNT_ADMIN in self.roles:
+            self.roles.remove(ACCOUNT_ADMIN)
 
 
 @attrs.define(eq=False)
@@ -83,6 +120,8 @@ class Group:
     ordinal: int
     display_name: str
     external_id: str | None = None
+    roles: list[str] = attrs.Factory(list)
+    entitlements: list[str] = attrs.Factory(list)
 
 
 Principal = User | ServicePrincipal | Group
@@ -101,7 +140,7 @@ class Workspace:
 
 @attrs.define(eq=False)
 class RuleSet:
-    """The default rule set of a group: grant rules as (role, principals) pairs."""
+    """The default rule set of a resource: grant rules as (role, principals) pairs."""
 
     version: int = 0
     grant_rules: tuple[tuple[str, tuple[str, ...]], ...] = ()
@@ -155,6 +194,7 @@ class AccountState:
         self.history = MembershipHistory(behaviour.stale_reads)
         self.requests = 0
         self._ordinal = 0
+        self._secret_serial = 0
         self.users: dict[str, User] = {}
         self.groups: dict[str, Group] = {}
         self.service_principals: dict[str, ServicePrincipal] = {}
@@ -168,6 +208,7 @@ class AccountState:
         self.parents: dict[str, dict[str, None]] = {}
         self.workspaces: dict[int, Workspace] = {}
         self.assignments: dict[int, dict[str, tuple[str, ...]]] = {}
+        # Keyed by resource: "groups/<id>", "servicePrincipals/<application id>", "".
         self.rule_sets: dict[str, RuleSet] = {}
 
     @property
@@ -320,12 +361,27 @@ class AccountState:
             display_name=display_name,
             active=active,
             external_id=external_id,
-            admin=admin,
+            roles=[ACCOUNT_ADMIN] if admin else [],
         )
         self.service_principals[sp.id] = sp
         self.kinds[sp.id] = Kind.SERVICE_PRINCIPAL
         self.sp_by_application_id[_key(app_id)] = sp.id
         return sp
+
+    def add_secret(
+        self, sp: ServicePrincipal, value: str, lifetime: float | None = None
+    ) -> OAuthSecret:
+        """Give a service principal an OAuth secret (the caller draws the value)."""
+        self._secret_serial += 1
+        now = self.clock()
+        secret = OAuthSecret(
+            id=f"{self._secret_serial:08d}",
+            value=value,
+            created=now,
+            expires=None if lifetime is None else now + lifetime,
+        )
+        sp.secrets.append(secret)
+        return secret
 
     def service_principal_by_client_id(self, client_id: str) -> ServicePrincipal | None:
         """The service principal whose application id is this OAuth client id."""
@@ -342,16 +398,32 @@ class AccountState:
         elif kind is Kind.SERVICE_PRINCIPAL:
             sp = self.service_principals.pop(principal_id)
             del self.sp_by_application_id[_key(sp.application_id)]
+            self.rule_sets.pop(f"servicePrincipals/{sp.application_id}", None)
         else:
             for member_id in list(self.members[principal_id]):
                 self.remove_member(principal_id, member_id, record=record)
             group = self.groups.pop(principal_id)
             del self.group_by_name[_key(group.display_name)]
             del self.members[principal_id]
-            self.rule_sets.pop(principal_id, None)
+            self.rule_sets.pop(f"groups/{principal_id}", None)
         self.parents.pop(principal_id, None)
         for assigned in self.assignments.values():
             assigned.pop(principal_id, None)
+
+    def holds_role(self, principal_id: str, role: str) -> bool:
+        """Whether a principal holds a role itself or through a group (nested too)."""
+        seen: set[str] = set()
+        pending = [principal_id]
+        while pending:
+            current = pending.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            principal = self.principal(current)
+            if principal is not None and role in principal.roles:
+                return True
+            pending.extend(self.parents.get(current, {}))
+        return False
 
     def display(self, principal_id: str) -> str:
         """The display name of a principal (its user name if it has no display name)."""
@@ -433,15 +505,19 @@ class AccountState:
         self.assignments[workspace_id] = {}
         return workspace
 
-    def rule_set(self, group_id: str) -> RuleSet:
-        """The default rule set of a group (created empty on first use)."""
-        return self.rule_sets.setdefault(group_id, RuleSet())
+    def rule_set(self, resource: str) -> RuleSet:
+        """The default rule set of a resource (created empty on first use).
+
+        `resource` is the rule set's resource within the account: `groups/<group id>`,
+        `servicePrincipals/<application id>`, or `""` for the account itself.
+        """
+        return self.rule_sets.setdefault(resource, RuleSet())
 
     def set_grant_rules(
-        self, group_id: str, grant_rules: Iterable[tuple[str, Iterable[str]]]
+        self, resource: str, grant_rules: Iterable[tuple[str, Iterable[str]]]
     ) -> RuleSet:
-        """Replace a group's grant rules, moving its etag on."""
-        rule_set = self.rule_set(group_id)
+        """Replace a resource's grant rules, moving its etag on."""
+        rule_set = self.rule_set(resource)
         rule_set.version += 1
         rule_set.grant_rules = tuple((role, tuple(who)) for role, who in grant_rules)
         return rule_set

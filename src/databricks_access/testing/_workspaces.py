@@ -1,4 +1,7 @@
-"""Workspaces and workspace permission assignments (REST endpoints, REST error form)."""
+"""Workspaces, workspace permission assignments and the permissions a workspace offers.
+
+REST endpoints, REST error form.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +24,10 @@ __all__ = ["PERMISSIONS", "handle_workspaces", "normalised_permissions"]
 
 PERMISSIONS = ("USER", "ADMIN")
 _PAGE_MARK = "offset:"
+_DESCRIPTIONS = {
+    "USER": "Can access the workspace.",
+    "ADMIN": "Can access the workspace and has workspace admin privileges.",
+}
 
 
 def _invalid(message: str) -> Rejection:
@@ -149,6 +156,16 @@ def handle_workspaces(state: AccountState, request: FakeRequest, route: RouteMat
         return json_response(200, _render_workspace(state, workspace))
     if route.endpoint is Endpoint.ASSIGNMENTS:
         return _list_assignments(state, request, workspace)
+    if route.endpoint is Endpoint.WORKSPACE_PERMISSIONS:
+        return json_response(
+            200,
+            {
+                "permissions": [
+                    {"permission_level": level, "description": _DESCRIPTIONS[level]}
+                    for level in PERMISSIONS
+                ]
+            },
+        )
     principal_id = route.params["principal_id"]
     if principal_id not in state.kinds:
         raise rest_error(
