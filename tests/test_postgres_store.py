@@ -379,9 +379,12 @@ def test_an_older_schema_is_migrated_once_under_the_lock(postgres_server, store,
 
     store.add_lease(item := lease())
     store.close()
-    monkeypatch.setattr(module, "SCHEMA_VERSION", 2)
+    newer = SCHEMA_VERSION + 1
+    monkeypatch.setattr(module, "SCHEMA_VERSION", newer)
     monkeypatch.setattr(
-        module, "_MIGRATIONS", {1: ("ALTER TABLE {s}.leases ADD COLUMN note text",)}
+        module,
+        "_MIGRATIONS",
+        {**module._MIGRATIONS, SCHEMA_VERSION: ("ALTER TABLE {s}.leases ADD COLUMN note text",)},
     )
     opened = [PostgresLeaseStore(postgres_server.url, schema=store.schema) for _ in range(2)]
     try:
@@ -389,7 +392,7 @@ def test_an_older_schema_is_migrated_once_under_the_lock(postgres_server, store,
         with opened[0]._pool.connection() as conn:
             version = conn.execute(q("SELECT value FROM {s}.meta", store.schema)).fetchone()[0]
             conn.execute(q("SELECT note FROM {s}.leases", store.schema))  # the new column
-        assert version == "2"
+        assert version == str(newer)
     finally:
         for s in opened:
             s.close()

@@ -174,7 +174,7 @@ def test_two_stores_on_one_file_share_it(path):
 
 
 def test_a_new_file_gets_the_current_schema(store, path):
-    assert SCHEMA_VERSION == 1
+    assert SCHEMA_VERSION == 2
     assert pragma(path, "user_version") == SCHEMA_VERSION
     assert pragma(path, "application_id") == 0x44414C53
     names = {name for _, name, _ in schema(path)}
