@@ -398,6 +398,45 @@ def test_an_older_schema_is_migrated_once_under_the_lock(postgres_server, store,
             s.close()
 
 
+def test_a_version_1_schema_gets_the_request_retry_columns(postgres_server, store, raw):
+    # The previous release's layout: requests without attempts, retry_at, last_error.
+    store.close()
+    raw.execute(
+        q(
+            "ALTER TABLE {s}.requests DROP COLUMN attempts, DROP COLUMN retry_at, "
+            "DROP COLUMN last_error",
+            store.schema,
+        )
+    )
+    raw.execute(q("UPDATE {s}.meta SET value = '1' WHERE key = 'schema_version'", store.schema))
+    raw.execute(
+        q(
+            "INSERT INTO {s}.requests (id, principal_kind, principal_id, group_id, ttl_seconds, "
+            "reason, requester, state, created_at, expires_at, updated_at, approvers, "
+            "decided_by) VALUES ('req_1', 'user', 'u-1', 'g-1', 3600, 'INC-7', 'helpdesk', "
+            "'approved', 1767258000000000, 1767344400000000, 1767258000000000, "
+            "'[\"user:ann@example.com\"]', 'ann@example.com')",
+            store.schema,
+        )
+    )
+    opened = PostgresLeaseStore(postgres_server.url, schema=store.schema)
+    try:
+        found = opened.get_request("req_1")
+        assert (found.state, found.decided_by, found.approvers) == (
+            da.RequestState.APPROVED,
+            "ann@example.com",
+            ("user:ann@example.com",),
+        )
+        assert (found.attempts, found.retry_at, found.last_error) == (0, None, None)
+        retrying = attrs.evolve(found, attempts=2, retry_at=found.expires_at, last_error="429")
+        opened.update_request(retrying, expect=(da.RequestState.APPROVED,))
+        assert opened.get_request("req_1") == retrying
+        version = raw.execute(q("SELECT value FROM {s}.meta", store.schema)).fetchone()[0]
+        assert version == str(SCHEMA_VERSION)
+    finally:
+        opened.close()
+
+
 def test_a_meta_table_without_a_version_is_refused(postgres_server, store, raw):
     store.close()
     raw.execute(q("DELETE FROM {s}.meta", store.schema))
