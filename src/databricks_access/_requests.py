@@ -387,23 +387,36 @@ class RequestFlows:
                 path=exc.path,
             ) from exc
 
-    def _existing_principal(self, principal: Principal) -> Flow[PrincipalRef]:
+    def _principal_name(self, ref: PrincipalRef) -> Flow[str]:
+        """The name the account knows a principal by: user name, application id, group name."""
+        if ref.kind is PrincipalKind.USER:
+            user = yield from self.t.api.get_user(ref.id)
+            return user.user_name
+        if ref.kind is PrincipalKind.SERVICE_PRINCIPAL:
+            sp = yield from self.t.api.get_service_principal(ref.id)
+            return sp.application_id
+        group = yield from self.t.api.group_summary(ref.id)
+        return group.display_name or group.id
+
+    def _existing_principal(self, principal: Principal) -> Flow[tuple[PrincipalRef, str]]:
+        """The principal's reference and name, read from the account (it must exist)."""
         ref: PrincipalRef = yield from self.t.m.resolve(principal)
-        if not isinstance(principal, str):
-            # A name was looked up; a model or a reference is read once, so that a
-            # principal that does not exist (any more) is refused now, not at the grant.
-            try:
-                yield from self.t.api.principal_group_ids(ref)
-            except NotFoundError as exc:
-                raise NotFoundError(
-                    exc.status_code,
-                    exc.error_code,
-                    f"there is no {ref.kind.value} with id {ref.id} in the account; "
-                    "nothing was requested",
-                    method=exc.method,
-                    path=exc.path,
-                ) from exc
-        return ref
+        if isinstance(principal, str):
+            return ref, principal  # looked up by this very name
+        # A model or a reference is read once: one that does not exist (any more) is
+        # refused now, not at the grant, and its name backs the self-approval check.
+        try:
+            name = yield from self._principal_name(ref)
+        except NotFoundError as exc:
+            raise NotFoundError(
+                exc.status_code,
+                exc.error_code,
+                f"there is no {ref.kind.value.replace('_', ' ')} with id {ref.id} in the "
+                "account; nothing was requested",
+                method=exc.method,
+                path=exc.path,
+            ) from exc
+        return ref, name
 
     def submit(
         self,
@@ -419,7 +432,7 @@ class RequestFlows:
         reason = cast("str", _text(reason, "reason"))
         requester = cast("str", _text(requester, "requester"))
         gid = _group_id(group)
-        ref = yield from self._existing_principal(principal)
+        ref, principal_name = yield from self._existing_principal(principal)
         found = yield from self._existing_group(gid)
         name = group.display_name if isinstance(group, Group) else None
         target = group if isinstance(group, Group) else found
@@ -440,7 +453,7 @@ class RequestFlows:
             approver_source=approvers.source.value,
             access_details=self.details,
             group_name=name or found.display_name,
-            principal_name=principal if isinstance(principal, str) else None,
+            principal_name=principal_name,
         )
         yield from _store("add_request", req, self._event(EventKind.REQUEST_SUBMITTED, req))
         yield from self.t.deliver()
