@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
 
 import pytest
 
@@ -265,6 +266,72 @@ def test_the_async_requests_retry_the_same_way(fake, async_client_factory, icfg,
     assert fake.group_members(ids["readers"]) == {ids["alice"]}
     (req,) = store.find_requests()
     assert store.get_lease(req.lease_id).state is da.LeaseState.ACTIVE
+
+
+# -- the loop -----------------------------------------------------------------------------------
+
+
+def test_run_sleeps_until_the_next_request_is_due(fake, requests, clock, ids):
+    assert requests._run(requests.flows.seconds_until_due(600.0)) == 600.0
+    req = submit(requests, ids["readers"])
+    assert requests._run(requests.flows.seconds_until_due(10 * HOUR.total_seconds())) == 7200.0
+    FaultPlan([Fault.too_many_requests(retry_after=1, method="PATCH")]).install(fake)
+    with pytest.raises(da.RateLimitedError):
+        requests.approve(req.id, approver="bob@example.com")
+    assert requests._run(requests.flows.seconds_until_due(600.0)) == 30.0
+
+
+def test_run_retries_a_pending_grant_when_it_is_due(fake, requests, store, clock, ids):
+    req = submit(requests, ids["readers"])
+    FaultPlan([Fault.too_many_requests(retry_after=1, method="PATCH")]).install(fake)
+    with pytest.raises(da.RateLimitedError):
+        requests.approve(req.id, approver="bob@example.com")
+    fake.interceptor = None
+    clock.advance(30 * SECOND)
+    stop = threading.Event()
+    worker = threading.Thread(target=requests.run, kwargs={"stop": stop, "idle": 3600})
+    worker.start()
+    try:
+        for _ in range(200):
+            if store.get_request(req.id).lease_id is not None:
+                break
+            stop.wait(0.05)
+        assert fake.group_members(ids["readers"]) == {ids["alice"]}
+        assert store.get_request(req.id).lease_id is not None
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+    assert not worker.is_alive()
+
+
+def test_the_async_run_retries_a_pending_grant(fake, async_client_factory, icfg, clock, ids):
+    store = da.MemoryLeaseStore()
+
+    async def main() -> None:
+        async with async_client_factory() as client:
+            tracker = da.AsyncLeaseTracker(
+                da.AsyncMembershipManager(client), store=store, clock=clock
+            )
+            requests = da.AsyncAccessRequests(tracker, da.AsyncIntegration(icfg, client=client))
+            req = await requests.submit(
+                "alice@example.com", ids["readers"], ttl=HOUR, reason="r", requester="a"
+            )
+            FaultPlan([Fault.server_error(503, method="PATCH")]).install(fake)
+            with pytest.raises(da.ServerError):
+                await requests.approve(req.id, approver="bob@example.com")
+            fake.interceptor = None
+            clock.advance(30 * SECOND)
+            stop = asyncio.Event()
+            loop = asyncio.create_task(requests.run(stop, idle=3600))
+            for _ in range(200):
+                if store.get_request(req.id).lease_id is not None:
+                    break
+                await asyncio.sleep(0.05)
+            stop.set()
+            await asyncio.wait_for(loop, 10)
+
+    asyncio.run(main())
+    assert fake.group_members(ids["readers"]) == {ids["alice"]}
 
 
 # -- what is validated at submit ----------------------------------------------------------------

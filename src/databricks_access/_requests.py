@@ -15,9 +15,10 @@ worker thread. A sync `AccessRequests` given an async integration is refused at
 construction: its answers would be coroutines, never awaited.
 
 A grant that fails with a transient error (throttling, a server error, the network, a
-busy store) leaves the request `APPROVED` without a lease; `sweep()` tries again with
-exponential backoff until the grant succeeds, the request expires, or a definitive error
-makes it `FAILED`. A crash between approval and grant is finished the same way.
+busy store) leaves the request `APPROVED` without a lease; `sweep()` (and the `run()`
+loop) tries again with exponential backoff until the grant succeeds, the request
+expires, or a definitive error makes it `FAILED`. A crash between approval and grant is
+finished the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import inspect
+import logging
+import threading
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar, cast
 
@@ -74,6 +77,8 @@ __all__ = [
     "RequestFlows",
     "RequestSweep",
 ]
+
+logger = logging.getLogger("databricks_access")
 
 T = TypeVar("T")
 _OPEN = (RequestState.PENDING,)
@@ -667,6 +672,23 @@ class RequestFlows:
             retrying=tuple(retrying),
         )
 
+    def seconds_until_due(self, idle: float) -> Flow[float]:
+        """How long `run()` may sleep for requests: until the next expiry or grant retry."""
+        now = self.t.clock.now()
+        open_requests: list[AccessRequest] = yield from _store(
+            "find_requests", states=(RequestState.PENDING, RequestState.APPROVED)
+        )
+        due = [
+            req.expires_at
+            if req.state is RequestState.PENDING
+            else min(req.retry_at or now, req.expires_at)
+            for req in open_requests
+            if req.state is RequestState.PENDING or req.lease_id is None
+        ]
+        if not due:
+            return idle
+        return max(0.0, min(idle, (min(due) - now).total_seconds()))
+
 
 def _settings(
     pending_ttl: Duration, retry_delay: Duration, max_retry_delay: Duration
@@ -799,6 +821,34 @@ class AccessRequests:
         """
         return self._run(self.flows.sweep())
 
+    def run(self, stop: threading.Event | None = None, *, idle: float = 30.0) -> None:
+        """Sweep leases and requests whenever something is due, until `stop` is set.
+
+        The tracker's `run()` loop (run this instead of it), plus the requests' part:
+        pending requests expire on time, and approved ones whose grant failed
+        transiently are granted when their `retry_at` comes. Sleeps until the next due
+        lease or request, waking early when the store changes. Errors of a sweep are
+        logged and retried; nothing is lost.
+        """
+        stop = stop or threading.Event()
+        while not stop.is_set():
+            try:
+                self.tracker.sweep()
+                self.sweep()
+                wait = min(
+                    self.tracker._run(self.tracker.flows.seconds_until_due(idle)),  # noqa: SLF001
+                    self._run(self.flows.seconds_until_due(idle)),
+                )
+            except DatabricksAccessError as exc:
+                logger.warning("sweep failed, retrying soon: %s", exc)
+                wait = min(idle, 5.0)
+            remaining = wait
+            start = self.tracker.clock.monotonic()
+            while remaining > 0 and not stop.is_set():
+                if self.tracker.store.wait_for_change(min(remaining, 0.5)):
+                    break
+                remaining = wait - (self.tracker.clock.monotonic() - start)
+
     def __repr__(self) -> str:
         return f"AccessRequests({self.tracker!r})"
 
@@ -909,6 +959,27 @@ class AsyncAccessRequests:
         transiently is tried again once its `retry_at` has come.
         """
         return await self._run(self.flows.sweep())
+
+    async def run(self, stop: asyncio.Event | None = None, *, idle: float = 30.0) -> None:
+        """Sweep leases and requests whenever something is due (see `AccessRequests.run`)."""
+        stop = stop or asyncio.Event()
+        while not stop.is_set():
+            try:
+                await self.tracker.sweep()
+                await self.sweep()
+                wait = min(
+                    await self.tracker._run(self.tracker.flows.seconds_until_due(idle)),  # noqa: SLF001
+                    await self._run(self.flows.seconds_until_due(idle)),
+                )
+            except DatabricksAccessError as exc:
+                logger.warning("sweep failed, retrying soon: %s", exc)
+                wait = min(idle, 5.0)
+            remaining = wait
+            start = self.tracker.clock.monotonic()
+            while remaining > 0 and not stop.is_set():
+                if await self.tracker.store.wait_for_change(min(remaining, 0.5)):
+                    break
+                remaining = wait - (self.tracker.clock.monotonic() - start)
 
     def __repr__(self) -> str:
         return f"AsyncAccessRequests({self.tracker!r})"
