@@ -564,7 +564,7 @@ class RequestFlows:
                 RequestState.FAILED,
                 EventKind.REQUEST_FAILED,
                 expect=(RequestState.APPROVED,),
-                decision_reason=f"the grant failed: {_error_text(exc)}",
+                decision_reason=f"the grant failed: {_error_text(exc)}"[:_MAX_ERROR],
                 attempts=attempts,
                 retry_at=None,
                 last_error=_error_text(exc),
