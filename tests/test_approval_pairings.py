@@ -434,3 +434,23 @@ def test_an_approver_group_that_holds_the_principal(env, pairing):
     assert env.fake.group_members(group) == {env.ids["alice"]}
     (lease,) = store.find_leases()
     assert lease.approver == "carol@example.com"
+
+
+def test_a_tracker_of_the_other_kind_is_refused_when_built(env):
+    store = da.MemoryLeaseStore()
+    sync_tracker = da.LeaseTracker(da.MembershipManager(env.client), store=store, clock=env.clock)
+
+    async def main() -> None:
+        async with env.async_client_factory() as aclient:
+            async_tracker = da.AsyncLeaseTracker(
+                da.AsyncMembershipManager(aclient), store=store, clock=env.clock
+            )
+            integration = da.Integration(env.config, client=env.client)
+            with pytest.raises(da.ConfigError, match="AsyncAccessRequests") as caught:
+                da.AccessRequests(async_tracker, integration)  # type: ignore[arg-type]
+            assert caught.value.fields == ("tracker",)
+            with pytest.raises(da.ConfigError, match="AccessRequests") as caught:
+                da.AsyncAccessRequests(sync_tracker, integration)  # type: ignore[arg-type]
+            assert caught.value.fields == ("tracker",)
+
+    asyncio.run(main())

@@ -30,7 +30,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar, cast
+from typing import Any, Protocol, TypeGuard, TypeVar, cast
 
 import attrs
 
@@ -58,16 +58,15 @@ from databricks_access._models import Group, PrincipalKind, PrincipalRef
 from databricks_access._retry import RetryPolicy
 from databricks_access._store import StaleStateError
 from databricks_access._tracker import (
+    AsyncLeaseTracker,
     Duration,
+    LeaseTracker,
     TrackerFlows,
     _group_id,
     _seconds,
     _store,
     _text,
 )
-
-if TYPE_CHECKING:
-    from databricks_access._tracker import AsyncLeaseTracker, LeaseTracker
 
 __all__ = [
     "AccessRequests",
@@ -744,6 +743,13 @@ class AccessRequests:
         max_retry_delay: Duration = dt.timedelta(minutes=10),
     ) -> None:
         pending, delay, longest = _settings(pending_ttl, retry_delay, max_retry_delay)
+        given: object = tracker  # checked at run time too: a mismatch fails here, not later
+        if not isinstance(given, LeaseTracker):
+            raise ConfigError(
+                f"must be a LeaseTracker, not {type(given).__name__} (an AsyncLeaseTracker "
+                "belongs with AsyncAccessRequests)",
+                "tracker",
+            )
         if _integration_kind(integration):
             raise ConfigError(
                 f"{type(integration).__name__} answers asynchronously: use it with "
@@ -877,6 +883,13 @@ class AsyncAccessRequests:
         max_retry_delay: Duration = dt.timedelta(minutes=10),
     ) -> None:
         pending, delay, longest = _settings(pending_ttl, retry_delay, max_retry_delay)
+        given: object = tracker  # checked at run time too: a mismatch fails here, not later
+        if not isinstance(given, AsyncLeaseTracker):
+            raise ConfigError(
+                f"must be an AsyncLeaseTracker, not {type(given).__name__} (a LeaseTracker "
+                "belongs with AccessRequests)",
+                "tracker",
+            )
         self._async: AsyncIntegrationLike | None = None
         self._sync: IntegrationLike | None = None
         if _is_async_integration(integration):
