@@ -791,7 +791,16 @@ class AccessRequests:
         )
 
     def approve(self, request_id: str, approver: str) -> AccessRequest:
-        """Approve and grant; raises `ApprovalError` for self-approval or a non-approver."""
+        """Approve and grant the lease.
+
+        Raises:
+            ApprovalError: Self-approval (by the principal or the requester, judged on
+                identity), an approver the integration does not confirm with exactly
+                `True`, or a request that is not pending.
+            DatabricksAccessError: The grant failed. The approval is stored either way:
+                after a transient error the request stays `APPROVED` and `sweep()`
+                retries it from `retry_at`; after a definitive one it is `FAILED`.
+        """
         return self._run(self.flows.approve(request_id, approver))
 
     def deny(self, request_id: str, approver: str, reason: str) -> AccessRequest:
@@ -937,7 +946,16 @@ class AsyncAccessRequests:
         )
 
     async def approve(self, request_id: str, approver: str) -> AccessRequest:
-        """Approve and grant; raises `ApprovalError` for self-approval or a non-approver."""
+        """Approve and grant the lease.
+
+        Raises:
+            ApprovalError: Self-approval (by the principal or the requester, judged on
+                identity), an approver the integration does not confirm with exactly
+                `True`, or a request that is not pending.
+            DatabricksAccessError: The grant failed. The approval is stored either way:
+                after a transient error the request stays `APPROVED` and `sweep()`
+                retries it from `retry_at`; after a definitive one it is `FAILED`.
+        """
         return await self._run(self.flows.approve(request_id, approver))
 
     async def deny(self, request_id: str, approver: str, reason: str) -> AccessRequest:
