@@ -454,3 +454,30 @@ def test_a_tracker_of_the_other_kind_is_refused_when_built(env):
             assert caught.value.fields == ("tracker",)
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("pairing", ["sync/sync", "async/async"])
+def test_the_principal_cannot_approve_by_an_e_mail_alias(env, pairing):
+    # Dana's user name is not the address she approves with, but the account lists it.
+    dana = env.fake.add_user("dana@example.com", emails=["dana@example.com", "d.ross@corp.test"])
+    env.config = attrs.evolve(env.config, integration_owners=[*OWNERS, "d.ross@corp.test"])
+    group = env.ids["readers"]
+
+    def flow(requests):
+        ref = da.PrincipalRef(da.PrincipalKind.USER, dana)
+        result = requests.submit(ref, group, ttl=HOUR, reason="r", requester="helpdesk")
+        if asyncio.iscoroutine(result):
+
+            async def go():
+                req = await result
+                with pytest.raises(da.ApprovalError, match="their own"):
+                    await requests.approve(req.id, approver="D.Ross@corp.test")
+
+            return go()
+        with pytest.raises(da.ApprovalError, match="their own"):
+            requests.approve(result.id, approver="D.Ross@corp.test")
+        return None
+
+    store = run_pairing(env, pairing, flow)
+    assert env.fake.group_members(group) == frozenset()
+    assert [r.state for r in store.find_requests()] == [da.RequestState.PENDING]

@@ -38,12 +38,13 @@ from databricks_access._api import Principal
 from databricks_access._crash import crash_point
 from databricks_access._errors import (
     ApprovalError,
+    BadRequestError,
     ConfigError,
     DatabricksAccessError,
     LeaseError,
     NotFoundError,
 )
-from databricks_access._flows import Flow
+from databricks_access._flows import Flow, collect
 from databricks_access._integration import Approvers
 from databricks_access._lease import (
     AccessRequest,
@@ -54,8 +55,9 @@ from databricks_access._lease import (
     RequestState,
     new_id,
 )
-from databricks_access._models import Group, PrincipalKind, PrincipalRef
+from databricks_access._models import Group, PrincipalKind, PrincipalRef, User
 from databricks_access._retry import RetryPolicy
+from databricks_access._scim import filter_eq
 from databricks_access._store import StaleStateError
 from databricks_access._tracker import (
     AsyncLeaseTracker,
@@ -322,12 +324,30 @@ class RequestFlows:
 
     # -- identities --------------------------------------------------------------------------
 
-    def _identity(self, name: str) -> Flow[PrincipalRef | None]:
-        """The account principal a user name or application id names; None if none does."""
+    def _identities(self, name: str) -> Flow[tuple[PrincipalRef, ...]]:
+        """The account principals a user name, e-mail address or application id names.
+
+        A user name or an application id names one principal. A name that is no user
+        name may still be an e-mail address of users (an alias): those are found too.
+        Empty when the account knows nobody by that name (an IdP-only approver, a handle).
+        """
+        name = name.strip()
         try:
-            return (yield from self.t.m.resolve(name.strip()))
-        except (NotFoundError, ConfigError):
-            return None  # not a principal of the account (an IdP-only approver, a handle)
+            return ((yield from self.t.m.resolve(name)),)
+        except ConfigError:
+            return ()  # neither a user name nor an application id
+        except NotFoundError:
+            pass
+        if "@" not in name:
+            return ()
+        listing = self.t.api.list_users(
+            filter=filter_eq("emails.value", name), attributes=["id", "userName"]
+        )
+        try:
+            found: list[User] = yield from collect(listing())
+        except BadRequestError:
+            return ()  # a server that cannot filter on e-mails: the user name decided
+        return tuple(user.ref for user in found)
 
     def _inside_group(self, member: PrincipalRef, group_id: str) -> Flow[bool]:
         """Whether `member` is in the group, directly or through nested groups."""
@@ -350,22 +370,23 @@ class RequestFlows:
         own = ApprovalError(f"{approver} cannot approve access request {req.id}: it is their own")
         if _same(approver, req.requester) or _same(approver, req.principal_name):
             raise own
-        who = yield from self._identity(approver)
-        if who is None:
+        who = yield from self._identities(approver)
+        if not who:
             return
-        if who.id == req.principal.id:
+        ids = {ref.id for ref in who}
+        if req.principal.id in ids:
             raise own
-        requester = yield from self._identity(req.requester)
-        if requester is not None and requester.id == who.id:
+        requester = yield from self._identities(req.requester)
+        if ids & {ref.id for ref in requester}:
             raise own
-        if req.principal.kind is PrincipalKind.GROUP and (
-            yield from self._inside_group(who, req.principal.id)
-        ):
-            # Adding a group gives its members access: none of them approves it.
-            raise ApprovalError(
-                f"{approver} cannot approve access request {req.id}: they are a member of "
-                "the group that would get the access"
-            )
+        if req.principal.kind is PrincipalKind.GROUP:
+            for ref in who:
+                if (yield from self._inside_group(ref, req.principal.id)):
+                    # Adding a group gives its members access: none of them approves it.
+                    raise ApprovalError(
+                        f"{approver} cannot approve access request {req.id}: they are a "
+                        "member of the group that would get the access"
+                    )
 
     def _check_approver(self, req: AccessRequest, approver: str) -> Flow[None]:
         yield from self._refuse_self(req, approver)
