@@ -300,7 +300,19 @@ class Mixed:
         raise AssertionError("never asked")
 
 
-@pytest.mark.parametrize("integration", [Mixed(), object(), None], ids=["mixed", "object", "none"])
+class NoDetails:
+    def approvers_for(self, group: da.Group | str) -> da.Approvers:
+        raise AssertionError("never asked")
+
+    def is_approver(self, identity: str, approvers: da.Approvers) -> bool:
+        raise AssertionError("never asked")
+
+
+@pytest.mark.parametrize(
+    "integration",
+    [Mixed(), NoDetails(), object(), None],
+    ids=["mixed", "no-details", "object", "none"],
+)
 def test_something_that_is_no_integration_is_refused_when_built(env, integration):
     store = da.MemoryLeaseStore()
     tracker = da.LeaseTracker(da.MembershipManager(env.client), store=store, clock=env.clock)

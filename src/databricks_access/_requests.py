@@ -129,10 +129,13 @@ def _integration_kind(integration: IntegrationLike | AsyncIntegrationLike) -> bo
     """Whether the integration answers asynchronously; `ConfigError` if it is no integration."""
     methods: tuple[object, ...] = ()
     with contextlib.suppress(AttributeError):
-        methods = (integration.approvers_for, integration.is_approver)
+        details = integration.custom_access_details
+        if details is None or isinstance(details, str):
+            methods = (integration.approvers_for, integration.is_approver)
     if not methods or not all(callable(method) for method in methods):
         raise ConfigError(
-            "must be an integration with approvers_for() and is_approver(), not "
+            "must be an integration with custom_access_details (text or None), "
+            "approvers_for() and is_approver(), not "
             f"{type(integration).__name__}",
             "integration",
         )
