@@ -56,6 +56,7 @@ def account(tmp_path, monkeypatch):
     fake.add_user("alice@example.com", "Alice")
     fake.add_user("bob@example.com", "Bob")
     fake.add_user("ann@example.com", "Ann")
+    fake.add_user("carol@example.com", "Carol")
     fake.add_group("prod-data-readers")
     monkeypatch.setenv("DATABRICKS_CLIENT_ID", sp.client_id)
     monkeypatch.setenv("DATABRICKS_CLIENT_SECRET", sp.client_secret)
@@ -90,16 +91,57 @@ def test_concepts_run():
     assert isinstance(namespace["tracker"], da.LeaseTracker)
 
 
-def test_integration_guide_runs(account, tmp_path, capsys):
+# The async approval examples build an `AsyncIntegration`; run again with a sync
+# `Integration` in its place, they show the other working pairing.
+PAIRINGS = {
+    "integration.md": (
+        "da.AsyncIntegration(config, client=aclient)",
+        "da.Integration(config, client=client)",
+    ),
+    "approvals.md": ("da.AsyncIntegration(config, client=aclient)", "da.Integration(config)"),
+}
+
+
+def run_paired(page: str, pairing: str, namespace: dict[str, object] | None = None):
+    """Run a page; with the `sync` pairing, its async approvals use a sync integration."""
+    namespace = {"__name__": "__docs__", **(namespace or {})}
+    async_form, sync_form = PAIRINGS[page]
+    found = 0
+    for block in blocks(page, "python"):
+        if pairing == "sync" and async_form in block:
+            block = block.replace(async_form, sync_form)  # noqa: PLW2901 - the variant
+            found += 1
+        exec(compile(block, f"docs/{page}", "exec"), namespace)  # noqa: S102 - the docs' own code
+    assert found == (1 if pairing == "sync" else 0)
+    return namespace
+
+
+@pytest.mark.parametrize("pairing", ["async", "sync"])
+def test_integration_guide_runs(account, tmp_path, capsys, pairing):
     (toml,) = blocks("integration.md", "toml")
     (tmp_path / "integration.toml").write_text(toml, encoding="utf-8")
-    namespace = run_page("integration.md")
+    namespace = run_paired("integration.md", pairing)
     readers = account.find_group("prod-data-readers")
     alice, bob = account.find_user("alice@example.com"), account.find_user("bob@example.com")
-    assert account.group_members(readers) == {alice, bob}
+    carol = account.find_user("carol@example.com")
+    assert account.group_members(readers) == {alice, bob, carol}
     assert namespace["approved"].lease_id is not None
+    approved = namespace["approved_async"]
+    assert isinstance(approved, da.AccessRequest)
+    assert approved.decided_by == "ann@example.com"  # Carol's own approval was refused
     assert "granted" in (tmp_path / "audit.jsonl").read_text(encoding="utf-8")
     assert "Access is logged" in capsys.readouterr().out  # the access details, shown
+
+
+@pytest.mark.parametrize("pairing", ["async", "sync"])
+def test_the_approvals_page_runs_in_both_pairings(pairing):
+    namespace = run_paired("approvals.md", pairing)
+    account = namespace["account"]
+    assert isinstance(account, FakeAccount)
+    assert account.group_members(namespace["ledger"]) == {namespace["erin"]}
+    approved = namespace["approved"]
+    assert isinstance(approved, da.AccessRequest)
+    assert approved.decided_by == "ann@example.com"
 
 
 def test_notebooks_page_runs(account, tmp_path):

@@ -379,12 +379,12 @@ def test_an_older_schema_is_migrated_once_under_the_lock(postgres_server, store,
 
     store.add_lease(item := lease())
     store.close()
-    current = module.SCHEMA_VERSION
-    monkeypatch.setattr(module, "SCHEMA_VERSION", current + 1)
+    newer = SCHEMA_VERSION + 1
+    monkeypatch.setattr(module, "SCHEMA_VERSION", newer)
     monkeypatch.setattr(
         module,
         "_MIGRATIONS",
-        {**module._MIGRATIONS, current: ("ALTER TABLE {s}.leases ADD COLUMN note text",)},
+        {**module._MIGRATIONS, SCHEMA_VERSION: ("ALTER TABLE {s}.leases ADD COLUMN note text",)},
     )
     opened = [PostgresLeaseStore(postgres_server.url, schema=store.schema) for _ in range(2)]
     try:
@@ -392,7 +392,7 @@ def test_an_older_schema_is_migrated_once_under_the_lock(postgres_server, store,
         with opened[0]._pool.connection() as conn:
             version = conn.execute(q("SELECT value FROM {s}.meta", store.schema)).fetchone()[0]
             conn.execute(q("SELECT note FROM {s}.leases", store.schema))  # the new column
-        assert version == str(current + 1)
+        assert version == str(newer)
     finally:
         for s in opened:
             s.close()
@@ -403,6 +403,13 @@ def test_a_version_1_schema_gets_lease_versions(postgres_server, store, raw):
     store.close()
     # What the previous release wrote: no version column, schema version 1.
     raw.execute(q("ALTER TABLE {s}.leases DROP COLUMN version", store.schema))
+    raw.execute(
+        q(
+            "ALTER TABLE {s}.requests DROP COLUMN attempts, DROP COLUMN retry_at, "
+            "DROP COLUMN last_error",
+            store.schema,
+        )
+    )
     raw.execute(q("UPDATE {s}.meta SET value = '1'", store.schema))
     with PostgresLeaseStore(postgres_server.url, schema=store.schema) as reopened:
         assert reopened.get_lease(item.id) == item
@@ -412,6 +419,46 @@ def test_a_version_1_schema_gets_lease_versions(postgres_server, store, raw):
         assert reopened.get_lease(item.id).version == 1
     version = raw.execute(q("SELECT value FROM {s}.meta", store.schema)).fetchone()[0]
     assert version == "2"
+
+
+def test_a_version_1_schema_gets_the_request_retry_columns(postgres_server, store, raw):
+    # The previous release's layout: requests without attempts, retry_at, last_error.
+    store.close()
+    raw.execute(
+        q(
+            "ALTER TABLE {s}.requests DROP COLUMN attempts, DROP COLUMN retry_at, "
+            "DROP COLUMN last_error",
+            store.schema,
+        )
+    )
+    raw.execute(q("ALTER TABLE {s}.leases DROP COLUMN version", store.schema))
+    raw.execute(q("UPDATE {s}.meta SET value = '1' WHERE key = 'schema_version'", store.schema))
+    raw.execute(
+        q(
+            "INSERT INTO {s}.requests (id, principal_kind, principal_id, group_id, ttl_seconds, "
+            "reason, requester, state, created_at, expires_at, updated_at, approvers, "
+            "decided_by) VALUES ('req_1', 'user', 'u-1', 'g-1', 3600, 'INC-7', 'helpdesk', "
+            "'approved', 1767258000000000, 1767344400000000, 1767258000000000, "
+            "'[\"user:ann@example.com\"]', 'ann@example.com')",
+            store.schema,
+        )
+    )
+    opened = PostgresLeaseStore(postgres_server.url, schema=store.schema)
+    try:
+        found = opened.get_request("req_1")
+        assert (found.state, found.decided_by, found.approvers) == (
+            da.RequestState.APPROVED,
+            "ann@example.com",
+            ("user:ann@example.com",),
+        )
+        assert (found.attempts, found.retry_at, found.last_error) == (0, None, None)
+        retrying = attrs.evolve(found, attempts=2, retry_at=found.expires_at, last_error="429")
+        opened.update_request(retrying, expect=(da.RequestState.APPROVED,))
+        assert opened.get_request("req_1") == retrying
+        version = raw.execute(q("SELECT value FROM {s}.meta", store.schema)).fetchone()[0]
+        assert version == str(SCHEMA_VERSION)
+    finally:
+        opened.close()
 
 
 def test_a_meta_table_without_a_version_is_refused(postgres_server, store, raw):

@@ -16,18 +16,6 @@ from databricks_access._requests import AccessRequests, AsyncAccessRequests
 HOUR = dt.timedelta(hours=1)
 
 
-@attrs.frozen
-class Owner:
-    kind: str
-    name: str
-
-
-@attrs.frozen
-class Approvers:
-    owners: tuple[Owner, ...]
-    source: str = "integration_owner"
-
-
 class StubIntegration:
     """Approvers: bob (a user) and the IdP group 'data-owners' (carol is in it)."""
 
@@ -38,13 +26,16 @@ class StubIntegration:
 
     def approvers_for(self, group):
         self.resolved += 1
-        return Approvers((Owner("user", "Bob@Example.com"), Owner("group", "data-owners")))
+        return da.Approvers(
+            (da.Owner.user("Bob@Example.com"), da.Owner.group("data-owners")),
+            da.ApproverSource.INTEGRATION_OWNER,
+        )
 
     def is_approver(self, identity, approvers):
         for owner in approvers.owners:
-            if owner.kind == "user" and owner.name.casefold() == identity.casefold():
+            if owner.matches_user(identity):
                 return True
-            if owner.kind == "group" and identity.casefold() == "carol@example.com":
+            if owner.kind is da.OwnerKind.GROUP and identity.casefold() == "carol@example.com":
                 return True
         return False
 

@@ -293,17 +293,63 @@ def test_a_version_0_file_is_migrated_with_its_leases_intact(tmp_path):
 
 def test_a_version_1_file_gets_lease_versions(tmp_path):
     path = tmp_path / "v1.db"
+    shutil.copyfile(DATA / "leases-v1.db", path)
+    assert pragma(path, "user_version") == 1
     with SqliteLeaseStore(path) as store:
-        store.add_lease(item := lease("lease_1"))
-    # What the previous release wrote: no version column, schema version 1.
-    with raw(path) as conn:
-        conn.execute("ALTER TABLE leases DROP COLUMN version")
-        conn.execute("PRAGMA user_version = 1")
-    with SqliteLeaseStore(path) as store:
-        assert store.get_lease(item.id) == item
+        for stored in store.find_leases():
+            assert stored.version == 0
+        store.add_lease(item := lease("lease_after_upgrade"))
         store.update_lease(attrs.evolve(item, state=LeaseState.REVOKING), expect=[item.state])
         assert store.get_lease(item.id).version == 1
     assert pragma(path, "user_version") == SCHEMA_VERSION == 2
+
+
+def test_a_version_1_file_is_migrated_with_its_requests_intact(tmp_path):
+    old = tmp_path / "v1.db"
+    shutil.copyfile(DATA / "leases-v1.db", old)
+    assert pragma(old, "user_version") == 1
+    with SqliteLeaseStore(old) as store:
+        assert pragma(old, "user_version") == SCHEMA_VERSION
+        pending, approved, granted = store.find_requests()
+        assert [r.id for r in (pending, approved, granted)] == [
+            "req_pending",
+            "req_approved",
+            "req_granted",
+        ]
+        assert approved == AccessRequest(
+            id="req_approved",
+            principal=PrincipalRef(PrincipalKind.USER, "u-1"),
+            group_id="g-1",
+            ttl_seconds=3600.0,
+            reason="INC-7",
+            requester="helpdesk@example.com",
+            state=RequestState.APPROVED,
+            created_at=at("2026-01-01T09:00:00+00:00"),
+            expires_at=at("2026-01-02T09:00:00+00:00"),
+            updated_at=at("2026-01-01T09:05:00.000001+00:00"),
+            approvers=("user:ann@example.com",),
+            approver_source="integration_owner",
+            decided_by="ann@example.com",
+            access_details="Access is logged.",
+            group_name="readers",
+            principal_name="alice@example.com",
+        )
+        # The requests of the previous release have made no attempt yet.
+        assert {(r.attempts, r.retry_at, r.last_error) for r in (pending, granted)} == {
+            (0, None, None)
+        }
+        assert granted.lease_id == "lease_1"
+        assert store.get_lease("lease_1").request_id == "req_granted"
+        # The new columns take writes.
+        retrying = attrs.evolve(
+            approved, attempts=1, retry_at=at("2026-01-01T09:06:00+00:00"), last_error="HTTP 429"
+        )
+        store.update_request(retrying, expect=(RequestState.APPROVED,))
+        assert store.get_request("req_approved") == retrying
+    with SqliteLeaseStore(tmp_path / "fresh.db"):
+        pass
+    assert schema(old) == schema(tmp_path / "fresh.db")
+    assert pragma(DATA / "leases-v1.db", "user_version") == 1
 
 
 def test_a_migrated_file_opens_again_without_migrating(tmp_path):

@@ -679,6 +679,33 @@ def test_requests_round_trip_and_refuse_duplicates(store):
     assert kinds(store) == [EventKind.REQUEST_SUBMITTED]
 
 
+def test_a_request_keeps_its_grant_retries(store):
+    item = access_request()
+    store.add_request(item)
+    assert store.get_request(item.id).attempts == 0
+    assert store.get_request(item.id).retry_at is None
+    retrying = attrs.evolve(
+        item,
+        state=RequestState.APPROVED,
+        decided_by="bob",
+        attempts=3,
+        retry_at=T0.replace(microsecond=123456) + HOUR,
+        last_error="RateLimitedError: HTTP 429 \u00e9\x00",
+        updated_at=T0 + MIN,
+    )
+    store.update_request(retrying, expect=[RequestState.PENDING], event=None)
+    assert store.get_request(item.id) == retrying
+    (found,) = store.find_requests(states=(RequestState.APPROVED,))
+    assert (found.attempts, found.retry_at, found.last_error) == (
+        3,
+        retrying.retry_at,
+        retrying.last_error,
+    )
+    granted = attrs.evolve(retrying, retry_at=None, lease_id="lease_1")
+    store.update_request(granted, expect=[RequestState.APPROVED], event=None)
+    assert store.get_request(item.id) == granted
+
+
 def test_request_update_is_a_compare_and_set(store):
     item = access_request()
     store.add_request(item)

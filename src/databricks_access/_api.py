@@ -440,6 +440,11 @@ class AccountApi:
         """One group with its members."""
         return self._get("Groups", Group, group_id, "group_id")
 
+    def group_summary(self, group_id: str) -> Flow[Group]:
+        """One group's id and display name: one GET projected to them (no members)."""
+        group = yield from self._get("Groups", Group, group_id, "group_id", "id,displayName")
+        return group
+
     def find_group(self, display_name: str) -> Flow[Group | None]:
         """The group with exactly this display name, or None."""
         return self._find(

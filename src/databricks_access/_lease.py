@@ -255,7 +255,12 @@ class AccessRequest:
             resolved at submission.
         approver_source: Where the approvers came from (`resource_owner` or
             `integration_owner`).
+        expires_at: When a pending request expires; once approved, until when a grant
+            that meets transient errors is retried.
         access_details: The integration's custom access details, shown to the requester.
+        attempts: Grant attempts that failed so far (an approved request is retried).
+        retry_at: When the next grant attempt is due, after a transient failure.
+        last_error: The last grant failure, in words (never a secret).
     """
 
     _repr_html_ = render_html
@@ -278,3 +283,6 @@ class AccessRequest:
     access_details: str | None = None
     group_name: str | None = None
     principal_name: str | None = None
+    attempts: int = 0
+    retry_at: dt.datetime | None = None
+    last_error: str | None = None

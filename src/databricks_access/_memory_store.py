@@ -71,7 +71,7 @@ def _in_utc(value: dt.datetime, what: str) -> dt.datetime:
 
 
 _LEASE_TIMES = ("granted_at", "expires_at", "updated_at", "retry_at", "ended_at")
-_REQUEST_TIMES = ("created_at", "expires_at", "updated_at")
+_REQUEST_TIMES = ("created_at", "expires_at", "updated_at", "retry_at")
 
 
 def _lease_in_utc(lease: Lease) -> tuple[Lease, int | None]:
@@ -99,9 +99,13 @@ def _request_in_utc(request: AccessRequest) -> AccessRequest:
     changes: dict[str, Any] = {}
     for name in _REQUEST_TIMES:
         value = getattr(request, name)
+        if value is None:
+            continue
         value_utc = _in_utc(value, f"request {request.id!r}: {name}")
         if value_utc is not value:
             changes[name] = value_utc
+    if not -_INT64 <= request.attempts < _INT64:
+        raise LeaseError(f"request {request.id!r}: attempts does not fit in a 64-bit integer")
     return attrs.evolve(request, **changes) if changes else request
 
 

@@ -5,7 +5,7 @@ psycopg-pool; without it this module still imports, and building a store raises 
 `ConfigError` that names the extra) and PostgreSQL 10 or later (tested on 15), with a
 UTF8 database.
 
-Layout (schema version 1, in a PostgreSQL schema of its own, `databricks_access` by
+Layout (schema version 2, in a PostgreSQL schema of its own, `databricks_access` by
 default; the version is the `schema_version` row of its `meta` table):
 
 - `leases`: one row per lease, with `due_at` maintained on every write (the value of
@@ -245,7 +245,10 @@ _SCHEMA: tuple[str, ...] = (
     lease_id text,
     access_details text,
     group_name text,
-    principal_name text
+    principal_name text,
+    attempts bigint NOT NULL DEFAULT 0,
+    retry_at bigint,
+    last_error text
 )""",
     "CREATE INDEX requests_state ON {s}.requests (state, created_at)",
     "CREATE INDEX requests_pair ON {s}.requests (principal_id, group_id)",
@@ -255,8 +258,14 @@ _SCHEMA: tuple[str, ...] = (
 # that holds the advisory lock. They are frozen history: never edit one, add the next.
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # 1 -> 2: leases get a version, so a compare-and-set sees any change, not just a
-    # change of state.
-    1: ("ALTER TABLE {s}.leases ADD COLUMN version bigint NOT NULL DEFAULT 0",),
+    # change of state; access requests keep their grant retries (an approved request
+    # whose grant failed transiently is tried again later).
+    1: (
+        "ALTER TABLE {s}.leases ADD COLUMN version bigint NOT NULL DEFAULT 0",
+        "ALTER TABLE {s}.requests ADD COLUMN attempts bigint NOT NULL DEFAULT 0",
+        "ALTER TABLE {s}.requests ADD COLUMN retry_at bigint",
+        "ALTER TABLE {s}.requests ADD COLUMN last_error text",
+    ),
 }
 
 # -- statements ----------------------------------------------------------------------------
@@ -308,13 +317,15 @@ _BATCH_ARRAYS = ", ".join(
 _REQUEST_FIELDS = (
     "id, principal_kind, principal_id, group_id, ttl_seconds, reason, requester, state, "
     "created_at, expires_at, updated_at, approvers, approver_source, decided_by, "
-    "decision_reason, lease_id, access_details, group_name, principal_name"
+    "decision_reason, lease_id, access_details, group_name, principal_name, attempts, "
+    "retry_at, last_error"
 )
 _REQUEST_SET = (
     "principal_kind = %s, principal_id = %s, group_id = %s, ttl_seconds = %s, reason = %s, "
     "requester = %s, state = %s, created_at = %s, expires_at = %s, updated_at = %s, "
     "approvers = %s, approver_source = %s, decided_by = %s, decision_reason = %s, "
-    "lease_id = %s, access_details = %s, group_name = %s, principal_name = %s"
+    "lease_id = %s, access_details = %s, group_name = %s, principal_name = %s, "
+    "attempts = %s, retry_at = %s, last_error = %s"
 )
 
 
@@ -433,7 +444,7 @@ class _Sql:
         "WHERE seq = ANY(%s::bigint[]) AND delivered_at IS NULL"
     )
     insert_request = (
-        f"INSERT INTO {{s}}.requests ({_REQUEST_FIELDS}) VALUES ({', '.join(['%s'] * 19)})"  # noqa: S608 - fixed fragments
+        f"INSERT INTO {{s}}.requests ({_REQUEST_FIELDS}) VALUES ({', '.join(['%s'] * 22)})"  # noqa: S608 - fixed fragments
     )
     update_request = (
         f"UPDATE {{s}}.requests SET {_REQUEST_SET} WHERE id = %s AND state = ANY(%s::text[])"  # noqa: S608 - fixed fragments
@@ -591,6 +602,9 @@ def _request_values(request: AccessRequest) -> list[object]:
         _maybe_enc(request.access_details),
         _maybe_enc(request.group_name),
         _maybe_enc(request.principal_name),
+        _integer(request.attempts, f"{what}: attempts"),
+        _maybe_micros(request.retry_at, f"{what}: retry_at"),
+        _maybe_enc(request.last_error),
     ]
 
 
@@ -614,6 +628,9 @@ def _request(row: Row) -> AccessRequest:
         access_details=_maybe_dec(row[16]),
         group_name=_maybe_dec(row[17]),
         principal_name=_maybe_dec(row[18]),
+        attempts=row[19],
+        retry_at=_maybe_datetime(row[20]),
+        last_error=_maybe_dec(row[21]),
     )
 
 

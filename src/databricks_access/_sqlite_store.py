@@ -104,6 +104,13 @@ _CHUNK = 400
 
 # -- schema --------------------------------------------------------------------------------
 
+# Access requests keep their grant retries (version 2).
+_REQUEST_RETRIES = (
+    "ALTER TABLE requests ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE requests ADD COLUMN retry_at INTEGER",
+    "ALTER TABLE requests ADD COLUMN last_error TEXT",
+)
+
 # The current schema, for a new file. A change here needs a new version and a migration.
 _SCHEMA: tuple[str, ...] = (
     """CREATE TABLE leases (
@@ -171,6 +178,9 @@ _SCHEMA: tuple[str, ...] = (
 )""",
     "CREATE INDEX requests_state ON requests (state, created_at)",
     "CREATE INDEX requests_pair ON requests (principal_id, group_id)",
+    # Version 2's columns, added as the migration adds them: a new file and a migrated
+    # one have exactly the same schema.
+    *_REQUEST_RETRIES,
 )
 
 # Migrations: _MIGRATIONS[v] takes a file from version v to v + 1, in the transaction
@@ -251,9 +261,15 @@ FROM leases_v0 ORDER BY rowid""",
         "CREATE INDEX requests_state ON requests (state, created_at)",
         "CREATE INDEX requests_pair ON requests (principal_id, group_id)",
     ),
-    # 1 -> 2: leases get a version, so a compare-and-set sees any change, not just
-    # a change of state.
-    1: ("ALTER TABLE leases ADD COLUMN version INTEGER NOT NULL DEFAULT 0",),
+    # 1 -> 2: leases get a version, so a compare-and-set sees any change, not just a
+    # change of state; access requests keep their grant retries (an approved request
+    # whose grant failed transiently is tried again later).
+    1: (
+        "ALTER TABLE leases ADD COLUMN version INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE requests ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE requests ADD COLUMN retry_at INTEGER",
+        "ALTER TABLE requests ADD COLUMN last_error TEXT",
+    ),
 }
 
 # -- statements ----------------------------------------------------------------------------
@@ -328,15 +344,16 @@ _CLAIM = (
 _REQUEST_FIELDS = (
     "id, principal_kind, principal_id, group_id, ttl_seconds, reason, requester, state, "
     "created_at, expires_at, updated_at, approvers, approver_source, decided_by, "
-    "decision_reason, lease_id, access_details, group_name, principal_name"
+    "decision_reason, lease_id, access_details, group_name, principal_name, attempts, "
+    "retry_at, last_error"
 )
-_INSERT_REQUEST = f"INSERT INTO requests ({_REQUEST_FIELDS}) VALUES ({', '.join(['?'] * 19)})"  # noqa: S608 - fixed fragments
+_INSERT_REQUEST = f"INSERT INTO requests ({_REQUEST_FIELDS}) VALUES ({', '.join(['?'] * 22)})"  # noqa: S608 - fixed fragments
 _UPDATE_REQUEST = (
     "UPDATE requests SET principal_kind = ?, principal_id = ?, group_id = ?, "
     "ttl_seconds = ?, reason = ?, requester = ?, state = ?, created_at = ?, expires_at = ?, "
     "updated_at = ?, approvers = ?, approver_source = ?, decided_by = ?, "
     "decision_reason = ?, lease_id = ?, access_details = ?, group_name = ?, "
-    "principal_name = ? WHERE id = ? AND state IN "
+    "principal_name = ?, attempts = ?, retry_at = ?, last_error = ? WHERE id = ? AND state IN "
 )
 _SELECT_REQUESTS = f"SELECT {_REQUEST_FIELDS} FROM requests"  # noqa: S608 - fixed fragments
 
@@ -433,6 +450,9 @@ def _request_values(request: AccessRequest) -> list[object]:
         request.access_details,
         request.group_name,
         request.principal_name,
+        _integer(request.attempts, f"{what}: attempts"),
+        _maybe_micros(request.retry_at, f"{what}: retry_at"),
+        request.last_error,
     ]
 
 
@@ -456,6 +476,9 @@ def _request(row: Row) -> AccessRequest:
         access_details=row[16],
         group_name=row[17],
         principal_name=row[18],
+        attempts=row[19],
+        retry_at=_maybe_datetime(row[20]),
+        last_error=row[21],
     )
 
 

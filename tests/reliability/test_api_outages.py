@@ -210,8 +210,8 @@ def test_the_async_tracker_undoes_an_ambiguous_grant_too(
     assert sink.kinds() == ["grant_failed", "revoked"]
 
 
-def test_an_access_request_whose_grant_is_undone_is_failed(
-    fake, client, tracker, store, alice, ops
+def test_an_access_request_whose_grant_is_undone_stays_approved_and_is_retried(
+    fake, client, tracker, store, clock, alice, ops
 ):
     from databricks_access._requests import AccessRequests  # noqa: PLC0415
 
@@ -231,9 +231,12 @@ def test_an_access_request_whose_grant_is_undone_is_failed(
     ).install(fake)
     with pytest.raises(da.ServerError):
         requests.approve(req.id, approver="bob@example.com")
-    assert requests.get(req.id).state.value == "failed"
+    assert requests.get(req.id).state.value == "approved"  # the approval is not lost
     assert store.find_leases()[0].state is LeaseState.REVOKED
     assert fake.group_members(ops) == set()
+    clock.advance(dt.timedelta(minutes=1))  # past retry_at; the outage is over
+    assert requests.sweep().granted == (req.id,)
+    assert fake.group_members(ops) == {alice.id}
 
 
 def test_an_add_that_landed_before_the_token_endpoint_failed_is_undone(
