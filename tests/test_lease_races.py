@@ -883,3 +883,16 @@ def test_async_run_survives_an_error_that_is_not_a_library_error(
     lease = asyncio.run(main())
     assert store.get_lease(lease.id).state is LeaseState.REVOKED
     assert alice.id not in fake.group_members(ops)
+
+
+def test_two_replicas_finishing_one_approval_grant_it_once(fake, manager, store, clock, alice, ops):
+    one = da.LeaseTracker(manager, store=store, clock=clock, owner="one")
+    two = da.LeaseTracker(manager, store=store, clock=clock, owner="two")
+    first = one._run(
+        one.flows.grant(alice, ops, ttl=HOUR, requester="a", reason="r", request_id="req_1")
+    )
+    again = two._run(
+        two.flows.grant(alice, ops, ttl=HOUR, requester="a", reason="r", request_id="req_1")
+    )
+    assert again.id == first.id
+    assert [x.id for x in store.find_leases(principal_id=alice.id)] == [first.id]

@@ -507,8 +507,8 @@ class TrackerFlows:
         )
         token = self._token()
         try:
-            lease = yield from self._grant_intent(draft, seconds, token)
-            active = yield from self._grant_effect(lease, token)
+            lease, fresh = yield from self._grant_intent(draft, seconds, token)
+            active = (yield from self._grant_effect(lease, token)) if fresh else lease
         except Exception:
             yield from self._release([draft.pair], token)
             yield from self.deliver()
@@ -517,20 +517,27 @@ class TrackerFlows:
         yield from self.deliver()
         return active
 
-    def _grant_intent(self, draft: Lease, seconds: float, token: str) -> Flow[Lease]:
+    def _grant_intent(self, draft: Lease, seconds: float, token: str) -> Flow[tuple[Lease, bool]]:
         """Claim the pair, read it, judge standing and store the `GRANTING` lease.
 
         When the read outlives the claim and another operation takes the pair over,
-        nothing is written: the grant waits for the pair again and judges anew.
+        nothing is written: the grant waits for the pair again and judges anew. Returns
+        the lease and whether it is new: an access request is granted once, so a lease
+        of the same request that holds access already is returned instead (two replicas
+        finishing one approval grant it once).
         """
         pair = draft.pair
         for _ in range(_CLAIM_ROUNDS):
             yield from self._claim(pair, token)
-            before = yield from self.api.principal_group_ids(
-                draft.principal, deadline=self.patch_deadline
-            )
             on_pair: list[Lease] = yield from _store(
                 "find_leases", principal_id=pair.principal_id, group_id=pair.group_id
+            )
+            for held in on_pair:
+                same_request = draft.request_id is not None and held.request_id == draft.request_id
+                if same_request and held.holds_access:
+                    return held, False
+            before = yield from self.api.principal_group_ids(
+                draft.principal, deadline=self.patch_deadline
             )
             if pair in (yield from self._renew([pair], token)):
                 break
@@ -551,7 +558,7 @@ class TrackerFlows:
         )
         yield from _store("add_lease", lease, None)
         crash_point("after_intent_write")
-        return lease
+        return lease, True
 
     def _grant_effect(self, lease: Lease, token: str) -> Flow[Lease]:
         """Send the add of a stored `GRANTING` lease under its claim; store the outcome."""
