@@ -47,7 +47,7 @@ from databricks_access._errors import (
     NotFoundError,
     RateLimitedError,
 )
-from databricks_access._flows import Call, Flow, OpClass, request
+from databricks_access._flows import Call, Flow, OpClass, Reply, request
 from databricks_access._membership import DEFAULT_BATCH, DEFAULT_WINDOW
 from databricks_access._models import (
     Group,
@@ -264,15 +264,23 @@ class RateLimitRun:
     retry_after: float | None = None
 
     @property
-    def estimated_rate(self) -> float | None:
-        """The sustained rate the answers fit, assuming a bucket of one second's worth.
+    def rate_range(self) -> tuple[float, float] | None:
+        """The sustained rate `(low, high)` the answers fit; None when none throttled.
 
-        A token bucket holding `r` requests and refilling `r` per second lets
-        `r * (1 + t)` requests through in `t` seconds. None when nothing was throttled.
+        A token bucket holding one second's worth (`r`) and refilling `r` per second let
+        `accepted` requests through in `seconds` and refused the next, so
+        `accepted <= r * (1 + seconds) < accepted + 1`.
         """
         if self.limited_status is None:
             return None
-        return self.accepted / (1.0 + self.seconds)
+        span = 1.0 + self.seconds
+        return self.accepted / span, (self.accepted + 1) / span
+
+    @property
+    def estimated_rate(self) -> float | None:
+        """The middle of `rate_range`; None when nothing was throttled."""
+        bounds = self.rate_range
+        return None if bounds is None else (bounds[0] + bounds[1]) / 2
 
 
 @attrs.frozen(kw_only=True)
@@ -634,13 +642,14 @@ def _rate_fact(run: RateLimitRun) -> Fact:
             how=how,
             uncertainty=f"the limit is at least about {run.sent_per_second:g}/s over that time",
         )
+    low, high = run.rate_range or (0.0, 0.0)
     return Fact(
         name=name,
         measured=True,
         value=f"throttled ({run.limited_status}) after {run.accepted} requests in "
-        f"{_seconds(run.seconds)}: about {run.estimated_rate:.1f}/s sustained",
+        f"{_seconds(run.seconds)}: {low:.2f} to {high:.2f} per second sustained",
         how=how,
-        uncertainty="the sustained rate assumes a burst of one second's worth",
+        uncertainty="the range assumes a token bucket holding one second's worth",
     )
 
 
@@ -965,8 +974,8 @@ class _Script:
         if seconds > 0:
             yield _Sleep(seconds)
 
-    def _send(self, call: Call) -> Flow[Any]:
-        """Send one call at least `spacing` after the previous one; returns its JSON."""
+    def _send(self, call: Call) -> Flow[Reply]:
+        """Send one call at least `spacing` after the previous one."""
         now = yield from self._now()
         if self._last is not None:
             yield from self._pause(self._last + self.options.spacing - now)
@@ -976,15 +985,15 @@ class _Script:
             self._last = yield from self._now()
             raise
         self._last = yield from self._now()
-        return reply.json()
+        return reply
 
     def _status(self, call: Call) -> Flow[tuple[int, Any, ApiError | None]]:
         """(status, JSON body, error) of one call sent once."""
         try:
-            data = yield from self._send(call)
+            reply = yield from self._send(call)
         except ApiError as exc:
             return exc.status_code, None, exc
-        return 200, data, None
+        return reply.status, reply.json(), None
 
     @property
     def _group(self) -> str:
@@ -1016,7 +1025,7 @@ class _Script:
         return None
 
     def _members(self) -> Flow[set[str]]:
-        data = yield from self._send(
+        reply = yield from self._send(
             Call(
                 method="GET",
                 path=self._group,
@@ -1025,7 +1034,7 @@ class _Script:
                 idempotent=True,
             )
         )
-        return _member_values(data)
+        return _member_values(reply.json())
 
     # -- the steps ---------------------------------------------------------------------
 
@@ -1065,7 +1074,7 @@ class _Script:
 
     def _create(self) -> Flow[None]:
         self.sandbox.creating = True
-        data = yield from self._send(
+        reply = yield from self._send(
             Call(
                 method="POST",
                 path=f"{self.api.scim}/Groups",
@@ -1078,6 +1087,7 @@ class _Script:
                 retries=False,
             )
         )
+        data = reply.json()
         group_id = data.get("id") if isinstance(data, dict) else None
         if not isinstance(group_id, str) or not group_id:
             raise malformed("the created group has no id")

@@ -1,0 +1,623 @@
+"""The account probe against the emulator: every configured behaviour is measured back.
+
+Each test builds an emulated account with one `Behaviour` (or fault), runs the probe on
+it with an injected clock, and checks the report against what was configured and the
+emulator's own state and request log (never the probe's word for it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import attrs
+import pytest
+
+import databricks_access as da
+from databricks_access import _cli
+from databricks_access.testing import (
+    Behaviour,
+    FakeAccount,
+    FakeRequest,
+    Fault,
+    FaultPlan,
+    MemberAnswer,
+    OperationClass,
+    ServerRateLimits,
+    StaleReads,
+)
+
+SANDBOX = re.compile(r"^databricks-access-probe-[0-9a-f]{8}$")
+API = (OperationClass.GET, OperationClass.LIST, OperationClass.PATCH, OperationClass.WRITE)
+
+
+@attrs.define
+class Account:
+    clock: da.ManualClock
+    fake: FakeAccount
+    client_id: str
+    client_secret: str
+    users: list[str]
+
+    @property
+    def config(self) -> da.AccountConfig:
+        return da.AccountConfig(host=self.fake.host, account_id=self.fake.account_id)
+
+    def client(self) -> da.AccountClient:
+        return da.AccountClient(
+            self.config,
+            secrets=da.StaticSecretStore(self.client_id, self.client_secret),
+            transport=self.fake.transport(),
+            clock=self.clock,
+        )
+
+    def aclient(self) -> da.AsyncAccountClient:
+        return da.AsyncAccountClient(
+            self.config,
+            secrets=da.StaticSecretStore(self.client_id, self.client_secret),
+            transport=self.fake.transport(),
+            clock=self.clock,
+        )
+
+    def refs(self, count: int | None = None) -> list[da.PrincipalRef]:
+        return [da.PrincipalRef("user", u) for u in self.users[:count]]
+
+    def api_log(self):
+        return [r for r in self.fake.log if r.op_class in API]
+
+    def sandbox_names(self) -> list[str]:
+        """The names of every group the probe asked to create (from the request log)."""
+        return [
+            json.loads(r.body)["displayName"]
+            for r in self.fake.log
+            if r.method == "POST" and r.path.endswith("/Groups")
+        ]
+
+
+def account(behaviour: Behaviour | None = None, *, users: int = 3, interceptor=None) -> Account:
+    clock = da.ManualClock()
+    fake = FakeAccount(
+        clock=lambda: clock.now().timestamp(), behaviour=behaviour, interceptor=interceptor
+    )
+    sp = fake.add_service_principal("probe")
+    ids = [fake.add_user(f"user{i}@example.com") for i in range(users)]
+    fake.add_group("bystanders", members=ids[:1])
+    return Account(clock, fake, sp.client_id, sp.client_secret, ids)
+
+
+def run(acct: Account, principals=None, *, mode: str = "sync", **options) -> da.ProbeReport:
+    named = acct.refs() if principals is None else principals
+    if mode == "sync":
+        with acct.client() as client:
+            return da.probe(client, named, **options)
+
+    async def main() -> da.ProbeReport:
+        async with acct.aclient() as client:
+            return await da.aprobe(client, named, **options)
+
+    return asyncio.run(main())
+
+
+def assert_only_the_sandbox_was_written(acct: Account) -> None:
+    """Every write went to the one sandbox group, which is gone; bystanders are intact."""
+    names = acct.sandbox_names()
+    assert len(names) == 1
+    assert SANDBOX.match(names[0])
+    assert acct.fake.find_group(names[0]) is None
+    writes = [r for r in acct.api_log() if r.method in ("PATCH", "DELETE", "PUT")]
+    assert writes
+    paths = {r.path for r in writes}
+    assert len(paths) == 1
+    (path,) = paths
+    assert "/Groups/" in path
+    bystanders = acct.fake.find_group("bystanders")
+    assert bystanders is not None
+    assert acct.fake.group_members(bystanders) == {acct.users[0]}
+
+
+MODES = ["sync", "async"]
+
+
+# -- an ordinary account ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_ordinary_account_is_measured_and_the_sandbox_is_deleted(mode):
+    acct = account(users=5)
+    report = run(acct, acct.refs(), mode=mode)
+    assert report.batch.largest_accepted == 5
+    assert report.batch.smallest_refused is None
+    assert report.read_lag.at_least == 0.0
+    assert report.read_lag.at_most == pytest.approx(1.0)
+    assert report.member_answers.add_existing == 200
+    assert report.member_answers.remove_missing == 200
+    assert report.total_results.present is True
+    assert report.plus_in_filter.read_as_space is None
+    assert report.transient == ()
+    assert report.sandbox_deleted
+    assert report.requests_sent == len(acct.api_log())
+    assert_only_the_sandbox_was_written(acct)
+    for fact in report.facts():
+        assert fact.how, fact
+    assert "at least 5" in report.summary()
+
+
+def test_requests_are_spaced_and_the_default_count_is_small():
+    acct = account(users=1)
+    report = run(acct, acct.refs())
+    sent = acct.api_log()
+    # create, write, one read, list, add existing, remove, remove absent, delete
+    assert len(sent) == report.requests_sent == 8
+    starts = [r.started for r in sent]
+    assert all(b - a >= 1.0 - 1e-6 for a, b in zip(starts, starts[1:], strict=False))
+
+
+def test_the_plan_lists_what_an_ordinary_run_sends():
+    acct = account(users=4)
+    with acct.client() as client:
+        plan = da.probe(client, ["user3@example.com", *acct.refs(3)], plan=True)
+        assert acct.fake.log == ()
+        da.probe(client, ["user3@example.com", *acct.refs(3)])
+    planned = [(p.method, p.target.partition("?")[0]) for p in plan.requests]
+    group_id = acct.fake.log[-1].path.rsplit("/", 1)[1]
+    sent = [(r.method, r.path.replace(group_id, "{sandbox}")) for r in acct.api_log()]
+    assert sent == planned
+    assert plan.most_requests >= len(sent)
+    assert "user3@example.com" in str(plan)
+
+
+# -- plan: nothing is sent --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_plan_sends_nothing(mode):
+    acct = account()
+    plan = run(acct, ["user1@example.com", *acct.refs(1)], mode=mode, plan=True, rate_limits=True)
+    assert isinstance(plan, da.ProbePlan)
+    assert acct.fake.log == ()
+    steps = {r.step for r in plan.requests}
+    assert {"resolve", "sandbox", "read_lag", "batch", "rate_limits", "cleanup"} <= steps
+    assert plan.requests[-1].method == "DELETE"
+    assert SANDBOX.match(plan.sandbox_group)
+
+
+@pytest.mark.parametrize(
+    ("principals", "field"),
+    [
+        ([], "principals"),
+        ("user0@example.com", "principals"),
+        ([da.PrincipalRef("group", "123")], "principals"),
+        ([""], "principals"),
+    ],
+)
+def test_bad_input_is_refused_before_any_request(principals, field):
+    acct = account()
+    with acct.client() as client, pytest.raises(da.ConfigError) as caught:
+        da.probe(client, principals)
+    assert field in str(caught.value)
+    assert acct.fake.log == ()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("spacing", 0.1), ("max_lag", 0), ("rate_limit_seconds", 600), ("rate_limits", "yes")],
+)
+def test_bad_options_are_refused_before_any_request(option, value):
+    acct = account()
+    with acct.client() as client, pytest.raises(da.ConfigError) as caught:
+        da.probe(client, acct.refs(), **{option: value})
+    assert option in str(caught.value)
+    assert acct.fake.log == ()
+
+
+# -- hostile accounts: each configured behaviour is recovered ------------------------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("status", [400, 413])
+def test_a_batch_limit_of_20_is_found_exactly(mode, status):
+    acct = account(
+        Behaviour(patch_member_limit=20, patch_member_limit_status=status), users=25
+    )
+    report = run(acct, acct.refs(), mode=mode)
+    assert report.batch.exact == 20
+    assert report.batch.refused_status == status
+    assert report.batch_size_or_default() == 20
+    assert_only_the_sandbox_was_written(acct)
+    # Every PATCH the emulator accepted was within the limit.
+    accepted = [r for r in acct.api_log() if r.method == "PATCH" and r.status < 300]
+    assert all(len(json.loads(r.body)["Operations"]) <= 20 for r in accepted)
+
+
+def test_a_limit_beyond_the_named_principals_is_a_lower_bound():
+    acct = account(Behaviour(patch_member_limit=20), users=6)
+    report = run(acct, acct.refs())
+    assert report.batch.largest_accepted == 6
+    assert report.batch.smallest_refused is None
+    assert "lower bound" in report.batch.uncertainty
+    assert report.batch_size_or_default() == 100
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("lag", [7.0, 600.0])
+def test_read_lag_is_bracketed(mode, lag):
+    acct = account(Behaviour(stale_reads=StaleReads(lag_seconds=lag)))
+    report = run(acct, acct.refs(), mode=mode)
+    measured = report.read_lag
+    assert measured.at_least is not None
+    assert measured.at_most is not None
+    assert measured.at_least < lag <= measured.at_most
+    assert measured.at_most - measured.at_least <= 30.0
+    assert report.suggested_consistency_window() >= dt.timedelta(seconds=lag)
+    assert_only_the_sandbox_was_written(acct)
+
+
+def test_a_lag_longer_than_the_bound_is_reported_as_more_than_it():
+    acct = account(Behaviour(stale_reads=StaleReads(lag_seconds=2000)))
+    report = run(acct, acct.refs(), max_lag=900)
+    assert report.read_lag.at_most is None
+    assert 800 <= report.read_lag.at_least < 2000
+    assert "more than" in report.summary()
+    assert report.suggested_consistency_window() >= dt.timedelta(seconds=1600)
+
+
+@pytest.mark.parametrize(
+    ("add_existing", "remove_missing", "statuses"),
+    [
+        (MemberAnswer.OK, MemberAnswer.OK, (200, 200)),
+        (MemberAnswer.CONFLICT, MemberAnswer.NOT_FOUND, (409, 404)),
+        (MemberAnswer.BAD_REQUEST, MemberAnswer.BAD_REQUEST, (400, 400)),
+    ],
+)
+def test_answers_for_existing_and_absent_members(add_existing, remove_missing, statuses):
+    acct = account(
+        Behaviour(add_existing_member=add_existing, remove_missing_member=remove_missing)
+    )
+    report = run(acct)
+    assert (report.member_answers.add_existing, report.member_answers.remove_missing) == statuses
+    assert_only_the_sandbox_was_written(acct)
+
+
+def test_a_204_patch_is_reported_as_it_was_answered():
+    report = run(account(Behaviour(patch_status=204)))
+    assert report.member_answers.add_existing == 204
+
+
+def test_list_replies_without_total_results():
+    report = run(account(Behaviour(list_total_results=False)))
+    assert report.total_results.present is False
+
+
+def test_a_plus_in_a_filter_is_read_as_a_space():
+    acct = account()
+    plus = acct.fake.add_user("first+probe@example.com")
+    report = run(acct, ["first+probe@example.com"])
+    assert report.plus_in_filter.read_as_space is True
+    assert report.plus_in_filter.encoded_found is True
+    assert report.plus_in_filter.raw_found is False
+    raw = [r for r in acct.fake.log if r.path.endswith("/Users") and "+" in r.query]
+    assert raw, "the raw '+' was sent as is"
+    assert acct.fake.groups_of(plus) == frozenset()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_add_answered_503_but_applied_is_seen_as_applied(mode):
+    acct = account(users=4)
+    FaultPlan([Fault.error(503, applied=True, method="PATCH", nth=1)]).install(acct.fake)
+    acct.fake.behaviour = attrs.evolve(
+        acct.fake.behaviour, add_existing_member=MemberAnswer.CONFLICT
+    )
+    report = run(acct, acct.refs(), mode=mode)
+    (transient,) = report.transient
+    assert (transient.step, transient.status, transient.applied) == ("read_lag", 503, True)
+    # The rest is measured all the same.
+    assert report.member_answers.add_existing == 409
+    assert report.batch.largest_accepted == 4
+    assert "applied" in report.summary()
+    assert_only_the_sandbox_was_written(acct)
+
+
+def test_a_transient_answer_to_a_later_patch_is_sent_again():
+    acct = account()
+    FaultPlan([Fault.error(503, retry_after=2, method="PATCH", nth=2)]).install(acct.fake)
+    report = run(acct)
+    (transient,) = report.transient
+    assert (transient.step, transient.status, transient.retry_after) == ("add_existing", 503, 2)
+    assert transient.applied is None
+    assert report.member_answers.add_existing == 200
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_rate_limits_are_measured_up_to_the_first_429(mode):
+    acct = account()
+    limits = ServerRateLimits(get=10, list=3, patch=1.5, write=None, clock=acct.clock.monotonic)
+    acct.fake.interceptor = limits
+    report = run(acct, acct.refs(1), mode=mode, rate_limits=True)
+    runs = {r.op: r for r in report.rate_limits}
+    for op, rate in (("get", 10), ("list", 3), ("patch", 1.5)):
+        measured = runs[op]
+        assert measured.limited_status == 429
+        assert measured.retry_after is not None
+        low, high = measured.rate_range
+        assert low <= rate < high
+        assert measured.estimated_rate == pytest.approx((low + high) / 2)
+    # Each run stopped at its first 429.
+    limited = [r for r in acct.fake.log if r.fault == "rate_limited"]
+    assert len(limited) == 3
+    assert "Retry-After" in report.summary()
+    assert_only_the_sandbox_was_written(acct)
+
+
+def test_throttling_as_a_500_without_retry_after():
+    acct = account()
+    acct.fake.interceptor = ServerRateLimits(status=500, clock=acct.clock.monotonic)
+    report = run(acct, acct.refs(1), rate_limits=True)
+    assert {r.limited_status for r in report.rate_limits} == {500}
+    assert all(r.retry_after is None for r in report.rate_limits)
+    assert "no Retry-After" in report.summary()
+
+
+def test_rate_limits_are_opt_in():
+    acct = account()
+    report = run(acct)
+    assert report.rate_limits == ()
+    assert acct.fake.faults == {}
+
+
+# -- interrupted probes leave nothing behind ----------------------------------------------------
+
+
+class InterruptOn:
+    """An interceptor raising KeyboardInterrupt at the n-th API request of `method`."""
+
+    def __init__(self, method: str, nth: int) -> None:
+        self.method, self.nth, self.seen = method, nth, 0
+
+    def __call__(self, request: FakeRequest):
+        if request.method == self.method and request.op_class in API:
+            self.seen += 1
+            if self.seen == self.nth:
+                raise KeyboardInterrupt
+        return None
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("method", "nth"), [("PATCH", 1), ("PATCH", 4), ("GET", 2), ("DELETE", 1)])
+def test_an_interrupted_probe_deletes_its_sandbox(mode, method, nth):
+    acct = account(users=4)
+    acct.fake.interceptor = InterruptOn(method, nth)
+    with pytest.raises(KeyboardInterrupt):
+        run(acct, acct.refs(), mode=mode)
+    (name,) = acct.sandbox_names()
+    assert acct.fake.find_group(name) is None
+    assert acct.fake.log[-1].method == "DELETE"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_error_in_the_middle_deletes_the_sandbox(mode):
+    acct = account()
+    FaultPlan([Fault.error(403, method="PATCH", nth=1)]).install(acct.fake)
+    with pytest.raises(da.PermissionDeniedError):
+        run(acct, mode=mode)
+    (name,) = acct.sandbox_names()
+    assert acct.fake.find_group(name) is None
+
+
+def test_a_create_whose_answer_was_lost_is_found_by_name_and_deleted():
+    acct = account()
+    FaultPlan([Fault.drop(applied=True, method="POST", path=r"/Groups$")]).install(acct.fake)
+    with pytest.raises(da.TransportError):
+        run(acct)
+    (name,) = acct.sandbox_names()
+    assert acct.fake.find_group(name) is None
+    assert acct.fake.log[-1].method == "DELETE"
+
+
+# -- the report -----------------------------------------------------------------------------
+
+
+def hostile() -> Behaviour:
+    return Behaviour(
+        patch_member_limit=20,
+        stale_reads=StaleReads(lag_seconds=600),
+        add_existing_member=MemberAnswer.CONFLICT,
+        remove_missing_member=MemberAnswer.BAD_REQUEST,
+        list_total_results=False,
+    )
+
+
+def test_the_report_round_trips_through_json_and_holds_no_secret():
+    acct = account(hostile(), users=25)
+    report = run(acct)
+    text = report.to_json()
+    assert da.ProbeReport.from_json(text) == report
+    assert json.loads(text)["schema_version"] == 1
+    with acct.client() as client:
+        token = client.auth.token if hasattr(client.auth, "token") else None
+    for secret in (acct.client_secret, acct.client_id, *acct.users):
+        assert secret not in text
+        assert secret not in report.summary()
+        assert secret not in repr(report)
+    assert token is None or token not in text
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("not json", "probe_report"),
+        ("[]", "probe_report"),
+        ('{"schema_version": 99}', "schema_version"),
+        ('{"schema_version": 1, "host": 3}', "probe_report"),
+    ],
+)
+def test_a_bad_report_is_refused_naming_the_field(text, field):
+    with pytest.raises(da.ConfigError) as caught:
+        da.ProbeReport.from_json(text)
+    assert field in str(caught.value)
+
+
+def test_the_emulator_plays_a_report_and_the_probe_measures_it_back():
+    first = run(account(hostile(), users=25))
+    behaviour = Behaviour.from_probe(first)
+    assert behaviour.patch_member_limit == 20
+    assert behaviour.add_existing_member is MemberAnswer.CONFLICT
+    assert behaviour.remove_missing_member is MemberAnswer.BAD_REQUEST
+    assert behaviour.list_total_results is False
+    assert behaviour.stale_reads.lag_seconds == first.read_lag.at_most
+    second = run(account(behaviour, users=25))
+    assert second.batch == first.batch
+    assert second.member_answers == first.member_answers
+    assert second.total_results == first.total_results
+    assert second.read_lag.at_least < behaviour.stale_reads.lag_seconds <= second.read_lag.at_most
+
+
+def test_a_report_that_measured_nothing_changes_no_behaviour():
+    report = da.ProbeReport(generated_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), host="h")
+    base = Behaviour(page_cap=7)
+    assert Behaviour.from_probe(report, base) == base
+    assert report.batch_size_or_default() == 100
+    assert report.suggested_consistency_window() == dt.timedelta(minutes=5)
+    assert report.disagreements() == []
+    assert "not measured" in report.summary()
+
+
+def test_the_library_takes_its_settings_from_a_report():
+    acct = account(hostile(), users=25)
+    report = run(acct)
+    group = acct.fake.add_group("team")
+    with acct.client() as client:
+        manager = da.MembershipManager(client, batch_size=report.batch_size_or_default())
+        tracker = da.LeaseTracker(
+            manager,
+            store=da.MemoryLeaseStore(),
+            consistency_window=report.suggested_consistency_window(),
+        )
+        acct.fake.reset_log()
+        batch = manager.grant_many([(ref, group) for ref in acct.refs()])
+        assert len(batch.results) == 25
+        # 25 members in PATCHes of at most 20: two, both accepted.
+        patches = [r for r in acct.fake.log if r.method == "PATCH"]
+        assert [r.status for r in patches] == [200, 200]
+        assert acct.fake.group_members(group) == set(acct.users)
+        other = acct.fake.add_group("other")
+        lease = tracker.grant(
+            acct.refs(1)[0], other, ttl=dt.timedelta(hours=1), requester="r", reason="probe"
+        )
+        assert lease.state is da.LeaseState.ACTIVE
+        assert tracker.flows.s.consistency_window >= 600
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_diagnose_says_when_the_defaults_disagree_with_a_report(mode):
+    acct = account(hostile(), users=25)
+    report = run(acct)
+    if mode == "sync":
+        with acct.client() as client:
+            diagnosis = da.diagnose(client, probe_report=report)
+    else:
+
+        async def main():
+            async with acct.aclient() as client:
+                return await da.adiagnose(client, probe_report=report)
+
+        diagnosis = asyncio.run(main())
+    check = diagnosis["probe_report"]
+    assert check.ok is False
+    assert "batch size 100" in check.verdict
+    assert "consistency window" in check.verdict
+    assert "batch_size=20" in (check.fix or "")
+
+    agreeing = run(account())
+    with acct.client() as client:
+        assert da.diagnose(client, probe_report=agreeing)["probe_report"].ok is True
+        with pytest.raises(da.ConfigError, match="probe_report"):
+            da.diagnose(client, probe_report="probe.json")  # type: ignore[arg-type]
+
+
+# -- the command line -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    acct = account(hostile(), users=25)
+    config = tmp_path / "integration.json"
+    config.write_text(
+        json.dumps(
+            {
+                "name": "probe-test",
+                "accounts_url": acct.fake.host,
+                "account_id": acct.fake.account_id,
+                "secret_store": "env",
+                "lease_store": f"sqlite:///{tmp_path / 'leases.db'}",
+            }
+        ),
+        encoding="utf-8",
+    )
+    # The command's client, on the emulator and the injected clock.
+    monkeypatch.setattr(_cli._Session, "client", property(lambda _self: acct.client()))
+    env = {"DATABRICKS_CLIENT_ID": acct.client_id, "DATABRICKS_CLIENT_SECRET": acct.client_secret}
+
+    def invoke(*args: str):
+        capsys.readouterr()
+        try:
+            code = _cli.main([*args, "--config", str(config)], environ=env)
+        except SystemExit as exc:
+            code = exc.code
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    invoke.acct = acct  # type: ignore[attr-defined]
+    invoke.tmp_path = tmp_path  # type: ignore[attr-defined]
+    return invoke
+
+
+def test_cli_plan_sends_nothing(cli):
+    code, out, _ = cli("probe", "--principal", "user0@example.com", "--plan")
+    assert code == 0
+    assert "DELETE" in out
+    assert "user0@example.com" in out
+    assert cli.acct.fake.log == ()
+
+
+def test_cli_sends_nothing_without_yes(cli):
+    code, out, err = cli("probe", "--principal", "user0@example.com")
+    assert code == 2
+    assert "POST" in out
+    assert "--yes" in err
+    assert cli.acct.fake.log == ()
+
+
+def test_cli_refuses_to_run_without_a_principal(cli):
+    code, _, err = cli("probe", "--yes")
+    assert code == 2
+    assert "--principal" in err
+    assert cli.acct.fake.log == ()
+
+
+def test_cli_runs_writes_the_report_and_doctor_reads_it(cli):
+    report_file: Path = cli.tmp_path / "probe.json"
+    names = [f"--principal=user{i}@example.com" for i in range(25)]
+    code, out, _ = cli("probe", *names, "--yes", "--output", str(report_file))
+    assert code == 0, out
+    report = da.ProbeReport.from_json(report_file.read_text(encoding="utf-8"))
+    assert report.batch.exact == 20
+    assert "exactly 20" in out
+    assert_only_the_sandbox_was_written(cli.acct)
+    assert cli.acct.client_secret not in report_file.read_text(encoding="utf-8") + out
+
+    code, out, _ = cli("doctor", "--probe-report", str(report_file))
+    assert "[FAIL] probe_report" in out
+    code, _, err = cli("doctor", "--probe-report", str(cli.tmp_path / "missing.json"))
+    assert code == 1
+    assert "cannot read the probe report" in err
+
+
+def test_cli_help_names_the_probe(cli):
+    code, out, _ = cli("probe", "--help")
+    assert code == 0
+    assert "--plan" in out
+    assert "--yes" in out
+    assert "--rate-limits" in out
