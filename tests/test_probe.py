@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import inspect
+import itertools
 import json
 import re
 from pathlib import Path
@@ -152,7 +154,7 @@ def test_requests_are_spaced_and_the_default_count_is_small():
     # create, write, one read, list, add existing, remove, remove absent, delete
     assert len(sent) == report.requests_sent == 8
     starts = [r.started for r in sent]
-    assert all(b - a >= 1.0 - 1e-6 for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a >= 1.0 - 1e-6 for a, b in itertools.pairwise(starts))
 
 
 def test_the_plan_lists_what_an_ordinary_run_sends():
@@ -219,9 +221,7 @@ def test_bad_options_are_refused_before_any_request(option, value):
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("status", [400, 413])
 def test_a_batch_limit_of_20_is_found_exactly(mode, status):
-    acct = account(
-        Behaviour(patch_member_limit=20, patch_member_limit_status=status), users=25
-    )
+    acct = account(Behaviour(patch_member_limit=20, patch_member_limit_status=status), users=25)
     report = run(acct, acct.refs(), mode=mode)
     assert report.batch.exact == 20
     assert report.batch.refused_status == status
@@ -381,7 +381,6 @@ class InterruptOn:
             self.seen += 1
             if self.seen == self.nth:
                 raise KeyboardInterrupt
-        return None
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -535,6 +534,16 @@ def test_diagnose_says_when_the_defaults_disagree_with_a_report(mode):
         assert da.diagnose(client, probe_report=agreeing)["probe_report"].ok is True
         with pytest.raises(da.ConfigError, match="probe_report"):
             da.diagnose(client, probe_report="probe.json")  # type: ignore[arg-type]
+
+
+def test_probe_and_aprobe_are_twins():
+    def shape(func):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(func).parameters.values()]
+
+    assert shape(da.probe) == shape(da.aprobe)
+    assert inspect.iscoroutinefunction(da.aprobe)
+    for name in ("probe", "aprobe", "ProbeReport", "ProbePlan", "PlannedProbeRequest"):
+        assert getattr(da, name).__doc__
 
 
 # -- the command line -----------------------------------------------------------------------
