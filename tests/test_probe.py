@@ -351,6 +351,18 @@ def test_rate_limits_are_measured_up_to_the_first_429(mode):
     assert_only_the_sandbox_was_written(acct)
 
 
+def test_the_emulator_plays_measured_rate_limits():
+    acct = account()
+    acct.fake.interceptor = ServerRateLimits(get=10, list=3, patch=1.5, clock=acct.clock.monotonic)
+    first = run(acct, acct.refs(1), rate_limits=True)
+    played = ServerRateLimits.from_probe(first, clock=acct.clock.monotonic)
+    for measured in first.rate_limits:
+        low, high = measured.rate_range
+        assert low <= getattr(played, measured.op) < high
+    assert played.status == 429
+    assert played.write == 5.0  # not probed: the published default
+
+
 def test_throttling_as_a_500_without_retry_after():
     acct = account()
     acct.fake.interceptor = ServerRateLimits(status=500, clock=acct.clock.monotonic)
