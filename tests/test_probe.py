@@ -17,9 +17,10 @@ from pathlib import Path
 
 import attrs
 import pytest
+import respx
 
 import databricks_access as da
-from databricks_access import _cli
+from databricks_access import _cli, _client
 from databricks_access.testing import (
     Behaviour,
     FakeAccount,
@@ -153,6 +154,8 @@ def test_requests_are_spaced_and_the_default_count_is_small():
     sent = acct.api_log()
     # create, write, one read, list, add existing, remove, remove absent, delete
     assert len(sent) == report.requests_sent == 8
+    by_name = account(users=1)
+    assert run(by_name, ["user0@example.com"]).requests_sent == len(by_name.api_log()) == 9
     starts = [r.started for r in sent]
     assert all(b - a >= 1.0 - 1e-6 for a, b in itertools.pairwise(starts))
 
@@ -556,6 +559,36 @@ def test_probe_and_aprobe_are_twins():
     assert inspect.iscoroutinefunction(da.aprobe)
     for name in ("probe", "aprobe", "ProbeReport", "ProbePlan", "PlannedProbeRequest"):
         assert getattr(da, name).__doc__
+
+
+def test_the_probe_page_runs(tmp_path, monkeypatch):
+    host = "accounts.cloud.databricks.com"
+    fake = FakeAccount(account_id="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0", host=f"https://{host}")
+    sp = fake.add_service_principal("connector")
+    alice = fake.add_user("alice@example.com")
+    fake.add_user("bob@example.com")
+    monkeypatch.setenv("DATABRICKS_CLIENT_ID", sp.client_id)
+    monkeypatch.setenv("DATABRICKS_CLIENT_SECRET", sp.client_secret)
+    monkeypatch.chdir(tmp_path)
+    # The page's client uses the system clock: make its pauses instant.
+    monkeypatch.setattr(_client, "SystemClock", da.ManualClock)
+    page = (Path(__file__).resolve().parent.parent / "docs" / "probe.md").read_text("utf-8")
+    namespace: dict[str, object] = {"__name__": "__docs__"}
+    transport = fake.transport()
+    with respx.mock(assert_all_called=False) as router:
+        router.route(host=host).mock(side_effect=transport.handle_request)
+        for block in re.findall(r"```python\n(.*?)```", page, re.DOTALL):
+            exec(compile(block, "docs/probe.md", "exec"), namespace)  # noqa: S102
+    report = namespace["report"]
+    assert isinstance(report, da.ProbeReport)
+    assert report.sandbox_deleted
+    assert report.batch.largest_accepted == 2
+    assert (tmp_path / "probe.json").exists()
+    assert isinstance(namespace["fake"], FakeAccount)
+    posts = [r for r in fake.log if r.method == "POST" and r.path.endswith("/Groups")]
+    (name,) = [json.loads(r.body)["displayName"] for r in posts]
+    assert fake.find_group(name) is None
+    assert fake.groups_of(alice) == frozenset()
 
 
 # -- the command line -----------------------------------------------------------------------
