@@ -196,6 +196,8 @@ def test_a_plan_sends_nothing(mode):
         ("user0@example.com", "principals"),
         ([da.PrincipalRef("group", "123")], "principals"),
         ([""], "principals"),
+        (["alice"], "principals"),
+        ([object()], "principals"),
     ],
 )
 def test_bad_input_is_refused_before_any_request(principals, field):
@@ -375,6 +377,20 @@ def test_throttling_as_a_500_without_retry_after():
     assert "no Retry-After" in report.summary()
 
 
+def test_a_server_error_in_a_rate_limit_run_ends_that_run_only():
+    acct = account()
+    FaultPlan([Fault.error(503, method="GET", path=r"/Groups/[^/]+$", nth=3)]).install(acct.fake)
+    report = run(acct, acct.refs(1), rate_limits=True)
+    runs = {r.op: r for r in report.rate_limits}
+    assert runs["get"].accepted == 1
+    assert runs["get"].limited_status is None
+    assert runs["get"].stopped_by == 503
+    assert "a 503 answer ended the run" in report.summary()
+    assert runs["list"].accepted == 40
+    assert [(t.step, t.status) for t in report.transient] == [("rate_limits_get", 503)]
+    assert_only_the_sandbox_was_written(acct)
+
+
 def test_rate_limits_are_opt_in():
     acct = account()
     report = run(acct)
@@ -408,6 +424,21 @@ def test_an_interrupted_probe_deletes_its_sandbox(mode, method, nth):
     (name,) = acct.sandbox_names()
     assert acct.fake.find_group(name) is None
     assert acct.fake.log[-1].method == "DELETE"
+
+
+def test_a_cancelled_async_probe_deletes_its_sandbox():
+    acct = account(users=4)
+
+    def cancel(request: FakeRequest) -> None:
+        if request.method == "PATCH" and request.op_class in API:
+            acct.fake.interceptor = None
+            raise asyncio.CancelledError
+
+    acct.fake.interceptor = cancel
+    with pytest.raises(asyncio.CancelledError):
+        run(acct, acct.refs(), mode="async")
+    (name,) = acct.sandbox_names()
+    assert acct.fake.find_group(name) is None
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -31,13 +31,13 @@ import json
 import logging
 import math
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast, overload
 from urllib.parse import quote
 
 import attrs
 
-from databricks_access._api import AccountApi, Principal
+from databricks_access._api import AccountApi, Principal, _is_uuid
 from databricks_access._converter import malformed
 from databricks_access._diagnose import Check
 from databricks_access._errors import (
@@ -254,6 +254,7 @@ class RateLimitRun:
         limited_status: 429, or 500 for the `REQUEST_LIMIT_EXCEEDED` form; None when
             none was met.
         retry_after: The throttling answer's `Retry-After` in seconds; None when absent.
+        stopped_by: The status of another 5xx that ended the run early, if one did.
     """
 
     op: str
@@ -262,6 +263,7 @@ class RateLimitRun:
     seconds: float
     limited_status: int | None = None
     retry_after: float | None = None
+    stopped_by: int | None = None
 
     @property
     def rate_range(self) -> tuple[float, float] | None:
@@ -634,6 +636,13 @@ def _rate_fact(run: RateLimitRun) -> Fact:
         f"{run.op} requests on the sandbox group sent at {run.sent_per_second:g}/s "
         f"(twice the published rate) until the first throttling answer"
     )
+    if run.stopped_by is not None:
+        return Fact(
+            name=name,
+            measured=False,
+            value="",
+            how=f"{how}; a {run.stopped_by} answer ended the run after {run.accepted} requests",
+        )
     if run.limited_status is None:
         return Fact(
             name=name,
@@ -677,8 +686,8 @@ def probe_check(report: ProbeReport, *, batch_size: int = DEFAULT_BATCH) -> Chec
 # -- options and the plan ------------------------------------------------------------------
 
 
-def _number(low: float, high: float) -> Any:
-    def check(_instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+def _number(low: float, high: float) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"must be a number, not {type(value).__name__}", attribute.name)
         if not low <= value <= high:
@@ -895,8 +904,12 @@ def _checked_principals(principals: object) -> list[Principal]:
             isinstance(item, PrincipalRef) and item.kind is PrincipalKind.GROUP
         ):
             raise ConfigError("must be users or service principals, not groups", "principals")
-        if isinstance(item, str) and not item.strip():
-            raise ConfigError("holds an empty name", "principals")
+        if isinstance(item, str) and "@" not in item and not _is_uuid(item.strip()):
+            raise ConfigError(
+                f"holds {item[:80]!r}: name users by user name (an email) and service "
+                "principals by application id (a UUID)",
+                "principals",
+            )
         if not isinstance(item, (str, User, ServicePrincipal, PrincipalRef)):
             raise ConfigError(
                 f"holds {type(item).__name__}, not a user name, application id or model",
@@ -1331,12 +1344,13 @@ class _Script:
         rate = 2 * _PUBLISHED[op]
         most = math.ceil(rate * self.options.rate_limit_seconds)
         started = yield from self._now()
-        accepted = 0
+        accepted, stopped_by = 0, None
         for number in range(most):
             if number:
                 yield from self._pause(1.0 / rate)
+            call = self._rate_call(op, member, number)
             try:
-                yield from request(self._rate_call(op, member, number))
+                yield from request(call)
             except RateLimitedError as exc:
                 elapsed = (yield from self._now()) - started
                 self._last = started + elapsed
@@ -1350,12 +1364,27 @@ class _Script:
                 )
             except ApiError as exc:
                 if _transient(exc.status_code):
-                    raise
+                    self.transient.append(
+                        TransientAnswer(
+                            step=f"rate_limits_{op.value}",
+                            method=call.method,
+                            status=exc.status_code,
+                            retry_after=exc.retry_after,
+                        )
+                    )
+                    stopped_by = exc.status_code
+                    break
                 # An add or remove that found the member as it was: not a limit.
             accepted += 1
         elapsed = (yield from self._now()) - started
         self._last = started + elapsed
-        return RateLimitRun(op=op.value, sent_per_second=rate, accepted=accepted, seconds=elapsed)
+        return RateLimitRun(
+            op=op.value,
+            sent_per_second=rate,
+            accepted=accepted,
+            seconds=elapsed,
+            stopped_by=stopped_by,
+        )
 
     def _delete(self) -> Flow[None]:
         yield from cleanup_flow(self.api, self.sandbox, spacing=self.options.spacing)
@@ -1382,7 +1411,7 @@ def cleanup_flow(api: AccountApi, sandbox: _Sandbox, *, spacing: float = 0.0) ->
 # -- running it -------------------------------------------------------------------------------
 
 
-def _sync_effects(clock: Clock) -> Any:
+def _sync_effects(clock: Clock) -> Callable[[object], object]:
     def handle(step: object) -> object:
         if isinstance(step, _Sleep):
             clock.sleep(step.seconds)
@@ -1394,7 +1423,7 @@ def _sync_effects(clock: Clock) -> Any:
     return handle
 
 
-def _async_effects(clock: Clock) -> Any:
+def _async_effects(clock: Clock) -> Callable[[object], Awaitable[object]]:
     async def handle(step: object) -> object:
         if isinstance(step, _Sleep):
             await clock.asleep(step.seconds)

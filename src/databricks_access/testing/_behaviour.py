@@ -222,27 +222,38 @@ class Behaviour:
             base: The behaviour to start from; default `Behaviour()`.
         """
         behaviour = base if base is not None else cls()
-        changes: dict[str, object] = {}
+        limit, limit_status = behaviour.patch_member_limit, behaviour.patch_member_limit_status
         batch = report.batch
         if batch.smallest_refused is not None and batch.largest_accepted is not None:
-            changes["patch_member_limit"] = batch.largest_accepted
+            limit = batch.largest_accepted
             if batch.refused_status is not None and batch.refused_status != 429:
-                changes["patch_member_limit_status"] = batch.refused_status
+                limit_status = batch.refused_status
+        stale_reads = behaviour.stale_reads
         lag = report.read_lag.played_seconds
         if lag is not None and lag > 0:
-            changes["stale_reads"] = StaleReads(lag_seconds=lag)
-        answers = {
-            "add_existing_member": (report.member_answers.add_existing, _ADD_EXISTING),
-            "remove_missing_member": (report.member_answers.remove_missing, _REMOVE_MISSING),
-        }
-        for name, (status, table) in answers.items():
-            if status is not None:
-                answer = table.get(200 if 200 <= status < 300 else status)
-                if answer is not None:
-                    changes[name] = answer
-        if report.total_results.present is not None:
-            changes["list_total_results"] = report.total_results.present
-        return attrs.evolve(behaviour, **changes)  # type: ignore[arg-type]
+            stale_reads = StaleReads(lag_seconds=lag)
+        answers = report.member_answers
+        total = report.total_results.present
+        return attrs.evolve(
+            behaviour,
+            patch_member_limit=limit,
+            patch_member_limit_status=limit_status,
+            stale_reads=stale_reads,
+            add_existing_member=_answer(
+                answers.add_existing, _ADD_EXISTING, behaviour.add_existing_member
+            ),
+            remove_missing_member=_answer(
+                answers.remove_missing, _REMOVE_MISSING, behaviour.remove_missing_member
+            ),
+            list_total_results=behaviour.list_total_results if total is None else total,
+        )
+
+
+def _answer(status: int | None, table: dict[int, MemberAnswer], kept: MemberAnswer) -> MemberAnswer:
+    """The answer a measured status means, or `kept` when it was not measured (or is odd)."""
+    if status is None:
+        return kept
+    return table.get(200 if 200 <= status < 300 else status, kept)
 
 
 _ADD_EXISTING = {
