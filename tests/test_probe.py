@@ -325,6 +325,24 @@ def test_an_add_answered_503_but_applied_is_seen_as_applied(mode):
     assert_only_the_sandbox_was_written(acct)
 
 
+def test_a_sandbox_not_yet_visible_to_writes_and_reads_is_waited_for():
+    acct = account()
+    group_path = r"/Groups/[^/]+$"
+    FaultPlan(
+        [
+            Fault.error(404, method="PATCH", path=group_path, nth=(1, 2)),
+            Fault.error(404, method="GET", path=group_path, nth=1),
+        ]
+    ).install(acct.fake)
+    report = run(acct)
+    assert report.read_lag.reads == 2
+    assert report.read_lag.at_least is not None
+    assert report.read_lag.at_most is not None
+    assert report.member_answers.add_existing == 200
+    assert report.sandbox_deleted
+    assert_only_the_sandbox_was_written(acct)
+
+
 def test_a_transient_answer_to_a_later_patch_is_sent_again():
     acct = account()
     FaultPlan([Fault.error(503, retry_after=2, method="PATCH", nth=2)]).install(acct.fake)

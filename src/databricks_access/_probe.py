@@ -864,6 +864,8 @@ def _plan(
     bisections = max(1, math.ceil(math.log2(max(count, 2))))
     notes = [
         f"a PATCH answered 429 or 5xx is sent again after a pause, at most {_ATTEMPTS} times",
+        "the timed write answered 404 (the new group not yet visible) is sent again, "
+        f"at most {_ATTEMPTS + 1} more times",
         f"a refused batch size is bisected: at most {bisections} more pairs of PATCHes",
         f"requests are at least {options.spacing:g} s apart (the rate-limit runs excepted)",
     ]
@@ -1038,15 +1040,19 @@ class _Script:
         return None
 
     def _members(self) -> Flow[set[str]]:
-        reply = yield from self._send(
-            Call(
-                method="GET",
-                path=self._group,
-                query=encode_query([("attributes", "id,members")]),
-                op=OpClass.GET,
-                idempotent=True,
+        """The group's members as one read sees them (none while the group reads 404)."""
+        try:
+            reply = yield from self._send(
+                Call(
+                    method="GET",
+                    path=self._group,
+                    query=encode_query([("attributes", "id,members")]),
+                    op=OpClass.GET,
+                    idempotent=True,
+                )
             )
-        )
+        except NotFoundError:
+            return set()  # a read lagging even the group's creation
         return _member_values(reply.json())
 
     # -- the steps ---------------------------------------------------------------------
@@ -1108,7 +1114,12 @@ class _Script:
 
     def _read_lag(self, member: str) -> Flow[ReadLag]:
         options = self.options
-        status, _, error = yield from self._status(self._patch_call(add_members_body([member])))
+        for attempt in range(_ATTEMPTS + 2):
+            status, _, error = yield from self._status(self._patch_call(add_members_body([member])))
+            if status != 404 or attempt == _ATTEMPTS + 1:
+                break
+            # The new group itself may not be visible yet: wait, and write again.
+            yield from self._pause(options.spacing * 2**attempt)
         written = yield from self._now()
         transient: TransientAnswer | None = None
         if _transient(status):
