@@ -864,8 +864,10 @@ def _plan(
     bisections = max(1, math.ceil(math.log2(max(count, 2))))
     notes = [
         f"a PATCH answered 429 or 5xx is sent again after a pause, at most {_ATTEMPTS} times",
-        "the timed write answered 404 (the new group not yet visible) is sent again, "
-        f"at most {_ATTEMPTS + 1} more times",
+        (
+            "the timed write answered 404 (the new group not yet visible) is sent again, "
+            f"at most {_ATTEMPTS + 1} more times"
+        ),
         f"a refused batch size is bisected: at most {bisections} more pairs of PATCHes",
         f"requests are at least {options.spacing:g} s apart (the rate-limit runs excepted)",
     ]
