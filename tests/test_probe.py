@@ -724,3 +724,43 @@ def test_cli_help_names_the_probe(cli):
     assert "--plan" in out
     assert "--yes" in out
     assert "--rate-limits" in out
+
+
+# -- the emulator's new switches, on their own ----------------------------------------------
+
+
+def test_the_patch_member_limit_counts_every_member_a_patch_names():
+    acct = account(Behaviour(patch_member_limit=2, patch_member_limit_status=413), users=3)
+    group = acct.fake.add_group("limited")
+    path = f"{acct.fake.scim_path}/Groups/{group}"
+    schema = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+    token = {"Authorization": f"Bearer {acct.fake.static_token()}"}
+
+    def patch(operations) -> int:
+        body = json.dumps({"schemas": [schema], "Operations": operations}).encode()
+        return acct.fake.dispatch("PATCH", path, token, body).status
+
+    three = [{"value": u} for u in acct.users]
+    assert patch([{"op": "add", "path": "members", "value": three}]) == 413
+    assert patch([{"op": "add", "value": {"members": three}}]) == 413
+    assert acct.fake.group_members(group) == set()
+    assert patch([{"op": "add", "path": "members", "value": three[:2]}]) == 200
+    removes = [{"op": "remove", "path": f'members[value eq "{u}"]'} for u in acct.users]
+    assert patch(removes) == 413
+    assert patch(removes[:2]) == 200
+    assert acct.fake.group_members(group) == set()
+
+
+@pytest.mark.parametrize("status", [200, 429, 500])
+def test_the_limit_status_must_be_a_client_error(status):
+    with pytest.raises(ValueError, match="patch_member_limit_status"):
+        Behaviour(patch_member_limit=5, patch_member_limit_status=status)
+
+
+def test_the_client_pages_lists_without_total_results():
+    acct = account(Behaviour(list_total_results=False, page_cap=2), users=5)
+    with acct.client() as client:
+        users = client.users.list().collect()
+    assert {u.id for u in users} >= set(acct.users)
+    listed = [r for r in acct.fake.log if r.path.endswith("/Users")]
+    assert len(listed) >= 3  # paged until an empty page, with no totalResults to stop on
