@@ -127,10 +127,10 @@ if TYPE_CHECKING:
     from databricks_access._probe import (
         PlannedProbeRequest,
         ProbePlan,
-        ProbeReport,
         aprobe,
         probe,
     )
+    from databricks_access._probe_report import ProbeReport
     from databricks_access._progress import Progress, tqdm_progress
     from databricks_access._requests import AccessRequests, AsyncAccessRequests, RequestSweep
     from databricks_access._retry import RetryPolicy
@@ -246,7 +246,7 @@ _EXPORTS: dict[str, str] = {
     "PrincipalKind": "_models",
     "PrincipalRef": "_models",
     "ProbePlan": "_probe",
-    "ProbeReport": "_probe",
+    "ProbeReport": "_probe_report",
     "Progress": "_progress",
     "RateLimitedError": "_errors",
     "RateLimits": "_throttle",

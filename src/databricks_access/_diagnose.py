@@ -46,7 +46,7 @@ from databricks_access._secrets import ClientCredentials, SecretStore
 
 if TYPE_CHECKING:
     from databricks_access._client import AccountClient, AsyncAccountClient
-    from databricks_access._probe import ProbeReport
+    from databricks_access._probe_report import ProbeReport
 
 __all__ = ["Check", "Diagnosis", "adiagnose", "diagnose"]
 
@@ -644,13 +644,13 @@ def _with_probe(diagnosis: Diagnosis, report: ProbeReport | None) -> Diagnosis:
     """Add the `probe_report` check: do the library's defaults fit a probe report?"""
     if report is None:
         return diagnosis
-    from databricks_access._probe import probe_check  # noqa: PLC0415 - only when asked
+    from databricks_access._probe_report import probe_check  # noqa: PLC0415 - only when asked
 
     return Diagnosis((*diagnosis.checks, probe_check(report)))
 
 
 def _checked_report(report: object) -> ProbeReport | None:
-    from databricks_access._probe import ProbeReport  # noqa: PLC0415
+    from databricks_access._probe_report import ProbeReport  # noqa: PLC0415
 
     if report is not None and not isinstance(report, ProbeReport):
         raise ConfigError("must be a databricks_access.ProbeReport or None", "probe_report")
