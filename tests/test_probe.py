@@ -343,6 +343,20 @@ def test_a_sandbox_not_yet_visible_to_writes_and_reads_is_waited_for():
     assert_only_the_sandbox_was_written(acct)
 
 
+def test_every_patch_answered_503_but_applied_is_survived_and_reported():
+    acct = account(Behaviour(stale_reads=StaleReads(lag_seconds=3)), users=4)
+    FaultPlan([Fault.error(503, applied=True, method="PATCH")]).install(acct.fake)
+    report = run(acct, acct.refs())
+    assert report.transient[0].applied is True
+    assert report.read_lag.at_least < 3 <= report.read_lag.at_most
+    assert report.member_answers.add_existing is None
+    assert "429/5xx every time" in report.member_answers.how
+    assert {t.status for t in report.transient} == {503}
+    assert "not measured" in report.summary()
+    assert report.sandbox_deleted
+    assert_only_the_sandbox_was_written(acct)
+
+
 def test_a_transient_answer_to_a_later_patch_is_sent_again():
     acct = account()
     FaultPlan([Fault.error(503, retry_after=2, method="PATCH", nth=2)]).install(acct.fake)

@@ -621,8 +621,9 @@ class _Script:
         if removed is None or not 200 <= removed < 300:
             return MemberAnswers(
                 add_existing=existing,
-                how=f"adding a member already in the sandbox group; removing it answered "
-                f"{removed}, so removing an absent member was not tried",
+                how="adding a member already in the sandbox group; removing it answered "
+                + ("429/5xx every time" if removed is None else str(removed))
+                + ", so removing an absent member was not tried",
             )
         absent = yield from self._patch("remove_absent", remove_members_body([member]))
         return MemberAnswers(
