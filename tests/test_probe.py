@@ -714,6 +714,18 @@ def test_cli_refuses_to_run_without_a_principal(cli):
     assert cli.acct.fake.log == ()
 
 
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [(["--principal", "alice"], "--principal"), (["--max-lag", "7200"], "--max-lag")],
+)
+def test_cli_bad_input_names_the_option_and_sends_nothing(cli, args, option):
+    base = ["--principal", "user0@example.com"] if option != "--principal" else []
+    code, _, err = cli("probe", *base, *args, "--yes")
+    assert code == 2
+    assert err.startswith(f"error: {option}:")
+    assert cli.acct.fake.log == ()
+
+
 def test_cli_runs_writes_the_report_and_doctor_reads_it(cli):
     report_file: Path = cli.tmp_path / "probe.json"
     names = [f"--principal=user{i}@example.com" for i in range(25)]

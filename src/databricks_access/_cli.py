@@ -1223,7 +1223,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     probe.add_argument("--output", metavar="FILE", help="also write the report (JSON) to FILE")
     _add_json(probe, "the report")
-    probe.set_defaults(handler=_cmd_probe)
+    probe.set_defaults(
+        handler=_cmd_probe,
+        fields={"principals": "--principal", "spacing": "--spacing", "max_lag": "--max-lag"},
+    )
     return parser
 
 
