@@ -12,7 +12,10 @@ import datetime as dt
 import inspect
 import itertools
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import attrs
@@ -790,3 +793,41 @@ def test_the_client_pages_lists_without_total_results():
     assert {u.id for u in users} >= set(acct.users)
     listed = [r for r in acct.fake.log if r.path.endswith("/Users")]
     assert len(listed) >= 3  # paged until an empty page, with no totalResults to stop on
+
+
+def test_the_real_entry_point_plans_without_sending(tmp_path):
+    fake = FakeAccount()
+    sp = fake.add_service_principal("probe")
+    with fake.serve() as url:
+        config = tmp_path / "integration.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "name": "probe-test",
+                    "accounts_url": url,
+                    "account_id": fake.account_id,
+                    "allow_custom_host": True,
+                    "allow_insecure_http": True,
+                    "secret_store": "env",
+                }
+            ),
+            encoding="utf-8",
+        )
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("DATABRICKS_", "COV_CORE_"))
+        }
+        env |= {"DATABRICKS_CLIENT_ID": sp.client_id, "DATABRICKS_CLIENT_SECRET": sp.client_secret}
+        argv = ["probe", "--principal", "a@example.com", "--plan", "--config", str(config)]
+        done = subprocess.run(
+            [sys.executable, "-m", "databricks_access", *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    assert "DELETE" in done.stdout
+    assert fake.log == ()
