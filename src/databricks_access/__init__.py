@@ -126,6 +126,13 @@ if TYPE_CHECKING:
         TagSource,
     )
     from databricks_access._postgres_store import AsyncPostgresLeaseStore, PostgresLeaseStore
+    from databricks_access._probe import (
+        PlannedProbeRequest,
+        ProbePlan,
+        aprobe,
+        probe,
+    )
+    from databricks_access._probe_report import ProbeReport
     from databricks_access._progress import Progress, tqdm_progress
     from databricks_access._requests import AccessRequests, AsyncAccessRequests, RequestSweep
     from databricks_access._retry import RetryPolicy
@@ -235,10 +242,13 @@ _EXPORTS: dict[str, str] = {
     "Pair": "_lease",
     "PermissionAssignment": "_models",
     "PermissionDeniedError": "_errors",
+    "PlannedProbeRequest": "_probe",
     "PlannedRequest": "_membership",
     "PostgresLeaseStore": "_postgres_store",
     "PrincipalKind": "_models",
     "PrincipalRef": "_models",
+    "ProbePlan": "_probe",
+    "ProbeReport": "_probe_report",
     "Progress": "_progress",
     "RateLimitedError": "_errors",
     "RateLimits": "_throttle",
@@ -270,10 +280,12 @@ _EXPORTS: dict[str, str] = {
     "WorkspacePermission": "_models",
     "adiagnose": "_diagnose",
     "adiscover": "_discovery",
+    "aprobe": "_probe",
     "diagnose": "_diagnose",
     "discover": "_discovery",
     "filter_eq": "_scim",
     "open_secret_store": "_integration",
+    "probe": "_probe",
     "tqdm_progress": "_progress",
 }
 
@@ -361,10 +373,13 @@ __all__ = [
     "Pair",
     "PermissionAssignment",
     "PermissionDeniedError",
+    "PlannedProbeRequest",
     "PlannedRequest",
     "PostgresLeaseStore",
     "PrincipalKind",
     "PrincipalRef",
+    "ProbePlan",
+    "ProbeReport",
     "Progress",
     "RateLimitedError",
     "RateLimits",
@@ -397,10 +412,12 @@ __all__ = [
     "__version__",
     "adiagnose",
     "adiscover",
+    "aprobe",
     "diagnose",
     "discover",
     "filter_eq",
     "open_secret_store",
+    "probe",
     "tqdm_progress",
 ]
 

@@ -856,7 +856,37 @@ def _cmd_run(args: argparse.Namespace, session: _Session) -> int:
     return EXIT_OK
 
 
-def _cmd_doctor(_args: argparse.Namespace, session: _Session) -> int:
+def _cmd_probe(args: argparse.Namespace, session: _Session) -> int:
+    options: dict[str, Any] = {
+        "spacing": args.spacing,
+        "max_lag": args.max_lag,
+        "rate_limits": args.rate_limits,
+    }
+    if args.plan or not args.yes:
+        _write(str(da.probe(session.client, args.principal, plan=True, **options)))
+        if args.plan:
+            return EXIT_OK
+        _error("nothing was sent: add --yes to run these requests on the account")
+        return EXIT_USAGE
+    report = da.probe(session.client, args.principal, **options)
+    if args.output is not None:
+        Path(args.output).write_text(report.to_json() + "\n", encoding="utf-8")
+        sys.stderr.write(f"wrote the report to {args.output}\n")
+    _write(report.to_json() if args.json else report.summary())
+    return EXIT_OK if report.sandbox_deleted else EXIT_FAILED
+
+
+def _probe_report(path: str | None) -> da.ProbeReport | None:
+    if path is None:
+        return None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _FailureError(f"cannot read the probe report {_shown(path)}: {exc}") from None
+    return da.ProbeReport.from_json(text)
+
+
+def _cmd_doctor(args: argparse.Namespace, session: _Session) -> int:
     config = session.config
     _write(f"integration: {config.name}")
     _write(f"accounts URL: {config.accounts_url}")
@@ -877,7 +907,7 @@ def _cmd_doctor(_args: argparse.Namespace, session: _Session) -> int:
             verdict=f"cannot be opened: {_one_line(str(exc))}",
             fix="Check the lease_store URL and that its directory exists and is writable.",
         )
-    report = da.diagnose(session.client)
+    report = da.diagnose(session.client, probe_report=_probe_report(args.probe_report))
     _write(str(report))
     _write(str(store_check))
     failed = {check.name for check in report.failed}
@@ -1146,7 +1176,57 @@ def build_parser() -> argparse.ArgumentParser:
         "SCIM access, account admin and group manager rights, lease store. Exit 3 when "
         "the account cannot be reached or authenticated to, 1 for another failure.",
     )
+    doctor.add_argument(
+        "--probe-report",
+        metavar="FILE",
+        help="also check the library's defaults against a report of 'probe'",
+    )
     doctor.set_defaults(handler=_cmd_doctor)
+
+    probe = command(
+        "probe",
+        "measure what the account does where the API is undocumented",
+        "Create a sandbox group (databricks-access-probe-<random>), add and remove only "
+        "the principals named with --principal there, time how reads lag writes, find "
+        "the most members one PATCH takes, then delete the group (also after an error "
+        "or Ctrl-C). No other group is touched. --plan lists every request and sends "
+        "nothing; nothing is sent without --yes. See docs/probe.md.",
+    )
+    probe.add_argument(
+        "--principal",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help="a user name or service principal application id to add and remove "
+        "(repeatable; at least one)",
+    )
+    probe.add_argument("--plan", action="store_true", help="list the requests, send nothing")
+    probe.add_argument("--yes", action="store_true", help="send the requests")
+    probe.add_argument(
+        "--rate-limits",
+        action="store_true",
+        help="also send requests at twice the published rates until the first 429",
+    )
+    probe.add_argument(
+        "--spacing",
+        type=_positive_float,
+        default=1.0,
+        metavar="SECONDS",
+        help="the least time between two requests (0.5 to 60, default 1)",
+    )
+    probe.add_argument(
+        "--max-lag",
+        type=_positive_float,
+        default=900.0,
+        metavar="SECONDS",
+        help="how long to wait for a write to show in reads (default 900)",
+    )
+    probe.add_argument("--output", metavar="FILE", help="also write the report (JSON) to FILE")
+    _add_json(probe, "the report")
+    probe.set_defaults(
+        handler=_cmd_probe,
+        fields={"principals": "--principal", "spacing": "--spacing", "max_lag": "--max-lag"},
+    )
     return parser
 
 

@@ -46,6 +46,7 @@ from databricks_access._secrets import ClientCredentials, SecretStore
 
 if TYPE_CHECKING:
     from databricks_access._client import AccountClient, AsyncAccountClient
+    from databricks_access._probe_report import ProbeReport
 
 __all__ = ["Check", "Diagnosis", "adiagnose", "diagnose"]
 
@@ -639,7 +640,29 @@ async def _aanswer(client: AsyncAccountClient, step: _Step) -> object:
     return await client.group_managers.get(step.group_id)
 
 
-def diagnose(client: AccountClient, *, group: Group | str | None = None) -> Diagnosis:
+def _with_probe(diagnosis: Diagnosis, report: ProbeReport | None) -> Diagnosis:
+    """Add the `probe_report` check: do the library's defaults fit a probe report?"""
+    if report is None:
+        return diagnosis
+    from databricks_access._probe_report import probe_check  # noqa: PLC0415 - only when asked
+
+    return Diagnosis((*diagnosis.checks, probe_check(report)))
+
+
+def _checked_report(report: object) -> ProbeReport | None:
+    from databricks_access._probe_report import ProbeReport  # noqa: PLC0415
+
+    if report is not None and not isinstance(report, ProbeReport):
+        raise ConfigError("must be a databricks_access.ProbeReport or None", "probe_report")
+    return report
+
+
+def diagnose(
+    client: AccountClient,
+    *,
+    group: Group | str | None = None,
+    probe_report: ProbeReport | None = None,
+) -> Diagnosis:
     """Check that this client can work, and say what to fix when it cannot.
 
     It reads the secret store once, requests one fresh access token (the cached one is
@@ -658,10 +681,14 @@ def diagnose(client: AccountClient, *, group: Group | str | None = None) -> Diag
         client: The account client to check.
         group: The group whose managers to check when the service principal is not an
             account admin (a `Group` or a group id); default the account's first group.
+        probe_report: A `ProbeReport` (from `da.probe`): adds the `probe_report` check,
+            which fails when the library's defaults (100 members per PATCH, a 5 minute
+            consistency window) disagree with what the probe measured.
 
     Returns:
         A `Diagnosis`; it holds no secret.
     """
+    report = _checked_report(probe_report)
     plan = _plan(client.config, client.auth, group)
     secret: str | None = None
     answer: Any = None
@@ -670,7 +697,7 @@ def diagnose(client: AccountClient, *, group: Group | str | None = None) -> Diag
         try:
             step = plan.send(answer) if failure is None else plan.throw(failure)
         except StopIteration as stop:
-            return _scrubbed(stop.value, secret)
+            return _with_probe(_scrubbed(stop.value, secret), report)
         answer, failure = None, None
         try:
             answer = _answer(client, step)
@@ -680,13 +707,19 @@ def diagnose(client: AccountClient, *, group: Group | str | None = None) -> Diag
             secret = answer.client_secret
 
 
-async def adiagnose(client: AsyncAccountClient, *, group: Group | str | None = None) -> Diagnosis:
+async def adiagnose(
+    client: AsyncAccountClient,
+    *,
+    group: Group | str | None = None,
+    probe_report: ProbeReport | None = None,
+) -> Diagnosis:
     """The async twin of `diagnose`, on an `AsyncAccountClient`.
 
     Example::
 
         report = await da.adiagnose(client)
     """
+    report = _checked_report(probe_report)
     plan = _plan(client.config, client.auth, group)
     secret: str | None = None
     answer: Any = None
@@ -695,7 +728,7 @@ async def adiagnose(client: AsyncAccountClient, *, group: Group | str | None = N
         try:
             step = plan.send(answer) if failure is None else plan.throw(failure)
         except StopIteration as stop:
-            return _scrubbed(stop.value, secret)
+            return _with_probe(_scrubbed(stop.value, secret), report)
         answer, failure = None, None
         try:
             answer = await _aanswer(client, step)

@@ -124,7 +124,7 @@ class _DriverBase:
     def _next_delay(
         self, call: Call, error: DatabricksAccessError, attempt: int, started: float
     ) -> float | None:
-        if not self._retry.retryable(error, idempotent=call.idempotent):
+        if not call.retries or not self._retry.retryable(error, idempotent=call.idempotent):
             return None
         delay = self._retry.delay(
             attempt=attempt,

@@ -61,6 +61,8 @@ class Call:
         authenticate: Whether to attach the bearer token.
         deadline: Seconds after which no retry starts, when shorter than the policy's
             (the lease tracker keeps retries inside its claim on the membership).
+        retries: Whether a failed attempt may be sent again; False hands every answer
+            to the flow as the server gave it (the account probe measures them).
     """
 
     method: str
@@ -71,6 +73,7 @@ class Call:
     idempotent: bool
     authenticate: bool = True
     deadline: float | None = None
+    retries: bool = True
 
     @property
     def target(self) -> str:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    from databricks_access._probe_report import ProbeReport
 
 __all__ = ["Behaviour", "EmptyPage", "MemberAnswer", "StaleReads"]
 
@@ -110,6 +114,11 @@ def _patch_status(_instance: object, _attribute: attrs.Attribute[int], value: in
         raise ValueError(f"patch_status must be 200 or 204, got {value!r}")
 
 
+def _limit_status(_instance: object, _attribute: attrs.Attribute[int], value: int) -> None:
+    if not 400 <= value <= 499 or value == 429:
+        raise ValueError(f"patch_member_limit_status must be a 4xx other than 429, got {value!r}")
+
+
 def _absolute_path(_instance: object, _attribute: attrs.Attribute[str], value: str) -> None:
     if not value.startswith("/") or "?" in value:
         raise ValueError(f"token_path must be an absolute path without a query, got {value!r}")
@@ -157,6 +166,11 @@ class Behaviour:
         oidc_endpoint_placeholder: Whether `/.well-known/databricks-config` answers the
             `oidc_endpoint` with a literal `{account_id}` placeholder and no `account_id`,
             as a host shared by many accounts would.
+        patch_member_limit: The most members one group PATCH may name (added values plus
+            removed members); None for no limit (the default: the real limit is unknown).
+        patch_member_limit_status: The status of the SCIM error (`scimType` `tooMany`)
+            answering a PATCH over the limit: a 4xx other than 429 (default 400).
+        list_total_results: Whether list pages carry `totalResults` (they do by default).
     """
 
     page_cap: int = attrs.field(default=100, validator=_positive)
@@ -187,3 +201,73 @@ class Behaviour:
         default="/oidc/accounts/{account_id}/v1/token", validator=_absolute_path
     )
     oidc_endpoint_placeholder: bool = False
+    patch_member_limit: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(_positive)
+    )
+    patch_member_limit_status: int = attrs.field(default=400, validator=_limit_status)
+    list_total_results: bool = True
+
+    @classmethod
+    def from_probe(cls, report: ProbeReport, base: Behaviour | None = None) -> Behaviour:
+        """The behaviour a probe report measured on a real account, on top of `base`.
+
+        What the report measured replaces the defaults: the PATCH member limit and the
+        error over it, the read lag (as `StaleReads`, at the report's upper bound), the
+        answers to adding an existing member and removing an absent one, and whether
+        list pages carry `totalResults`. What it did not measure keeps `base`'s value.
+        Rate limits are an interceptor, not a behaviour: see `ServerRateLimits.from_probe`.
+
+        Example::
+
+            report = da.ProbeReport.from_json(Path("probe.json").read_text())
+            fake = FakeAccount(behaviour=Behaviour.from_probe(report))
+
+        Args:
+            report: A `databricks_access.ProbeReport`.
+            base: The behaviour to start from; default `Behaviour()`.
+        """
+        behaviour = base if base is not None else cls()
+        limit, limit_status = behaviour.patch_member_limit, behaviour.patch_member_limit_status
+        batch = report.batch
+        if batch.smallest_refused is not None and batch.largest_accepted is not None:
+            limit = batch.largest_accepted
+            if batch.refused_status is not None and batch.refused_status != 429:
+                limit_status = batch.refused_status
+        stale_reads = behaviour.stale_reads
+        lag = report.read_lag.played_seconds
+        if lag is not None and lag > 0:
+            stale_reads = StaleReads(lag_seconds=lag)
+        answers = report.member_answers
+        total = report.total_results.present
+        return attrs.evolve(
+            behaviour,
+            patch_member_limit=limit,
+            patch_member_limit_status=limit_status,
+            stale_reads=stale_reads,
+            add_existing_member=_answer(
+                answers.add_existing, _ADD_EXISTING, behaviour.add_existing_member
+            ),
+            remove_missing_member=_answer(
+                answers.remove_missing, _REMOVE_MISSING, behaviour.remove_missing_member
+            ),
+            list_total_results=behaviour.list_total_results if total is None else total,
+        )
+
+
+def _answer(status: int | None, table: dict[int, MemberAnswer], kept: MemberAnswer) -> MemberAnswer:
+    """The answer a measured status means, or `kept` when it was not measured (or is odd)."""
+    if status is None:
+        return kept
+    return table.get(200 if 200 <= status < 300 else status, kept)
+
+
+_ADD_EXISTING = {
+    200: MemberAnswer.OK,
+    400: MemberAnswer.BAD_REQUEST,
+    409: MemberAnswer.CONFLICT,
+}
+_REMOVE_MISSING = {
+    200: MemberAnswer.OK,
+    400: MemberAnswer.BAD_REQUEST,
+    404: MemberAnswer.NOT_FOUND,
+}

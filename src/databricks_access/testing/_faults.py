@@ -34,6 +34,7 @@ from databricks_access.testing._routing import Endpoint, OperationClass
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from databricks_access._probe_report import ProbeReport
     from databricks_access.testing._account import FakeAccount
 
 __all__ = ["Fault", "FaultPlan", "ServerRateLimits", "Where"]
@@ -204,6 +205,39 @@ class ServerRateLimits:
         for name, value in state.items():
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_lock", threading.Lock())
+
+    @classmethod
+    def from_probe(
+        cls, report: ProbeReport, *, clock: Callable[[], float] = time.monotonic
+    ) -> ServerRateLimits:
+        """The rate limits a probe report measured (`probe(..., rate_limits=True)`).
+
+        A class that was throttled gets the middle of its measured range, and the
+        throttling answer's form (429, or the 500 `REQUEST_LIMIT_EXCEEDED` form); a class
+        never throttled gets the rate it was probed at (the limit is at least that); a
+        class the report did not probe keeps the published default.
+
+        Example::
+
+            fake = FakeAccount(behaviour=Behaviour.from_probe(report))
+            fake.interceptor = ServerRateLimits.from_probe(report, clock=fake_clock)
+        """
+        defaults = cls()
+        rates = {"get": defaults.get, "list": defaults.list, "patch": defaults.patch}
+        status: Literal[429, 500] = 429
+        for run in report.rate_limits:
+            estimated = run.estimated_rate
+            if run.op in rates:
+                rates[run.op] = estimated if estimated is not None else run.sent_per_second
+            if run.limited_status == 500:
+                status = 500
+        return cls(
+            get=rates["get"],
+            list=rates["list"],
+            patch=rates["patch"],
+            status=status,
+            clock=clock,
+        )
 
     def rate(self, op_class: OperationClass) -> float | None:
         """The scaled rate of one operation class, or None when it is not limited."""

@@ -143,6 +143,8 @@ def _list(state: AccountState, request: FakeRequest, kind: Kind, v21: bool) -> F
         "startIndex": start,
         "itemsPerPage": len(resources),
     }
+    if not behaviour.list_total_results:
+        del payload["totalResults"]
     if resources or behaviour.empty_page is EmptyPage.EMPTY_RESOURCES:
         payload["Resources"] = resources
     return json_response(200, payload)

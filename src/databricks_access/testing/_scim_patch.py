@@ -501,6 +501,33 @@ def _path_name(path: str) -> str:
     return _strip_urn(path).casefold()
 
 
+def _check_member_limit(state: AccountState, operations: list[Any]) -> None:
+    """Refuse a group PATCH naming more members than `behaviour.patch_member_limit`."""
+    limit = state.behaviour.patch_member_limit
+    if limit is None:
+        return
+    named = 0
+    for operation in operations:
+        if not isinstance(operation, dict):
+            continue
+        path = operation.get("path")
+        value = operation.get("value")
+        filtered = _FILTERED_PATH.match(_strip_urn(path)) if isinstance(path, str) else None
+        if filtered is not None and filtered.group("attr").casefold() == "members":
+            named += 1
+        elif isinstance(path, str) and path.strip().casefold() == "members":
+            named += len(value) if isinstance(value, list) else 1
+        elif path is None and isinstance(value, dict):
+            members = {str(k).casefold(): v for k, v in value.items()}.get("members")
+            named += len(members) if isinstance(members, list) else 0
+    if named > limit:
+        raise scim_error(
+            state.behaviour.patch_member_limit_status,
+            f"Too many members in one request: {named} (at most {limit}).",
+            "tooMany",
+        )
+
+
 def patch(state: AccountState, request: FakeRequest, principal: Principal) -> FakeResponse:
     """`PATCH {Type}/{id}` with a SCIM PatchOp body."""
     body: Any = parse_json_body(request.body, invalid_syntax)
@@ -512,6 +539,8 @@ def patch(state: AccountState, request: FakeRequest, principal: Principal) -> Fa
     operations = body.get("Operations")
     if not isinstance(operations, list) or not operations:
         raise invalid_syntax("Operations must be a non-empty list.")
+    if isinstance(principal, Group):
+        _check_member_limit(state, operations)
     plan: _GroupPlan | _PrincipalPlan = (
         _GroupPlan(state, principal)
         if isinstance(principal, Group)
