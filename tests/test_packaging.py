@@ -17,6 +17,18 @@ import databricks_access as da
 EXPECTED = sorted(
     [
         "Access",
+        "AsyncGroupManagers",
+        "AsyncGroups",
+        "AsyncServicePrincipals",
+        "AsyncUsers",
+        "AsyncWorkspaceAssignments",
+        "AsyncWorkspaces",
+        "GroupManagers",
+        "Groups",
+        "ServicePrincipals",
+        "Users",
+        "WorkspaceAssignments",
+        "Workspaces",
         "AccessRequest",
         "AccessRequests",
         "AccountClient",

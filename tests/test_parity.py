@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 
 import databricks_access as da
-from databricks_access import _client
 
 
 def public_methods(cls):
@@ -23,12 +22,12 @@ def signature_without_return(func):
 
 PAIRS = [
     (da.AccountClient, da.AsyncAccountClient),
-    (_client.Groups, _client.AsyncGroups),
-    (_client.Users, _client.AsyncUsers),
-    (_client.ServicePrincipals, _client.AsyncServicePrincipals),
-    (_client.GroupManagers, _client.AsyncGroupManagers),
-    (_client.Workspaces, _client.AsyncWorkspaces),
-    (_client.WorkspaceAssignments, _client.AsyncWorkspaceAssignments),
+    (da.Groups, da.AsyncGroups),
+    (da.Users, da.AsyncUsers),
+    (da.ServicePrincipals, da.AsyncServicePrincipals),
+    (da.GroupManagers, da.AsyncGroupManagers),
+    (da.Workspaces, da.AsyncWorkspaces),
+    (da.WorkspaceAssignments, da.AsyncWorkspaceAssignments),
     (da.Pager, da.AsyncPager),
     (da.MembershipManager, da.AsyncMembershipManager),
     (da.LeaseTracker, da.AsyncLeaseTracker),

@@ -265,6 +265,13 @@ class AccountApi:
             "Groups", Group, "displayName", display_name, lambda g: g.display_name == display_name
         )
 
+    def get_group_by_name(self, display_name: str) -> Flow[Group]:
+        """The group with exactly this display name; `NotFoundError` when there is none."""
+        group = yield from self.find_group(display_name)
+        if group is None:
+            raise NotFoundError(404, None, f"no group with display name {display_name!r}")
+        return group
+
     def create_group(self, display_name: str) -> Flow[Group]:
         """Create a group; a name in use raises `ConflictError` (never retried blindly)."""
         if not isinstance(display_name, str) or not display_name.strip():
