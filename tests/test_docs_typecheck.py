@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 BLOCK = re.compile(r"```(?:python|py)\n(.*?)```", re.DOTALL)
 # Notebooks (Jupyter's and Databricks') provide `display`; everything else a block uses
 # comes from the page itself.
@@ -39,9 +39,7 @@ def page_module(page: Path) -> str:
 
 def test_the_pages_have_code_to_check():
     with_code = [page.name for page in PAGES if BLOCK.search(page.read_text(encoding="utf-8"))]
-    assert {"README.md", "getting-started.md", "integration.md", "notebooks.md"} <= set(
-        with_code
-    )
+    assert {"README.md", "getting-started.md", "integration.md", "notebooks.md"} <= set(with_code)
 
 
 def test_every_docs_code_block_passes_mypy_strict(tmp_path):

@@ -47,9 +47,7 @@ def test_each_client_attribute_is_an_exported_class(fake, attribute):
     secrets = _secrets(fake)
     with da.AccountClient(_config(fake), secrets=secrets, transport=fake.transport()) as client:
         assert type(getattr(client, attribute)) is sync_cls
-    async_client = da.AsyncAccountClient(
-        _config(fake), secrets=secrets, transport=fake.transport()
-    )
+    async_client = da.AsyncAccountClient(_config(fake), secrets=secrets, transport=fake.transport())
     assert type(getattr(async_client, attribute)) is async_cls
 
 

@@ -99,10 +99,11 @@ class _DriverBase:
             exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
         )
         cls = RequestTimeoutError if isinstance(exc, httpx.TimeoutException) else TransportError
-        return cls(
-            f"{call.method} {call.path}: {type(exc).__name__}: {exc}".rstrip(": "),
-            request_not_sent=not_sent,
-        )
+        # Name the request that failed: the token request, when the auth flow's failed.
+        what = f"{call.method} {call.path}"
+        if failed is not request:
+            what = f"{failed.method} {failed.url.path} (the token request for {what})"
+        return cls(f"{what}: {type(exc).__name__}: {exc}".rstrip(": "), request_not_sent=not_sent)
 
     @staticmethod
     def _may_have_landed(error: DatabricksAccessError) -> bool:

@@ -553,11 +553,16 @@ class LeaseStoreRef:
     def __str__(self) -> str:
         return self.url
 
-    def open(self) -> LeaseStore:
+    def open(self, *, read_only: bool = False) -> LeaseStore:
         """The lease store this URL names: `SqliteLeaseStore` or `PostgresLeaseStore`.
 
         A PostgreSQL password comes from libpq's usual places (`PGPASSWORD`, `~/.pgpass`),
         never from the URL in the configuration.
+
+        Args:
+            read_only: Open a SQLite file read-only: it must exist, and it is neither
+                created nor migrated (for reports; every write raises `LeaseError`).
+                A PostgreSQL store is opened as usual.
 
         Raises:
             ConfigError: For `postgresql:` without the `databricks-access[postgres]` extra.
@@ -565,7 +570,7 @@ class LeaseStoreRef:
         if self.kind == "sqlite" and self.path is not None:
             from databricks_access._sqlite_store import SqliteLeaseStore  # noqa: PLC0415
 
-            return SqliteLeaseStore(self.path)
+            return SqliteLeaseStore(self.path, read_only=read_only)
         from databricks_access._postgres_store import PostgresLeaseStore  # noqa: PLC0415
 
         return PostgresLeaseStore(self.url)
