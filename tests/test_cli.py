@@ -46,6 +46,7 @@ COMMANDS = (
     "sweep",
     "run",
     "doctor",
+    "emulator",
 )
 
 

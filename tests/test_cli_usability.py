@@ -9,14 +9,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import queue
 import re
+import signal
+import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import pytest
 
 import databricks_access as da
 from databricks_access import _cli
-from test_cli import Cli, account, child, cli  # noqa: F401 - fixtures
+from test_cli import (  # noqa: F401 - fixtures
+    WAIT,
+    Cli,
+    account,
+    child,
+    clean_environ,
+    cli,
+    one_error_line,
+    spawn,
+)
 
 GRANT = ("grant", "alice@example.com", "prod-data-readers", "--ttl", "1h", "--reason", "INC-1")
 
@@ -166,3 +180,68 @@ def test_doctor_names_the_token_request_and_gives_up_quickly(
     assert "POST /oidc/accounts/" in token and "/v1/token" in token
     assert token.index("POST") < token.index("GET")  # the token request is what failed
     assert sum(slept) <= 2.0, slept  # a retry or two, not the default minute of backoff
+
+
+# -- emulator ------------------------------------------------------------------------------
+
+
+def test_the_emulator_serves_an_account_the_other_commands_use(tmp_path):
+    lines: queue.Queue[str] = queue.Queue()
+    received: list[str] = []
+    process = subprocess.Popen(
+        [sys.executable, "-m", "databricks_access", "emulator"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+        env=clean_environ(),
+    )
+    try:
+
+        def read() -> None:
+            for line in process.stdout:
+                received.append(line)
+                lines.put(line)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        while not lines.get(timeout=WAIT).startswith("stop with Ctrl-C"):
+            pass
+        (export,) = [line for line in received if "export DATABRICKS_ACCESS_CONFIG=" in line]
+        config = Path(export.split("=", 1)[1].strip())
+        env = {**clean_environ(), "DATABRICKS_ACCESS_CONFIG": str(config), "USER": "tester"}
+        granted = spawn([*GRANT[:4], "15m", *GRANT[5:]], env)
+        assert granted.code == 0, granted.err
+        listed = spawn(["leases"], env)
+        (lease,) = json.loads(listed.out)
+        assert (lease["principal_name"], lease["state"]) == ("alice@example.com", "active")
+        credentials = json.loads((config.parent / "credentials.json").read_text("utf-8"))
+        assert (config.parent / "credentials.json").stat().st_mode & 0o077 == 0
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=WAIT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=WAIT)
+    reader.join(timeout=WAIT)
+    err = process.stderr.read()
+    process.stdout.close()
+    process.stderr.close()
+    out = "".join(received)
+    assert code == 0, err
+    assert "stopped on SIGINT" in out
+    assert credentials["client_secret"] not in out + err
+    assert not config.parent.exists()  # the temporary folder is removed
+
+
+def test_the_emulator_overwrites_nothing(child, tmp_path):
+    folder = tmp_path / "trial"
+    folder.mkdir()
+    (folder / "integration.toml").write_text("mine", encoding="utf-8")
+    result = child("emulator", "--dir", str(folder), config=False)
+    assert result.code == 2
+    assert "already holds integration.toml" in one_error_line(result)
+    assert (folder / "integration.toml").read_text(encoding="utf-8") == "mine"
+    missing = child("emulator", "--dir", str(tmp_path / "nope"), config=False)
+    assert missing.code == 2
+    assert "is not an existing directory" in one_error_line(missing)

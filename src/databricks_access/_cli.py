@@ -852,14 +852,9 @@ def _cmd_sweep(args: argparse.Namespace, session: _Session) -> int:
     return EXIT_OK
 
 
-def _cmd_run(args: argparse.Namespace, session: _Session) -> int:
-    def show(event: da.AuditEvent) -> None:
-        _write(_event_line(event))
-        sys.stdout.flush()
-
-    session.events = da.CallableSink(show)
-    tracker = session.tracker
-    stop = threading.Event()
+@contextlib.contextmanager
+def _stopped_by_signals(stop: threading.Event) -> Iterator[list[str]]:
+    """SIGINT and SIGTERM set `stop` (a second one interrupts); yields the names received."""
     received: list[str] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -873,6 +868,21 @@ def _cmd_run(args: argparse.Namespace, session: _Session) -> int:
     handled = [signal.SIGINT, signal.SIGTERM]
     previous = {sig: signal.signal(sig, on_signal) for sig in handled}
     try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _cmd_run(args: argparse.Namespace, session: _Session) -> int:
+    def show(event: da.AuditEvent) -> None:
+        _write(_event_line(event))
+        sys.stdout.flush()
+
+    session.events = da.CallableSink(show)
+    tracker = session.tracker
+    stop = threading.Event()
+    with _stopped_by_signals(stop) as received:
         tracker.deliver_events()  # the events queued by earlier commands, first
         _write(
             f"running: revoking leases in {session.config.lease_store} as they end "
@@ -880,12 +890,29 @@ def _cmd_run(args: argparse.Namespace, session: _Session) -> int:
         )
         sys.stdout.flush()
         tracker.run(stop=stop, idle=args.idle)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     active = len(tracker.leases(state=da.LeaseState.ACTIVE))
     reason = f" on {received[0]}" if received else ""
     _write(f"stopped{reason}: {active} active lease(s) stay stored for the next run")
+    return EXIT_OK
+
+
+def _cmd_emulator(args: argparse.Namespace, _session: _Session) -> int:
+    from databricks_access._emulator_cli import serve_emulator  # noqa: PLC0415
+
+    def say(line: str) -> None:
+        _write(line)
+        sys.stdout.flush()
+
+    stop = threading.Event()
+    with _stopped_by_signals(stop) as received:
+        folder = serve_emulator(
+            out=say,
+            stop=stop,
+            directory=None if args.dir is None else Path(args.dir),
+            port=args.port,
+        )
+    reason = f" on {received[0]}" if received else ""
+    _write(f"stopped{reason}; {folder} was {'kept' if args.dir else 'removed'}")
     return EXIT_OK
 
 
@@ -1250,7 +1277,37 @@ def build_parser() -> argparse.ArgumentParser:
         "the account cannot be reached or authenticated to, 1 for another failure.",
     )
     doctor.set_defaults(handler=_cmd_doctor)
+
+    emulator = command(
+        "emulator",
+        "serve an emulated account on 127.0.0.1, to try the other commands on",
+        "Serve an emulated Databricks account (users, groups, a service principal) on "
+        "127.0.0.1 until Ctrl-C or SIGTERM, write a configuration that reaches it (its "
+        "service principal's secret in a file readable by you only), and print how to use "
+        "it from another terminal. Nothing leaves this machine.",
+        config=False,
+    )
+    emulator.add_argument(
+        "--port", type=_port, default=0, help="the port on 127.0.0.1 (default: a free one)"
+    )
+    emulator.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="an existing, empty directory for the configuration and the lease store, kept "
+        "afterwards (default: a temporary one, removed when the emulator stops)",
+    )
+    emulator.set_defaults(handler=_cmd_emulator)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0 to 65535)")
+    return value
 
 
 def _positive_int(text: str) -> int:
