@@ -138,6 +138,7 @@ if TYPE_CHECKING:
         TagOwnerResolver,
         TagSource,
     )
+    from databricks_access._policy import LeasePolicy, OwnerTags
     from databricks_access._postgres_store import AsyncPostgresLeaseStore, PostgresLeaseStore
     from databricks_access._progress import Progress, tqdm_progress
     from databricks_access._requests import AccessRequests, AsyncAccessRequests, RequestSweep
@@ -234,6 +235,7 @@ _EXPORTS: dict[str, str] = {
     "JsonLinesSink": "_events",
     "Lease": "_lease",
     "LeaseError": "_errors",
+    "LeasePolicy": "_policy",
     "LeaseState": "_lease",
     "LeaseStore": "_store",
     "LeaseStoreRef": "_integration",
@@ -252,6 +254,7 @@ _EXPORTS: dict[str, str] = {
     "Owner": "_owners",
     "OwnerKind": "_owners",
     "OwnerResolver": "_owners",
+    "OwnerTags": "_policy",
     "Pager": "_drivers",
     "Pair": "_lease",
     "PermissionAssignment": "_models",
@@ -370,6 +373,7 @@ __all__ = [
     "JsonLinesSink",
     "Lease",
     "LeaseError",
+    "LeasePolicy",
     "LeaseState",
     "LeaseStore",
     "LeaseStoreRef",
@@ -388,6 +392,7 @@ __all__ = [
     "Owner",
     "OwnerKind",
     "OwnerResolver",
+    "OwnerTags",
     "Pager",
     "Pair",
     "PermissionAssignment",

@@ -517,9 +517,24 @@ class _Session:
 
     @functools.cached_property
     def tracker(self) -> da.LeaseTracker:
-        return da.LeaseTracker(
-            da.MembershipManager(self.client), store=self.store, events=self.events
+        # The integration's policy and audit sink, as every connector on this config has.
+        return self.config.lease_tracker(
+            da.MembershipManager(self.client), store=self.store, events=self._sink()
         )
+
+    def _sink(self) -> da.EventSink | None:
+        """The configured audit sink, and this command's own (`run` prints events)."""
+        sinks = [
+            sink for sink in (self.config.audit_sink_instance(), self.events) if sink is not None
+        ]
+        if len(sinks) < 2:
+            return sinks[0] if sinks else None
+
+        def emit(event: da.AuditEvent) -> None:
+            for sink in sinks:
+                sink.emit(event)
+
+        return da.CallableSink(emit)
 
     @functools.cached_property
     def integration(self) -> da.Integration:
@@ -731,6 +746,13 @@ def _cmd_request(args: argparse.Namespace, session: _Session) -> int:
         f"{_human(dt.timedelta(seconds=req.ttl_seconds))}, pending until {_utc(req.expires_at)}"
     )
     _write(f"approvers ({req.approver_source}): {approvers}")
+    if session.config.resource_owner is not None and req.approver_source != "resource_owner":
+        # Say why the resource owners were not used: the fallback is never silent.
+        tag = session.config.resource_owner.tag_key
+        why = session.integration.approvers_for(group).problems or (
+            f"no resource owner is tagged on {_group_shown(req)} (tag {tag!r})",
+        )
+        _write(f"note: fell back to the integration owners: {'; '.join(why)}")
     if req.access_details:
         _write(f"access details: {_one_line(req.access_details)}")
     return EXIT_OK
