@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import queue
 import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -245,3 +247,28 @@ def test_the_emulator_overwrites_nothing(child, tmp_path):
     missing = child("emulator", "--dir", str(tmp_path / "nope"), config=False)
     assert missing.code == 2
     assert "is not an existing directory" in one_error_line(missing)
+
+
+# -- run -----------------------------------------------------------------------------------
+
+
+def test_run_prints_the_queued_events_readably(account, tmp_path, capsys):
+    cli = Cli(account, tmp_path, capsys, "in-process")
+    assert cli(*GRANT).code == 0
+    before = signal.getsignal(signal.SIGTERM)
+
+    def stop_when_handled() -> None:
+        deadline = time.monotonic() + WAIT
+        while signal.getsignal(signal.SIGTERM) is before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=stop_when_handled, daemon=True)
+    killer.start()
+    result = cli("run", "--idle", "0.2")
+    killer.join(timeout=WAIT)
+    assert result.code == 0, result.err
+    (granted,) = [line for line in result.out.splitlines() if " granted " in line]
+    assert "alice@example.com in prod-data-readers" in granted
+    assert "(requested by tester; reason: INC-1)" in granted
+    assert account.alice not in granted  # names, not SCIM ids

@@ -355,15 +355,34 @@ def _request_row(req: da.AccessRequest) -> dict[str, object]:
 
 
 def _event_line(event: da.AuditEvent) -> str:
+    """One readable line: when, what, which lease, who in which group, and why."""
+    who = event.principal_name or (event.principal.id if event.principal else None)
+    group = event.group_name or event.group_id
     parts = [
         _utc(event.at),
         f"{event.kind.value:<17}",
         event.lease_id or event.request_id or "-",
-        f"principal={event.principal.id}" if event.principal else "",
-        f"group={event.group_id}" if event.group_id else "",
-        f"reason={event.reason}" if event.reason else "",
+        f"{who or '?'} in {group}" if group else (who or ""),
     ]
-    return _CONTROL.sub("?", "  ".join(part for part in parts if part))
+    notes = [
+        f"requested by {event.requester}" if event.requester else "",
+        f"approved by {event.approver}" if event.approver else "",
+        f"reason: {event.reason}" if event.reason else "",
+        *(_detail_note(key, value) for key, value in event.detail.items()),
+    ]
+    line = "  ".join(part for part in parts if part)
+    notes = [note for note in notes if note]
+    if notes:
+        line += " (" + "; ".join(notes) + ")"
+    return _CONTROL.sub("?", line)
+
+
+def _detail_note(key: str, value: object) -> str:
+    if value is True:
+        return key.replace("_", " ")
+    if value is False:
+        return ""
+    return f"{key.replace('_', ' ')}: {value}"
 
 
 # -- errors -----------------------------------------------------------------------------------

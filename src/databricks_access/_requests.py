@@ -27,6 +27,7 @@ from databricks_access._flows import Flow
 from databricks_access._lease import (
     AccessRequest,
     AuditEvent,
+    DetailValue,
     EventKind,
     Lease,
     LeaseState,
@@ -115,7 +116,7 @@ class RequestFlows:
         self.details = details
         self.pending_ttl = pending_ttl
 
-    def _event(self, kind: EventKind, req: AccessRequest, **detail: str) -> AuditEvent:
+    def _event(self, kind: EventKind, req: AccessRequest, **detail: DetailValue) -> AuditEvent:
         return AuditEvent(
             kind=kind,
             at=self.t.clock.now(),
@@ -127,6 +128,8 @@ class RequestFlows:
             reason=req.reason,
             approver=req.decided_by,
             detail=detail,
+            principal_name=req.principal_name,
+            group_name=req.group_name,
         )
 
     def _get(self, request_id: object) -> Flow[AccessRequest]:

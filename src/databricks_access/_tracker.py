@@ -55,6 +55,7 @@ from databricks_access._flows import Flow, collect, concurrently
 from databricks_access._lease import (
     TERMINAL_STATES,
     AuditEvent,
+    DetailValue,
     EventKind,
     Lease,
     LeaseState,
@@ -302,7 +303,7 @@ class TrackerFlows:
     def _now(self) -> dt.datetime:
         return self.clock.now()
 
-    def _event(self, kind: EventKind, lease: Lease, **detail: str) -> AuditEvent:
+    def _event(self, kind: EventKind, lease: Lease, **detail: DetailValue) -> AuditEvent:
         return AuditEvent(
             kind=kind,
             at=self._now(),
@@ -315,6 +316,8 @@ class TrackerFlows:
             approver=lease.approver,
             expires_at=lease.expires_at,
             detail=detail,
+            principal_name=lease.principal_name,
+            group_name=lease.group_name,
         )
 
     def _claim(self, pair: Pair) -> Flow[None]:
@@ -467,7 +470,7 @@ class TrackerFlows:
                 raise
             crash_point("after_patch")
             active = attrs.evolve(lease, state=LeaseState.ACTIVE, updated_at=self._now())
-            detail = {"standing": "true"} if active.standing else {}
+            detail: dict[str, DetailValue] = {"standing": True} if active.standing else {}
             yield from _store(
                 "update_lease",
                 active,
@@ -514,7 +517,10 @@ class TrackerFlows:
         extended = attrs.evolve(
             lease, expires_at=new_expiry, extensions=lease.extensions + 1, updated_at=now
         )
-        detail = {"previous_expires_at": lease.expires_at.isoformat(), "clamped": str(clamped)}
+        detail: dict[str, DetailValue] = {
+            "previous_expires_at": lease.expires_at.isoformat(),
+            "clamped": clamped,
+        }
         try:
             yield from _store(
                 "update_lease",
@@ -738,7 +744,7 @@ class TrackerFlows:
             for lease in plan.recover:
                 if add_error is None:
                     active = attrs.evolve(lease, state=LeaseState.ACTIVE, updated_at=at)
-                    event = self._event(EventKind.GRANTED, active, recovered="true")
+                    event = self._event(EventKind.GRANTED, active, recovered=True)
                     outcomes.append((active, LeaseState.GRANTING, event))
                     buckets.append(recovered)
                 else:
@@ -766,7 +772,7 @@ class TrackerFlows:
                         EventKind.REVOKE_FAILED,
                         failed_lease,
                         error=_error_text(error),
-                        attempts=str(failed_lease.attempts),
+                        attempts=failed_lease.attempts,
                     )
                     outcomes.append((failed_lease, LeaseState.REVOKING, event))
                     buckets.append(failed)
@@ -774,12 +780,12 @@ class TrackerFlows:
                 done = attrs.evolve(
                     lease, state=LeaseState.REVOKED, updated_at=at, ended_at=at, last_error=None
                 )
-                detail = {"membership": plan.membership_note}
+                ended: dict[str, DetailValue] = {"membership": plan.membership_note}
                 if early_by is not None:
-                    detail["revoked_by"] = early_by
-                outcomes.append(
-                    (done, LeaseState.REVOKING, self._event(EventKind.REVOKED, done, **detail))
-                )
+                    ended["revoked_by"] = early_by
+                # A membership that stays (standing, or held by another lease) was not revoked.
+                kind = EventKind.REVOKED if plan.remove else EventKind.ENDED
+                outcomes.append((done, LeaseState.REVOKING, self._event(kind, done, **ended)))
                 buckets.append(revoked if plan.remove else kept)
         stored = yield from self._cas_many(outcomes)
         for (lease, _, _), bucket, ok in zip(outcomes, buckets, stored, strict=True):
