@@ -95,3 +95,38 @@ def test_every_public_method_of_a_resource_is_documented():
             assert methods, name
             for method in methods:
                 assert inspect.getdoc(getattr(cls, method)), f"{name}.{method}"
+
+
+def test_members_tell_not_fetched_from_empty(fake):
+    empty = fake.add_group("nobody-here")
+    with da.AccountClient(
+        _config(fake), secrets=_secrets(fake), transport=fake.transport()
+    ) as client:
+        listed = {g.display_name: g for g in client.groups.list()}
+        found = client.groups.get_by_name("nobody-here")
+        read = client.groups.get(empty)
+    assert listed["nobody-here"].members is None  # a listing carries no members
+    assert found.members is None
+    assert read.members == ()  # read with its members: there are none
+    assert "not fetched" in listed["nobody-here"]._repr_html_()
+    assert "not fetched" not in read._repr_html_()
+
+
+def test_async_members_tell_not_fetched_from_empty(fake):
+    empty = fake.add_group("nobody-here")
+    alice = fake.add_user("alice@example.com")
+    readers = fake.find_group("prod-data-readers")
+    fake.add_member(readers, alice)
+
+    async def main() -> tuple[da.Group, da.Group, da.Group]:
+        async with da.AsyncAccountClient(
+            _config(fake), secrets=_secrets(fake), transport=fake.transport()
+        ) as client:
+            listed = [g async for g in client.groups.list() if g.id == readers]
+            return listed[0], await client.groups.get(empty), await client.groups.get(readers)
+
+    listed, read_empty, read_full = asyncio.run(main())
+    assert listed.members is None
+    assert read_empty.members == ()
+    assert read_full.members is not None
+    assert [m.id for m in read_full.members] == [alice]

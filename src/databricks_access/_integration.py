@@ -42,6 +42,7 @@ from databricks_access._config import (
     cloud_for_host,
 )
 from databricks_access._errors import ConfigError, ConfigProblem, RequestTimeoutError
+from databricks_access._html import render_html
 from databricks_access._models import Group
 from databricks_access._owners import (
     AsyncDatabricksDirectory,
@@ -1445,6 +1446,8 @@ class Approvers:
         >>> approvers.can_approve, [str(o) for o in approvers.users]
         (True, ['user:ann@example.com'])
     """  # noqa: E501
+
+    _repr_html_ = render_html
 
     owners: tuple[Owner, ...]
     source: ApproverSource

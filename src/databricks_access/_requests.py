@@ -24,6 +24,7 @@ from databricks_access._api import Principal
 from databricks_access._crash import crash_point
 from databricks_access._errors import ApprovalError, ConfigError, DatabricksAccessError
 from databricks_access._flows import Flow
+from databricks_access._html import HtmlList, render_html
 from databricks_access._lease import (
     AccessRequest,
     AuditEvent,
@@ -89,6 +90,8 @@ class CheckApprover:
 @attrs.frozen(kw_only=True)
 class RequestSweep:
     """What `AccessRequests.sweep()` did: requests expired, approved requests granted."""
+
+    _repr_html_ = render_html
 
     expired: tuple[str, ...] = ()
     granted: tuple[str, ...] = ()
@@ -340,7 +343,7 @@ class RequestFlows:
             principal_id=principal_id,
             group_id=group_id,
         )
-        return found
+        return HtmlList(found)  # a list that shows as a table in a notebook
 
     def sweep(self) -> Flow[RequestSweep]:
         """Expire pending requests past their time; grant approved ones left without a lease."""

@@ -52,6 +52,7 @@ from databricks_access._errors import (
 )
 from databricks_access._events import EventSink
 from databricks_access._flows import Flow, collect, concurrently
+from databricks_access._html import HtmlList, render_html
 from databricks_access._lease import (
     TERMINAL_STATES,
     AuditEvent,
@@ -135,6 +136,8 @@ class ExtendResult:
         requested_expires_at: The expiry that was asked for.
     """
 
+    _repr_html_ = render_html
+
     lease: Lease
     clamped: bool
     requested_expires_at: dt.datetime
@@ -153,6 +156,8 @@ class SweepReport:
         patches: Membership PATCH requests sent.
         events_delivered: Events handed to the sink.
     """
+
+    _repr_html_ = render_html
 
     revoked: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
@@ -176,6 +181,8 @@ class DriftItem:
     membership is gone).
     """
 
+    _repr_html_ = render_html
+
     kind: str
     group_id: str
     principal: PrincipalRef | None
@@ -187,6 +194,8 @@ class DriftItem:
 @attrs.frozen(kw_only=True)
 class DriftReport:
     """What `reconcile()` found and, with `apply=True`, what it changed."""
+
+    _repr_html_ = render_html
 
     standing: tuple[DriftItem, ...] = ()
     vanished: tuple[DriftItem, ...] = ()
@@ -823,7 +832,7 @@ class TrackerFlows:
             states=None if states is None else tuple(states),
             limit=limit,
         )
-        return found
+        return HtmlList(found)  # a list that shows as a table in a notebook
 
     def seconds_until_due(self, idle: float) -> Flow[float]:
         """How long `run()` may sleep: until the next due lease, at most `idle`."""
