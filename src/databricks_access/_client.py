@@ -139,6 +139,14 @@ class AccountClient:
         rate_limits: Client-side limits per operation class (default: none).
         retry: The retry policy (default from `config.max_attempts`/`config.deadline`).
         clock: Time and sleep, injectable for tests.
+
+    Attributes:
+        groups: Account groups and their members (`Groups`).
+        users: Account users (`Users`).
+        service_principals: Account service principals (`ServicePrincipals`).
+        group_managers: Who manages each group, through rule sets (`GroupManagers`).
+        workspaces: The account's workspaces (`Workspaces`).
+        workspace_assignments: Workspace permission assignments (`WorkspaceAssignments`).
     """
 
     def __init__(
@@ -206,6 +214,15 @@ class AsyncAccountClient:
 
     Lists return an `AsyncPager`: `async for group in client.groups.list(): ...`.
     One client may be used across repeated `asyncio.run` calls.
+
+    Attributes:
+        groups: Account groups and their members (`AsyncGroups`).
+        users: Account users (`AsyncUsers`).
+        service_principals: Account service principals (`AsyncServicePrincipals`).
+        group_managers: Who manages each group, through rule sets (`AsyncGroupManagers`).
+        workspaces: The account's workspaces (`AsyncWorkspaces`).
+        workspace_assignments: Workspace permission assignments
+            (`AsyncWorkspaceAssignments`).
     """
 
     def __init__(
