@@ -48,6 +48,9 @@ def test_leases_and_reports_show_as_tables(fake, client, clock):
     leases = tracker.leases()
     html = leases._repr_html_()
     assert rows(html) == 1 and lease.id in html and "INC-9" in html
+    header = re.findall(r"<th[^>]*>(\w+)</th>", html)
+    assert header[:3] == ["id", "group_name", "principal_name"]  # who and where, first
+    assert "alice@example.com" in html
     extended = tracker.extend(lease.id, by=20 * HOUR)
     assert "clamped" in extended._repr_html_()
     clock.advance(20 * HOUR)

@@ -208,7 +208,13 @@ def render_rows(
         empty = f"<p><em>{_escape(caption or 'none')}</em></p>"
         return f'<div class="databricks-access">{empty}</div>'
     first = items[0]
-    fields = _fields(first)
+    # The id, then the names (a lease's principal and group), then the rest, in order.
+    fields = tuple(
+        sorted(
+            _fields(first),
+            key=lambda f: 0 if f.name == "id" else 1 if f.name.endswith("_name") else 2,
+        )
+    )
     kind = type(first).__name__
     title = caption or f"{kind}: {len(items)}"
     body = (
