@@ -136,6 +136,7 @@ def test_leases_and_doctor_create_no_lease_store(cli):
     assert not cli.db.exists()
     listed = cli("leases", "--json")
     assert (listed.code, listed.json()) == (0, [])
+    assert "does not exist yet" in listed.err  # an empty list says why
     assert cli("requests", "--format", "table").out == "(none)\n"
     doctor = cli("doctor")
     assert doctor.code == 0, doctor.out + doctor.err

@@ -261,3 +261,12 @@ def test_the_documented_policy_block_loads(tmp_path):
     assert config.lease_policy.max_ttl == dt.timedelta(hours=8)
     assert config.owner_tags is not None and config.owner_tags.pattern is not None
     assert config.audit_sink == "jsonl:/var/log/jit/audit.jsonl"
+
+
+def test_the_cli_request_says_how_to_configure_owner_tags(cli, account):
+    set_config(cli, resource_owner={"tag_key": "owner", "idp_attribute": "email"})
+    result = cli("request", "alice@example.com", "prod-data-readers", "--ttl", "1h",
+                 "--reason", "r")  # fmt: skip
+    assert result.code == 0, result.err
+    (note,) = [line for line in result.out.splitlines() if line.startswith("note:")]
+    assert "no owner resolver" in note and "owner_tags" in note

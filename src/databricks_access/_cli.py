@@ -809,6 +809,14 @@ def _matches(value: str, *candidates: str | None) -> bool:
     return any(c is not None and c.strip().casefold() == wanted for c in candidates)
 
 
+def _note_no_store(session: _Session) -> None:
+    """Say why a listing is empty when the store is not there yet (on stderr)."""
+    sys.stderr.write(
+        f"note: the lease store {session.config.lease_store} does not exist yet "
+        "(the first grant or request creates it)\n"
+    )
+
+
 def _listing_format(args: argparse.Namespace) -> str:
     """`--format`, `--json`, else a table on a terminal and JSON when piped."""
     if args.json:
@@ -819,6 +827,8 @@ def _listing_format(args: argparse.Namespace) -> str:
 def _cmd_leases(args: argparse.Namespace, session: _Session) -> int:
     states = [da.LeaseState(state) for state in args.state] if args.state else None
     store = session.reader
+    if store is None:
+        _note_no_store(session)
     stored = [] if store is None else store.find_leases(states=states)
     leases = [
         lease
@@ -839,6 +849,8 @@ def _cmd_leases(args: argparse.Namespace, session: _Session) -> int:
 def _cmd_requests(args: argparse.Namespace, session: _Session) -> int:
     states = [da.RequestState(state) for state in args.state] if args.state else None
     store = session.reader
+    if store is None:
+        _note_no_store(session)
     found = [
         req
         for req in ([] if store is None else store.find_requests(states=states))

@@ -1668,7 +1668,9 @@ class _IntegrationBase:
         setting = config.resource_owner
         if setting is not None and resolver is None:
             hint = (
-                "tags= with a directory= or client=" if not tags_given else "directory= or client="
+                "set owner_tags in the configuration (or pass tags=), with a directory= or client="
+                if not tags_given
+                else "directory= or client="
             )
             self._setup_problems = (
                 (
