@@ -160,9 +160,8 @@ def tqdm_progress(**options: Any) -> TqdmProgress:
 
     It uses `tqdm.auto`, which picks widgets in Jupyter and text elsewhere. In a Jupyter
     kernel without ipywidgets (install the `notebook` extra to get both), it prints one
-    line when each stage starts and one when it ends instead (`TextBar`), and needs no
-    tqdm. Extra keyword arguments go to every bar (`leave=False`, `file=...`,
-    `disable=...`).
+    line when each stage starts and one when it ends instead, and needs no tqdm. Extra
+    keyword arguments go to every bar (`leave=False`, `file=...`, `disable=...`).
 
     Example::
 
