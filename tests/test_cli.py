@@ -46,6 +46,7 @@ COMMANDS = (
     "sweep",
     "run",
     "doctor",
+    "emulator",
 )
 
 
@@ -243,12 +244,14 @@ def test_grant_list_extend_and_revoke(cli, account):
     leases = listed.json()
     assert [lease["reason"] for lease in leases] == ["INC-1", "INC-2"]
     alice_id = leases[0]["id"]
-    table = cli("leases", "--principal", "ALICE@example.com", "--state", "active")
+    table = cli(
+        "leases", "--principal", "ALICE@example.com", "--state", "active", "--format", "table"
+    )
     assert table.out.splitlines()[0].split() == [
-        "ID", "STATE", "PRINCIPAL", "GROUP", "EXPIRES", "REQUESTER", "REASON"
+        "ID", "STATE", "PRINCIPAL", "GROUP", "STANDING", "EXPIRES", "ENDED", "REQUESTER", "REASON"
     ]  # fmt: skip
     assert len(table.out.splitlines()) == 2 and alice_id in table.out
-    assert cli("leases", "--group", "no-such-group").out == "(none)\n"
+    assert cli("leases", "--group", "no-such-group", "--format", "table").out == "(none)\n"
 
     extended = cli("extend", alice_id, "--by", "1h30m")
     assert extended.code == 0, extended.err
@@ -587,7 +590,7 @@ def test_missing_and_unreadable_configuration(cli):
 
 def test_configuration_from_the_environment(cli):
     by_path = cli("leases", config=False, env={"DATABRICKS_ACCESS_CONFIG": str(cli.config)})
-    assert (by_path.code, by_path.out) == (0, "(none)\n")
+    assert (by_path.code, by_path.out) == (0, "[]\n")  # piped: JSON
     settings = json.loads(cli.config.read_text())
     env = {f"DATABRICKS_ACCESS_{key.upper()}": str(value) for key, value in settings.items()}
     env["DATABRICKS_ACCESS_INTEGRATION_OWNERS"] = "bob@example.com"
@@ -599,7 +602,7 @@ def test_configuration_from_the_environment(cli):
         "\n".join(f"{key} = {json.dumps(value)}" for key, value in settings.items()) + "\n",
         encoding="utf-8",
     )
-    before = cli("--config", str(toml), "leases", config=False)
+    before = cli("--config", str(toml), "leases", "--format", "table", config=False)
     assert (before.code, before.out) == (0, "(none)\n")
 
 

@@ -110,8 +110,12 @@ def test_json_names_are_the_servers():
 # -- the shapes WIRE.md lists ----------------------------------------------------------------
 
 
-def test_a_group_with_no_members_key_has_no_members():
-    assert structure({"id": "7", "displayName": "empty"}, da.Group).members == ()
+def test_a_group_without_a_members_key_has_members_not_fetched():
+    # A listing leaves members out; only a read that asked for them can say "none".
+    group = structure({"id": "7", "displayName": "empty"}, da.Group)
+    assert group.members is None
+    assert group.member_ids == frozenset()
+    assert structure({"id": "7", "members": []}, da.Group).members == ()
 
 
 def test_a_final_empty_object_page_is_an_empty_page():

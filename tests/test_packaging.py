@@ -17,6 +17,18 @@ import databricks_access as da
 EXPECTED = sorted(
     [
         "Access",
+        "AsyncGroupManagers",
+        "AsyncGroups",
+        "AsyncServicePrincipals",
+        "AsyncUsers",
+        "AsyncWorkspaceAssignments",
+        "AsyncWorkspaces",
+        "GroupManagers",
+        "Groups",
+        "ServicePrincipals",
+        "Users",
+        "WorkspaceAssignments",
+        "Workspaces",
         "AccessRequest",
         "AccessRequests",
         "AccountClient",
@@ -77,6 +89,7 @@ EXPECTED = sorted(
         "JsonLinesSink",
         "Lease",
         "LeaseError",
+        "LeasePolicy",
         "LeaseState",
         "LeaseStore",
         "LeaseStoreRef",
@@ -93,6 +106,7 @@ EXPECTED = sorted(
         "NotFoundError",
         "OAuthM2M",
         "Owner",
+        "OwnerTags",
         "OwnerKind",
         "OwnerResolver",
         "Pager",
@@ -233,3 +247,39 @@ def test_building_a_client_loads_only_the_four_dependency_trees():
     assert foreign == set(), foreign
     assert "databricks_access.testing" not in loaded
     assert "sqlite3" not in loaded
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pyproject() -> dict:
+    if sys.version_info >= (3, 11):
+        import tomllib  # noqa: PLC0415
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # noqa: PLC0415
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+
+
+def test_the_license_file_is_the_apache_license_the_metadata_names():
+    project = _pyproject()["project"]
+    assert project["license"] == "Apache-2.0"
+    assert project["license-files"] == ["LICENSE"]
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    # The SPDX expression replaces the deprecated license classifier.
+    assert not [c for c in project["classifiers"] if c.startswith("License ::")]
+
+
+def test_the_sdist_holds_every_file_its_tests_read():
+    include = _pyproject()["tool"]["hatch"]["build"]["targets"]["sdist"]["include"]
+    for name in ("LICENSE", "README.md", "CHANGELOG.md", "mkdocs.yml", "pyproject.toml"):
+        assert name in include, name
+        assert (ROOT / name).exists(), name
+    for folder in ("src/", "tests/", "docs/"):
+        assert folder in include, folder
+
+
+def test_the_notebook_extra_brings_progress_bars():
+    extras = _pyproject()["project"]["optional-dependencies"]
+    assert any(spec.startswith("tqdm") for spec in extras["notebook"])

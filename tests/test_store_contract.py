@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import json
 import threading
 import time
 
@@ -621,7 +622,9 @@ def test_events_come_back_equal_in_the_order_written(store):
         reason="INC-1 — ünïcode",
         approver="carol",
         expires_at=T0 + HOUR,
-        detail={"clamped": "true", "note": "a\nb"},
+        detail={"clamped": True, "attempts": 3, "ratio": 0.5, "note": "a\nb"},
+        principal_name="bob-app",
+        group_name="prod-data-readers",
     )
     second = event(EventKind.DRIFT, detail={"member": "u-9"})
     store.add_event(first)
@@ -981,3 +984,24 @@ def test_any_request_round_trips(store, item):
     item = attrs.evolve(item, id=f"{next(_ids)}:{item.id}")
     store.add_request(item)
     assert store.get_request(item.id) == item
+
+
+def test_event_details_keep_their_types_and_old_text_flags_read_typed():
+    written = AuditEvent(
+        kind=EventKind.ENDED,
+        at=T0,
+        detail={"standing": True, "attempts": 2, "membership": "kept: standing membership"},
+    )
+    assert AuditEvent.from_json(json.loads(json.dumps(written.to_json()))) == written
+    # What earlier versions stored: every value as text.
+    old = {
+        "kind": "granted",
+        "at": T0.isoformat(),
+        "detail": {"standing": "true", "recovered": "false", "attempts": "3", "note": "7"},
+    }
+    assert AuditEvent.from_json(old).detail == {
+        "standing": True,
+        "recovered": False,
+        "attempts": 3,
+        "note": "7",
+    }

@@ -153,6 +153,18 @@ class _SinglePage(Generic[T]):
 _UUID = re.compile(r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
+def _members_read(value: R, attributes: str = "") -> R:
+    """A group read whose answer included its members: no `members` key means none.
+
+    A group with no members has no `members` key at all (WIRE.md), so after a read that
+    asked for them, absent means empty, not "not fetched".
+    """
+    asked = not attributes or "members" in attributes.split(",")
+    if isinstance(value, Group) and value.members is None and asked:
+        return attrs.evolve(value, members=())
+    return value
+
+
 def _is_uuid(value: str) -> bool:
     return bool(_UUID.fullmatch(value))
 
@@ -275,7 +287,7 @@ class AccountApi:
         if isinstance(data, dict) and "id" not in data:
             # A projected read (`attributes=members`) has been seen to drop `id`.
             data = {**data, "id": resource_id}
-        return structure(data, item)
+        return _members_read(structure(data, item), attributes)
 
     def _find(
         self,
@@ -451,6 +463,13 @@ class AccountApi:
             "Groups", Group, "displayName", display_name, lambda g: g.display_name == display_name
         )
 
+    def get_group_by_name(self, display_name: str) -> Flow[Group]:
+        """The group with exactly this display name; `NotFoundError` when there is none."""
+        group = yield from self.find_group(display_name)
+        if group is None:
+            raise NotFoundError(404, None, f"no group with display name {display_name!r}")
+        return group
+
     def create_group(self, display_name: str) -> Flow[Group]:
         """Create a group; a name in use raises `ConflictError` (never retried blindly)."""
         if not isinstance(display_name, str) or not display_name.strip():
@@ -464,7 +483,7 @@ class AccountApi:
                 idempotent=False,
             )
         )
-        return structure(reply.json(), Group)
+        return _members_read(structure(reply.json(), Group))
 
     def ensure_group(self, display_name: str) -> Flow[Group]:
         """The group of this name, created if missing (a concurrent create is tolerated)."""
@@ -496,7 +515,7 @@ class AccountApi:
 
         def page() -> Flow[list[MemberRef]]:
             group = yield from self._get("Groups", Group, group_id, "group_id", "id,members")
-            return list(group.members)
+            return list(group.members or ())
 
         return lambda: _SinglePage(page)
 

@@ -95,6 +95,12 @@ _MAX_MESSAGE = 2000
 _EPILOG = "exit codes:\n" + "\n".join(
     f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items()
 )
+_LEASE_ID_HELP = "the lease's id, as 'grant' and 'leases' print it (lease_...)"
+_REQUEST_ID_HELP = "the request's id, as 'request' and 'requests' print it (req_...)"
+_APPROVER_HELP = (
+    "who decides: an approver's user name (one of the approvers 'request' printed); "
+    "never the principal or the requester"
+)
 _CONFIG_HELP = (
     "the integration's configuration, a TOML or JSON file (default: $"
     f"{_CONFIG_VAR}, else the {_ENV_PREFIX}* variables)"
@@ -298,12 +304,15 @@ def _lease_record(lease: da.Lease) -> dict[str, object]:
 
 
 def _lease_row(lease: da.Lease) -> dict[str, object]:
+    # An ended lease shows when it ended, not when it would have expired.
     return {
         "id": lease.id,
         "state": lease.state.value,
         "principal": _who(lease),
         "group": _group_shown(lease),
-        "expires": lease.expires_at,
+        "standing": lease.standing,
+        "expires": lease.expires_at if lease.ended_at is None else None,
+        "ended": lease.ended_at,
         "requester": lease.requester,
         "reason": lease.reason,
     }
@@ -346,15 +355,34 @@ def _request_row(req: da.AccessRequest) -> dict[str, object]:
 
 
 def _event_line(event: da.AuditEvent) -> str:
+    """One readable line: when, what, which lease, who in which group, and why."""
+    who = event.principal_name or (event.principal.id if event.principal else None)
+    group = event.group_name or event.group_id
     parts = [
         _utc(event.at),
         f"{event.kind.value:<17}",
         event.lease_id or event.request_id or "-",
-        f"principal={event.principal.id}" if event.principal else "",
-        f"group={event.group_id}" if event.group_id else "",
-        f"reason={event.reason}" if event.reason else "",
+        f"{who or '?'} in {group}" if group else (who or ""),
     ]
-    return _CONTROL.sub("?", "  ".join(part for part in parts if part))
+    notes = [
+        f"requested by {event.requester}" if event.requester else "",
+        f"approved by {event.approver}" if event.approver else "",
+        f"reason: {event.reason}" if event.reason else "",
+        *(_detail_note(key, value) for key, value in event.detail.items()),
+    ]
+    line = "  ".join(part for part in parts if part)
+    notes = [note for note in notes if note]
+    if notes:
+        line += " (" + "; ".join(notes) + ")"
+    return _CONTROL.sub("?", line)
+
+
+def _detail_note(key: str, value: object) -> str:
+    if value is True:
+        return key.replace("_", " ")
+    if value is False:
+        return ""
+    return f"{key.replace('_', ' ')}: {value}"
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -493,10 +521,39 @@ class _Session:
         return store
 
     @functools.cached_property
+    def reader(self) -> da.LeaseStore | None:
+        """The lease store for commands that only read; None while its file does not exist.
+
+        A SQLite file is opened read-only and never created: listing leases or checking
+        the set-up writes nothing.
+        """
+        ref = self.config.lease_store_ref
+        if ref.kind == "sqlite" and ref.path is not None and not Path(ref.path).exists():
+            return None
+        store = ref.open(read_only=True)
+        self._stack.callback(store.close)
+        return store
+
+    @functools.cached_property
     def tracker(self) -> da.LeaseTracker:
-        return da.LeaseTracker(
-            da.MembershipManager(self.client), store=self.store, events=self.events
+        # The integration's policy and audit sink, as every connector on this config has.
+        return self.config.lease_tracker(
+            da.MembershipManager(self.client), store=self.store, events=self._sink()
         )
+
+    def _sink(self) -> da.EventSink | None:
+        """The configured audit sink, and this command's own (`run` prints events)."""
+        sinks = [
+            sink for sink in (self.config.audit_sink_instance(), self.events) if sink is not None
+        ]
+        if len(sinks) < 2:
+            return sinks[0] if sinks else None
+
+        def emit(event: da.AuditEvent) -> None:
+            for sink in sinks:
+                sink.emit(event)
+
+        return da.CallableSink(emit)
 
     @functools.cached_property
     def integration(self) -> da.Integration:
@@ -520,11 +577,11 @@ class _Session:
         except (da.NotFoundError, da.BadRequestError, da.ConfigError):
             raise _FailureError(f"no group is named {_shown(text)} or has that id") from None
 
-    def named(self, lease: da.Lease) -> da.Lease:
+    def named(self, lease: da.Lease, store: da.LeaseStore | None = None) -> da.Lease:
         """The lease with the names of its request filled in, when it has none itself."""
         if (lease.principal_name and lease.group_name) or lease.request_id is None:
             return lease
-        req = self.store.get_request(lease.request_id)
+        req = (store or self.store).get_request(lease.request_id)
         if req is None:
             return lease
         return attrs.evolve(
@@ -708,6 +765,13 @@ def _cmd_request(args: argparse.Namespace, session: _Session) -> int:
         f"{_human(dt.timedelta(seconds=req.ttl_seconds))}, pending until {_utc(req.expires_at)}"
     )
     _write(f"approvers ({req.approver_source}): {approvers}")
+    if session.config.resource_owner is not None and req.approver_source != "resource_owner":
+        # Say why the resource owners were not used: the fallback is never silent.
+        tag = session.config.resource_owner.tag_key
+        why = session.integration.approvers_for(group).problems or (
+            f"no resource owner is tagged on {_group_shown(req)} (tag {tag!r})",
+        )
+        _write(f"note: fell back to the integration owners: {'; '.join(why)}")
     if req.access_details:
         _write(f"access details: {_one_line(req.access_details)}")
     return EXIT_OK
@@ -745,18 +809,37 @@ def _matches(value: str, *candidates: str | None) -> bool:
     return any(c is not None and c.strip().casefold() == wanted for c in candidates)
 
 
+def _note_no_store(session: _Session) -> None:
+    """Say why a listing is empty when the store is not there yet (on stderr)."""
+    sys.stderr.write(
+        f"note: the lease store {session.config.lease_store} does not exist yet "
+        "(the first grant or request creates it)\n"
+    )
+
+
+def _listing_format(args: argparse.Namespace) -> str:
+    """`--format`, `--json`, else a table on a terminal and JSON when piped."""
+    if args.json:
+        return "json"
+    return str(args.format or ("table" if _isatty() else "json"))
+
+
 def _cmd_leases(args: argparse.Namespace, session: _Session) -> int:
     states = [da.LeaseState(state) for state in args.state] if args.state else None
+    store = session.reader
+    if store is None:
+        _note_no_store(session)
+    stored = [] if store is None else store.find_leases(states=states)
     leases = [
         lease
-        for lease in map(session.named, session.tracker.leases(state=states))
+        for lease in (session.named(lease, store) for lease in stored)
         if (
             args.principal is None
             or _matches(args.principal, lease.principal.id, lease.principal_name)
         )
         and (args.group is None or _matches(args.group, lease.group_id, lease.group_name))
     ]
-    if args.json:
+    if _listing_format(args) == "json":
         _write(_json([_lease_record(lease) for lease in leases]))
     else:
         _write(_table([_lease_row(lease) for lease in leases]))
@@ -765,15 +848,18 @@ def _cmd_leases(args: argparse.Namespace, session: _Session) -> int:
 
 def _cmd_requests(args: argparse.Namespace, session: _Session) -> int:
     states = [da.RequestState(state) for state in args.state] if args.state else None
+    store = session.reader
+    if store is None:
+        _note_no_store(session)
     found = [
         req
-        for req in session.requests.list(state=states)
+        for req in ([] if store is None else store.find_requests(states=states))
         if (
             args.principal is None or _matches(args.principal, req.principal.id, req.principal_name)
         )
         and (args.group is None or _matches(args.group, req.group_id, req.group_name))
     ]
-    if args.json:
+    if _listing_format(args) == "json":
         _write(_json([_request_record(req) for req in found]))
     else:
         _write(_table([_request_row(req) for req in found]))
@@ -819,14 +905,9 @@ def _cmd_sweep(args: argparse.Namespace, session: _Session) -> int:
     return EXIT_OK
 
 
-def _cmd_run(args: argparse.Namespace, session: _Session) -> int:
-    def show(event: da.AuditEvent) -> None:
-        _write(_event_line(event))
-        sys.stdout.flush()
-
-    session.events = da.CallableSink(show)
-    tracker = session.tracker
-    stop = threading.Event()
+@contextlib.contextmanager
+def _stopped_by_signals(stop: threading.Event) -> Iterator[list[str]]:
+    """SIGINT and SIGTERM set `stop` (a second one interrupts); yields the names received."""
     received: list[str] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -840,6 +921,21 @@ def _cmd_run(args: argparse.Namespace, session: _Session) -> int:
     handled = [signal.SIGINT, signal.SIGTERM]
     previous = {sig: signal.signal(sig, on_signal) for sig in handled}
     try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _cmd_run(args: argparse.Namespace, session: _Session) -> int:
+    def show(event: da.AuditEvent) -> None:
+        _write(_event_line(event))
+        sys.stdout.flush()
+
+    session.events = da.CallableSink(show)
+    tracker = session.tracker
+    stop = threading.Event()
+    with _stopped_by_signals(stop) as received:
         tracker.deliver_events()  # the events queued by earlier commands, first
         _write(
             f"running: revoking leases in {session.config.lease_store} as they end "
@@ -847,9 +943,6 @@ def _cmd_run(args: argparse.Namespace, session: _Session) -> int:
         )
         sys.stdout.flush()
         tracker.run(stop=stop, idle=args.idle)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     active = len(tracker.leases(state=da.LeaseState.ACTIVE))
     reason = f" on {received[0]}" if received else ""
     _write(f"stopped{reason}: {active} active lease(s) stay stored for the next run")
@@ -886,6 +979,26 @@ def _probe_report(path: str | None) -> da.ProbeReport | None:
     return da.ProbeReport.from_json(text)
 
 
+def _cmd_emulator(args: argparse.Namespace, _session: _Session) -> int:
+    from databricks_access._emulator_cli import serve_emulator  # noqa: PLC0415
+
+    def say(line: str) -> None:
+        _write(line)
+        sys.stdout.flush()
+
+    stop = threading.Event()
+    with _stopped_by_signals(stop) as received:
+        folder = serve_emulator(
+            out=say,
+            stop=stop,
+            directory=None if args.dir is None else Path(args.dir),
+            port=args.port,
+        )
+    reason = f" on {received[0]}" if received else ""
+    _write(f"stopped{reason}; {folder} was {'kept' if args.dir else 'removed'}")
+    return EXIT_OK
+
+
 def _cmd_doctor(args: argparse.Namespace, session: _Session) -> int:
     config = session.config
     _write(f"integration: {config.name}")
@@ -894,21 +1007,19 @@ def _cmd_doctor(args: argparse.Namespace, session: _Session) -> int:
     _write(f"secret store: {config.secret_store}")
     _write(f"lease store: {config.lease_store}")
     _write("")
+    # A diagnosis answers in seconds: few retries, a short connect timeout.
+    account = config.account_config(
+        connect_timeout=_DOCTOR_CONNECT_TIMEOUT, max_attempts=2, deadline=_DOCTOR_DEADLINE
+    )
     try:
-        store = session.store
-        count = len(store.find_leases())
-        store_check = da.Check(
-            name="lease_store", ok=True, verdict=f"opens, and holds {count} lease(s)"
-        )
+        secrets = config.secret_store_instance(environ=session.environ)
     except da.DatabricksAccessError as exc:
-        store_check = da.Check(
-            name="lease_store",
-            ok=False,
-            verdict=f"cannot be opened: {_one_line(str(exc))}",
-            fix="Check the lease_store URL and that its directory exists and is writable.",
-        )
-    report = da.diagnose(session.client, probe_report=_probe_report(args.probe_report))
+        # A store that cannot even be built (a missing extra) is the secret check's FAIL.
+        secrets = _UnavailableSecretStore(config.secret_store, _one_line(str(exc)))
+    with da.AccountClient(account, secrets=secrets) as client:
+        report = da.diagnose(client, probe_report=_probe_report(args.probe_report))
     _write(str(report))
+    store_check = _lease_store_check(session)
     _write(str(store_check))
     failed = {check.name for check in report.failed}
     if failed & {"secret", "token", "scim"}:
@@ -916,6 +1027,57 @@ def _cmd_doctor(args: argparse.Namespace, session: _Session) -> int:
     if failed or store_check.ok is False:
         return EXIT_FAILED
     return EXIT_OK
+
+
+_DOCTOR_CONNECT_TIMEOUT = 5.0
+_DOCTOR_DEADLINE = 10.0
+
+
+@attrs.frozen(repr=False)
+class _UnavailableSecretStore:
+    """The secret store a configuration names, when it cannot be opened here."""
+
+    source: str
+    problem: str
+
+    def get_credentials(self, *, refresh: bool = False) -> da.ClientCredentials:  # noqa: ARG002
+        raise da.SecretStoreError(self.problem)
+
+    def __repr__(self) -> str:
+        return f"the secret store {self.source}"
+
+
+def _lease_store_check(session: _Session) -> da.Check:
+    """Whether the lease store can be read, without creating or changing anything."""
+    name = "lease_store"
+    ref = session.config.lease_store_ref
+    try:
+        store = session.reader
+    except da.DatabricksAccessError as exc:
+        return da.Check(
+            name=name,
+            ok=False,
+            verdict=f"cannot be opened: {_one_line(str(exc))}",
+            fix="Check the lease_store URL and that its directory exists and is writable.",
+        )
+    if store is None:
+        path = Path(ref.path or "").absolute()
+        directory = path.parent
+        if directory.is_dir() and os.access(directory, os.W_OK):
+            return da.Check(
+                name=name,
+                ok=True,
+                verdict=f"{path} does not exist yet; the first grant creates it "
+                "(its directory is writable)",
+            )
+        return da.Check(
+            name=name,
+            ok=False,
+            verdict=f"{path} does not exist, and its directory is missing or not writable",
+            fix=f"Create {directory} and let this user write there, or change lease_store.",
+        )
+    count = len(store.find_leases())
+    return da.Check(name=name, ok=True, verdict=f"opens, and holds {count} lease(s)")
 
 
 # -- the parser --------------------------------------------------------------------------
@@ -928,11 +1090,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {_one_line(message)} (see '{self.prog} --help')\n")
 
 
-def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
+def _add_common(parser: argparse.ArgumentParser, *, top: bool, config: bool = True) -> None:
     # On the main parser the defaults are set; on each command they are SUPPRESSed, so
     # `--config` and `--debug` work before or after the command name.
     default: Any = None if top else argparse.SUPPRESS
-    parser.add_argument("--config", metavar="PATH", default=default, help=_CONFIG_HELP)
+    if config:
+        parser.add_argument("--config", metavar="PATH", default=default, help=_CONFIG_HELP)
     parser.add_argument(
         "--debug",
         action="store_true",
@@ -943,6 +1106,15 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool) -> None:
 
 def _add_json(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--json", action="store_true", help=f"print {what} as JSON")
+
+
+def _add_listing_format(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--format",
+        choices=("table", "json"),
+        help=f"how to print {what} (default: a table on a terminal, else JSON)",
+    )
+    _add_json(parser, f"{what} (same as --format json)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -961,7 +1133,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, summary: str, description: str, *, config: bool = True
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(
             name,
             help=summary,
@@ -969,7 +1143,7 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=_EPILOG,
             formatter_class=formatter,
         )
-        _add_common(sub, top=False)
+        _add_common(sub, top=False, config=config)
         return sub
 
     demo = command(
@@ -977,6 +1151,7 @@ def build_parser() -> argparse.ArgumentParser:
         "run a full just-in-time flow against the built-in account emulator",
         "Grant, list, expire and revoke leases against an emulated account, in this "
         "process, with no configuration and no network.",
+        config=False,
     )
     demo.set_defaults(handler=_cmd_demo)
 
@@ -1025,7 +1200,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     discover.set_defaults(handler=_cmd_discover)
 
-    ttl_help = "how long the access lasts: 45s, 90m, 2h, 1h30m, 1d"
+    ttl_help = "how long the access lasts, like 15m, 90m, 2h or 1h30m (from 1m to 12h by default)"
     grant = command(
         "grant",
         "add PRINCIPAL to GROUP for a while, behind a lease",
@@ -1051,7 +1226,7 @@ def build_parser() -> argparse.ArgumentParser:
         "End a lease early. The member is removed unless the membership is standing or "
         "another lease still holds it. Revoking an ended lease does nothing.",
     )
-    revoke.add_argument("lease_id", metavar="LEASE_ID")
+    revoke.add_argument("lease_id", metavar="LEASE_ID", help=_LEASE_ID_HELP)
     revoke.add_argument(
         "--as", dest="by", metavar="NAME", help="who revokes (default: $USER, else the config name)"
     )
@@ -1064,7 +1239,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Extend an active lease. The total is clamped to the longest lease allowed "
         "from its grant time (12 hours by default); the output says so.",
     )
-    extend.add_argument("lease_id", metavar="LEASE_ID")
+    extend.add_argument("lease_id", metavar="LEASE_ID", help=_LEASE_ID_HELP)
     extend.add_argument(
         "--by", type=_duration_arg, required=True, metavar="DURATION", help="how much longer"
     )
@@ -1095,8 +1270,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Approve an access request and grant it. Refused (exit 1) for the requester "
         "or the principal themselves, and for anyone who is not an approver.",
     )
-    approve.add_argument("request_id", metavar="REQUEST_ID")
-    approve.add_argument("--as", dest="approver", required=True, metavar="APPROVER")
+    approve.add_argument("request_id", metavar="REQUEST_ID", help=_REQUEST_ID_HELP)
+    approve.add_argument(
+        "--as", dest="approver", required=True, metavar="APPROVER", help=_APPROVER_HELP
+    )
     _add_json(approve, "the request and its lease")
     approve.set_defaults(handler=_cmd_approve, fields={"approver": "--as"})
 
@@ -1105,8 +1282,10 @@ def build_parser() -> argparse.ArgumentParser:
         "deny a pending request",
         "Deny an access request; only an approver may.",
     )
-    deny.add_argument("request_id", metavar="REQUEST_ID")
-    deny.add_argument("--as", dest="approver", required=True, metavar="APPROVER")
+    deny.add_argument("request_id", metavar="REQUEST_ID", help=_REQUEST_ID_HELP)
+    deny.add_argument(
+        "--as", dest="approver", required=True, metavar="APPROVER", help=_APPROVER_HELP
+    )
     deny.add_argument("--reason", required=True, help="why, shown to the requester")
     _add_json(deny, "the request")
     deny.set_defaults(handler=_cmd_deny, fields={"approver": "--as"})
@@ -1114,7 +1293,10 @@ def build_parser() -> argparse.ArgumentParser:
     leases = command(
         "leases",
         "list stored leases",
-        "List the leases in the lease store, oldest first. Reads the store only.",
+        "List the leases in the lease store, oldest first. Reads the store only (it "
+        "needs no credentials and creates no file). On a terminal the default format is "
+        "a table (STANDING: the member was one before the lease, and stays one; ENDED "
+        "instead of EXPIRES once a lease is over), else JSON.",
     )
     leases.add_argument("--principal", help="only this principal (user name, app id or SCIM id)")
     leases.add_argument("--group", help="only this group (display name or id)")
@@ -1124,13 +1306,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=_LEASE_STATES,
         help="only leases in this state (repeatable)",
     )
-    _add_json(leases, "the leases")
+    _add_listing_format(leases, "the leases")
     leases.set_defaults(handler=_cmd_leases)
 
     requests = command(
         "requests",
         "list access requests",
-        "List the access requests in the lease store, oldest first.",
+        "List the access requests in the lease store, oldest first. Reads the store "
+        "only. On a terminal the default format is a table, else JSON.",
     )
     requests.add_argument("--principal", help="only this principal")
     requests.add_argument("--group", help="only this group (display name or id)")
@@ -1140,7 +1323,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=_REQUEST_STATES,
         help="only requests in this state (repeatable)",
     )
-    _add_json(requests, "the requests")
+    _add_listing_format(requests, "the requests")
     requests.set_defaults(handler=_cmd_requests)
 
     sweep = command(
@@ -1227,7 +1410,36 @@ def build_parser() -> argparse.ArgumentParser:
         handler=_cmd_probe,
         fields={"principals": "--principal", "spacing": "--spacing", "max_lag": "--max-lag"},
     )
+    emulator = command(
+        "emulator",
+        "serve an emulated account on 127.0.0.1, to try the other commands on",
+        "Serve an emulated Databricks account (users, groups, a service principal) on "
+        "127.0.0.1 until Ctrl-C or SIGTERM, write a configuration that reaches it (its "
+        "service principal's secret in a file readable by you only), and print how to use "
+        "it from another terminal. Nothing leaves this machine.",
+        config=False,
+    )
+    emulator.add_argument(
+        "--port", type=_port, default=0, help="the port on 127.0.0.1 (default: a free one)"
+    )
+    emulator.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="an existing, empty directory for the configuration and the lease store, kept "
+        "afterwards (default: a temporary one, removed when the emulator stops)",
+    )
+    emulator.set_defaults(handler=_cmd_emulator)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0 to 65535)")
+    return value
 
 
 def _positive_int(text: str) -> int:

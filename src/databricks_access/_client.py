@@ -41,7 +41,22 @@ from databricks_access._retry import RetryPolicy
 from databricks_access._secrets import EnvSecretStore, SecretStore
 from databricks_access._throttle import RateLimits, Throttle
 
-__all__ = ["AccountClient", "AsyncAccountClient"]
+__all__ = [
+    "AccountClient",
+    "AsyncAccountClient",
+    "AsyncGroupManagers",
+    "AsyncGroups",
+    "AsyncServicePrincipals",
+    "AsyncUsers",
+    "AsyncWorkspaceAssignments",
+    "AsyncWorkspaces",
+    "GroupManagers",
+    "Groups",
+    "ServicePrincipals",
+    "Users",
+    "WorkspaceAssignments",
+    "Workspaces",
+]
 
 logger = logging.getLogger("databricks_access")
 
@@ -151,6 +166,14 @@ class AccountClient:
         rate_limits: Client-side limits per operation class (default: none).
         retry: The retry policy (default from `config.max_attempts`/`config.deadline`).
         clock: Time and sleep, injectable for tests.
+
+    Attributes:
+        groups: Account groups and their members (`Groups`).
+        users: Account users (`Users`).
+        service_principals: Account service principals (`ServicePrincipals`).
+        group_managers: Who manages each group, through rule sets (`GroupManagers`).
+        workspaces: The account's workspaces (`Workspaces`).
+        workspace_assignments: Workspace permission assignments (`WorkspaceAssignments`).
     """
 
     def __init__(
@@ -220,6 +243,15 @@ class AsyncAccountClient:
 
     Lists return an `AsyncPager`: `async for group in client.groups.list(): ...`.
     One client may be used across repeated `asyncio.run` calls.
+
+    Attributes:
+        groups: Account groups and their members (`AsyncGroups`).
+        users: Account users (`AsyncUsers`).
+        service_principals: Account service principals (`AsyncServicePrincipals`).
+        group_managers: Who manages each group, through rule sets (`AsyncGroupManagers`).
+        workspaces: The account's workspaces (`AsyncWorkspaces`).
+        workspace_assignments: Workspace permission assignments
+            (`AsyncWorkspaceAssignments`).
     """
 
     def __init__(
@@ -326,6 +358,19 @@ class Groups:
         """The group with exactly this display name, or None."""
         return self._run(self._api.find_group(display_name))
 
+    def get_by_name(self, display_name: str) -> Group:
+        """The group with exactly this display name; raises `NotFoundError` if there is none.
+
+        Use it where the group is passed on (to `grant`, `submit`, ...): unlike `find`,
+        it never hands `None` to the next call.
+
+        Example::
+
+            readers = client.groups.get_by_name("prod-data-readers")
+            tracker.grant("alice@example.com", readers, ttl=timedelta(hours=1))
+        """
+        return self._run(self._api.get_group_by_name(display_name))
+
     def create(self, display_name: str) -> Group:
         """Create a group; raises `ConflictError` if the name is taken."""
         return self._run(self._api.create_group(display_name))
@@ -396,6 +441,10 @@ class AsyncGroups:
     async def find(self, display_name: str) -> Group | None:
         """The group with exactly this display name, or None."""
         return await self._run(self._api.find_group(display_name))
+
+    async def get_by_name(self, display_name: str) -> Group:
+        """The group with exactly this display name; raises `NotFoundError` if there is none."""
+        return await self._run(self._api.get_group_by_name(display_name))
 
     async def create(self, display_name: str) -> Group:
         """Create a group; raises `ConflictError` if the name is taken."""

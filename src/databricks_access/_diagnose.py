@@ -41,6 +41,7 @@ from databricks_access._errors import (
     ServerError,
     TransportError,
 )
+from databricks_access._html import render_html, render_table
 from databricks_access._models import ComplexValue, Group, RuleSet, ServicePrincipal
 from databricks_access._secrets import ClientCredentials, SecretStore
 
@@ -90,6 +91,8 @@ class Check:
         >>> Check("token", False, "the client id or secret was refused", "Check them.").status
         'FAIL'
     """
+
+    _repr_html_ = render_html
 
     name: str
     ok: bool | None
@@ -142,13 +145,21 @@ class Diagnosis:
                 return check
         raise KeyError(name)
 
-    def __str__(self) -> str:
+    def _head(self) -> str:
         failed = len(self.failed)
         if failed:
-            head = f"{failed} problem{'s' if failed > 1 else ''} found"
-        else:
-            head = "no problem found"
-        return "\n".join([f"databricks_access diagnosis: {head}", *map(str, self.checks)])
+            return f"{failed} problem{'s' if failed > 1 else ''} found"
+        return "no problem found"
+
+    def __str__(self) -> str:
+        return "\n".join([f"databricks_access diagnosis: {self._head()}", *map(str, self.checks)])
+
+    def _repr_html_(self) -> str:
+        rows = [
+            {"check": c.name, "status": c.status, "verdict": c.verdict, "fix": c.fix or ""}
+            for c in self.checks
+        ]
+        return render_table(rows, caption=f"databricks_access diagnosis: {self._head()}")
 
 
 # -- the steps a plan asks its driver for ------------------------------------------------------

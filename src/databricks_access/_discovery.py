@@ -614,7 +614,7 @@ class Inventory:
         return {
             "format": _FORMAT,
             "generated_at": self.generated_at.isoformat(),
-            "groups": [unstructure(attrs.evolve(g, members=())) for g in self.groups.values()],
+            "groups": [unstructure(attrs.evolve(g, members=None)) for g in self.groups.values()],
             "members": {
                 group_id: [unstructure(m) for m in members]
                 for group_id, members in self.members.items()
@@ -652,7 +652,7 @@ class Inventory:
             groups = {}
             for raw in data["groups"]:
                 group = structure(raw, Group)
-                groups[group.id] = attrs.evolve(group, members=members.get(group.id, ()))
+                groups[group.id] = attrs.evolve(group, members=members.get(group.id))
             users = [structure(raw, User) for raw in data["users"]]
             sps = [structure(raw, ServicePrincipal) for raw in data["service_principals"]]
             workspaces = [structure(raw, Workspace) for raw in data["workspaces"]]

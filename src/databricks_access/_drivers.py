@@ -27,6 +27,7 @@ from databricks_access._errors import (
     error_from_reply,
 )
 from databricks_access._flows import Call, Concurrently, Flow, Listing, Reply, Step
+from databricks_access._html import HtmlList, render_rows
 from databricks_access._retry import RetryPolicy, parse_retry_after
 from databricks_access._throttle import Throttle
 
@@ -99,10 +100,11 @@ class _DriverBase:
             exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
         )
         cls = RequestTimeoutError if isinstance(exc, httpx.TimeoutException) else TransportError
-        return cls(
-            f"{call.method} {call.path}: {type(exc).__name__}: {exc}".rstrip(": "),
-            request_not_sent=not_sent,
-        )
+        # Name the request that failed: the token request, when the auth flow's failed.
+        what = f"{call.method} {call.path}"
+        if failed is not request:
+            what = f"{failed.method} {failed.url.path} (the token request for {what})"
+        return cls(f"{what}: {type(exc).__name__}: {exc}".rstrip(": "), request_not_sent=not_sent)
 
     @staticmethod
     def _may_have_landed(error: DatabricksAccessError) -> bool:
@@ -341,7 +343,9 @@ class AsyncDriver(_DriverBase):
 class Pager(Generic[T]):
     """A lazy, auto-paging iterator: pages are fetched as you iterate.
 
-    Iterating again starts a new listing. `collect()` returns every item as a list.
+    Iterating again starts a new listing. `collect()` returns every item as a list (one
+    that shows as a table in a notebook). In a notebook, a pager shows its first page as
+    a table: displaying it sends one request.
     """
 
     def __init__(self, driver: SyncDriver, listing: Callable[[], Listing[T]]) -> None:
@@ -355,10 +359,21 @@ class Pager(Generic[T]):
 
     def collect(self) -> list[T]:
         """Every item of every page, as a list."""
-        return list(self)
+        return HtmlList(self)
 
     def __repr__(self) -> str:
-        return f"<Pager of {self._listing!r}>"
+        return "<Pager: a lazy listing; iterate it, or collect() every item>"
+
+    def _repr_html_(self) -> str:
+        listing = self._listing()
+        page = listing.next_page()
+        items = [] if page is None else self._driver.run(page)
+        more = listing.next_page() is not None  # a flow not started: no request
+        return render_rows(
+            items,
+            caption=f"First page of a listing: {len(items)} item(s)",
+            more="More pages follow: iterate the pager, or collect() every item." if more else "",
+        )
 
 
 class AsyncPager(Generic[T]):
@@ -379,7 +394,14 @@ class AsyncPager(Generic[T]):
 
     async def collect(self) -> list[T]:
         """Every item of every page, as a list."""
-        return [item async for item in self]
+        return HtmlList([item async for item in self])
 
     def __repr__(self) -> str:
-        return f"<AsyncPager of {self._listing!r}>"
+        return "<AsyncPager: a lazy listing; async for over it, or await collect()>"
+
+    def _repr_html_(self) -> str:
+        # Displaying cannot await: say how to see the items instead of fetching them.
+        return (
+            '<div class="databricks-access"><em>An async listing, not fetched yet: '
+            "<code>await pager.collect()</code> shows every item.</em></div>"
+        )

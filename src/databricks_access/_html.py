@@ -1,9 +1,14 @@
 """HTML for notebooks: how models, leases and reports show in Jupyter.
 
 `render_html(obj)` draws any attrs value (a `Group`, a `User`, a `Lease`, ...) as a
-table of its fields; `render_table(rows)` draws records (lists of dicts). Everything
-that comes from the account or a user is passed through `html.escape`, so a display
-name such as `<script>` shows as text and never runs.
+table of its fields, and a list of them as one table with a row each; `render_table(rows)`
+draws records (lists of dicts). Everything that comes from the account or a user is
+passed through `html.escape`, so a display name such as `<script>` shows as text and
+never runs.
+
+A field whose None means something (a group's `members` not fetched) says so through its
+attrs metadata `html_none`; an empty list shows as "none", so the two never look alike.
+`HtmlList` is a plain list that draws itself as a table: what listings return.
 
 This module imports no model: the models attach `_repr_html_ = render_html` in their
 class bodies, and it renders them by their attrs fields.
@@ -19,7 +24,7 @@ from typing import Any, cast
 
 import attrs
 
-__all__ = ["render_html", "render_table"]
+__all__ = ["HtmlList", "render_html", "render_rows", "render_table"]
 
 _LIST_ITEMS = 10
 _TEXT_LIMIT = 200
@@ -84,12 +89,14 @@ def _label(value: object) -> str:
     return _scalar(value)
 
 
-def _cell(value: object) -> str:
-    """The escaped HTML of one table cell."""
+def _cell(value: object, none: str | None = None) -> str:
+    """The escaped HTML of one table cell; `none` is what a None means, if anything."""
+    if value is None and none is not None:
+        return f"<em>{_escape(none)}</em>"
     if isinstance(value, (list, tuple, set, frozenset)) and not attrs.has(type(value)):
         items = list(value)
         if not items:
-            return ""
+            return "<em>none</em>"
         shown = ", ".join(_escape(_label(v)) for v in items[:_LIST_ITEMS])
         if len(items) > _LIST_ITEMS:
             shown += f" <em>… and {len(items) - _LIST_ITEMS} more</em>"
@@ -158,11 +165,21 @@ def render_html(obj: object) -> str:
     """
     cls = type(obj)
     if attrs.has(cls):
-        rows = ((_escape(f.name), _cell(getattr(obj, f.name))) for f in _fields(obj))
+        rows = (
+            (_escape(f.name), _cell(getattr(obj, f.name), f.metadata.get("html_none")))
+            for f in _fields(obj)
+        )
         return (
             f'<div class="databricks-access"><strong>{_escape(cls.__name__)}</strong>'
             f"{_table(rows, None)}</div>"
         )
+    if (
+        isinstance(obj, Sequence)
+        and not isinstance(obj, (str, bytes))
+        and obj
+        and all(attrs.has(type(item)) for item in obj)
+    ):
+        return render_rows(obj)
     if isinstance(obj, Mapping):
         rows = ((_escape(_label(k)), _cell(v)) for k, v in obj.items())
         return f'<div class="databricks-access">{_table(rows, None)}</div>'
@@ -174,3 +191,50 @@ def render_html(obj: object) -> str:
         table = render_table(cast("Sequence[Mapping[str, object]]", obj))
         return f'<div class="databricks-access">{table}</div>'
     return f"<code>{_escape(_label(obj))}</code>"
+
+
+def render_rows(
+    items: Sequence[object], *, limit: int = 50, caption: str | None = None, more: str = ""
+) -> str:
+    """Values of attrs classes (models, leases) as one table: a row each, a column a field.
+
+    Args:
+        items: The values; the columns are the fields of the first one's class.
+        limit: The most rows shown; a note says how many were left out.
+        caption: A title above the table (default: the count and the class name).
+        more: A note shown under the table (how to see the rest, say).
+    """
+    if not items:
+        empty = f"<p><em>{_escape(caption or 'none')}</em></p>"
+        return f'<div class="databricks-access">{empty}</div>'
+    first = items[0]
+    # The id, then the names (a lease's principal and group), then the rest, in order.
+    fields = tuple(
+        sorted(
+            _fields(first),
+            key=lambda f: 0 if f.name == "id" else 1 if f.name.endswith("_name") else 2,
+        )
+    )
+    kind = type(first).__name__
+    title = caption or f"{kind}: {len(items)}"
+    body = (
+        tuple(_cell(getattr(item, f.name, None), f.metadata.get("html_none")) for f in fields)
+        for item in items[:limit]
+    )
+    out = [f"<p><strong>{_escape(title)}</strong></p>", _table(body, [f.name for f in fields])]
+    if len(items) > limit:
+        out.append(f"<p><em>… and {len(items) - limit} more</em></p>")
+    if more:
+        out.append(f"<p><em>{_escape(more)}</em></p>")
+    return f'<div class="databricks-access">{"".join(out)}</div>'
+
+
+class HtmlList(list):  # type: ignore[type-arg] # generic through the annotations below
+    """A list that draws itself as one table in a notebook (a row per item).
+
+    It is a plain `list` in every other way: listings return it so that
+    `tracker.leases()` or `pager.collect()` shows as a table in Jupyter.
+    """
+
+    def _repr_html_(self) -> str:
+        return render_html(list(self))

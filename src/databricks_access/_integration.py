@@ -42,6 +42,7 @@ from databricks_access._config import (
     cloud_for_host,
 )
 from databricks_access._errors import ConfigError, ConfigProblem, RequestTimeoutError
+from databricks_access._html import render_html
 from databricks_access._models import Group
 from databricks_access._owners import (
     AsyncDatabricksDirectory,
@@ -58,13 +59,24 @@ from databricks_access._owners import (
     TagOwnerResolver,
     TagSource,
 )
+from databricks_access._policy import (
+    LeasePolicy,
+    OwnerTags,
+    check_audit_sink,
+    check_lease_policy,
+    check_owner_tags,
+    open_audit_sink,
+)
 from databricks_access._secrets import EnvSecretStore, FileSecretStore, SecretStore
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from databricks_access._client import AccountClient, AsyncAccountClient
-    from databricks_access._store import LeaseStore
+    from databricks_access._events import EventSink
+    from databricks_access._membership import AsyncMembershipManager, MembershipManager
+    from databricks_access._store import AsyncLeaseStore, LeaseStore
+    from databricks_access._tracker import AsyncLeaseTracker, LeaseTracker
 
 __all__ = [
     "MAX_ACCESS_DETAILS",
@@ -553,11 +565,16 @@ class LeaseStoreRef:
     def __str__(self) -> str:
         return self.url
 
-    def open(self) -> LeaseStore:
+    def open(self, *, read_only: bool = False) -> LeaseStore:
         """The lease store this URL names: `SqliteLeaseStore` or `PostgresLeaseStore`.
 
         A PostgreSQL password comes from libpq's usual places (`PGPASSWORD`, `~/.pgpass`),
         never from the URL in the configuration.
+
+        Args:
+            read_only: Open a SQLite file read-only: it must exist, and it is neither
+                created nor migrated (for reports; every write raises `LeaseError`).
+                A PostgreSQL store is opened as usual.
 
         Raises:
             ConfigError: For `postgresql:` without the `databricks-access[postgres]` extra.
@@ -565,7 +582,7 @@ class LeaseStoreRef:
         if self.kind == "sqlite" and self.path is not None:
             from databricks_access._sqlite_store import SqliteLeaseStore  # noqa: PLC0415
 
-            return SqliteLeaseStore(self.path)
+            return SqliteLeaseStore(self.path, read_only=read_only)
         from databricks_access._postgres_store import PostgresLeaseStore  # noqa: PLC0415
 
         return PostgresLeaseStore(self.url)
@@ -644,6 +661,16 @@ def _setting_in(
     return value  # type: ignore[return-value] # a mapping is converted in validation
 
 
+def _policy_in(value: LeasePolicy | Mapping[str, object] | None) -> LeasePolicy:
+    """Take what the caller gave; `__attrs_post_init__` validates and converts it."""
+    return value  # type: ignore[return-value] # a mapping (or None) is converted in validation
+
+
+def _tags_in(value: OwnerTags | Mapping[str, object] | None) -> OwnerTags | None:
+    """Take what the caller gave; `__attrs_post_init__` validates and converts it."""
+    return value  # type: ignore[return-value] # a mapping is converted in validation
+
+
 class _AccountOptions(TypedDict, total=False):
     """The `AccountConfig` fields `IntegrationConfig.account_config` passes through."""
 
@@ -668,7 +695,12 @@ _FIELDS = (
     "secret_store",
     "allow_custom_host",
     "allow_insecure_http",
+    "lease_policy",
+    "audit_sink",
+    "owner_tags",
 )
+# Tables, read from several environment variables each.
+_TABLE_FIELDS = ("resource_owner", "lease_policy", "owner_tags")
 _RESOURCE_OWNER_FIELDS = ("tag_key", "idp_attribute")
 
 
@@ -856,6 +888,22 @@ def _validate(raw: Mapping[str, object]) -> tuple[dict[str, Any], list[ConfigPro
     secret_ref, secret_problem = _parse_secret_store(raw.get("secret_store", _DEFAULT_SECRET_STORE))
     values["secret_store"] = None if secret_ref is None else str(secret_ref)
     note("secret_store", [secret_problem] if secret_problem else [])
+
+    policy = raw.get("lease_policy")
+    values["lease_policy"], policy_problems = (
+        (policy, []) if isinstance(policy, LeasePolicy) else check_lease_policy(policy)
+    )
+    problems.extend(policy_problems)
+    values["audit_sink"], sink_problem = check_audit_sink(raw.get("audit_sink"))
+    note("audit_sink", [sink_problem] if sink_problem else [])
+    tags = raw.get("owner_tags")
+    values["owner_tags"], tags_problems = check_owner_tags(tags)
+    problems.extend(tags_problems)
+    if tags is not None and resource_owner is None:
+        note(
+            "owner_tags",
+            ["needs resource_owner: its tag_key names the tag to read from these tags"],
+        )
     return values, problems
 
 
@@ -889,6 +937,15 @@ class IntegrationConfig:
         allow_custom_host: Accept an accounts URL that is not a Databricks host (a proxy,
             the emulator).
         allow_insecure_http: Accept plain http for a loopback host (the emulator).
+        lease_policy: The limits of every lease (`LeasePolicy`, or a mapping with
+            `min_ttl` and `max_ttl` in seconds and `max_extensions`): the shortest and
+            the longest lease, and how often one may be extended. The command line and
+            `lease_tracker()` enforce it.
+        audit_sink: Where audit events are delivered besides the store's outbox:
+            `jsonl:/path/audit.jsonl` (a JSON Lines file); None: nowhere else.
+        owner_tags: Where the resource-owner tag of a group is read (`OwnerTags`, or a
+            mapping with `pattern` or `groups`); needs `resource_owner`. `Integration`
+            uses it when it is given no `tags=`.
 
     Example:
         >>> cfg = IntegrationConfig(
@@ -920,6 +977,9 @@ class IntegrationConfig:
     secret_store: str = _DEFAULT_SECRET_STORE
     allow_custom_host: bool = False
     allow_insecure_http: bool = False
+    lease_policy: LeasePolicy = attrs.field(factory=LeasePolicy, converter=_policy_in)
+    audit_sink: str | None = None
+    owner_tags: OwnerTags | None = attrs.field(default=None, converter=_tags_in)
 
     def __attrs_post_init__(self) -> None:
         raw = {field: getattr(self, field) for field in _FIELDS}
@@ -978,12 +1038,83 @@ class IntegrationConfig:
             environ=environ, allow_insecure_http=self.allow_insecure_http
         )
 
+    def audit_sink_instance(self) -> EventSink | None:
+        """The event sink `audit_sink` names, or None when there is none."""
+        return None if self.audit_sink is None else open_audit_sink(self.audit_sink)
+
+    def tag_source(self) -> TagSource | None:
+        """The owner tag source `owner_tags` describes, or None."""
+        return None if self.owner_tags is None else self.owner_tags.source()
+
+    def lease_tracker(
+        self,
+        manager: MembershipManager,
+        *,
+        store: LeaseStore | None = None,
+        events: EventSink | None = None,
+        clock: Clock | None = None,
+    ) -> LeaseTracker:
+        """A `LeaseTracker` under this integration's policy, store and audit sink.
+
+        What the command line uses, so a connector built on it enforces the same limits
+        (`lease_policy`) and audits to the same place (`audit_sink`).
+
+        Example::
+
+            config = da.IntegrationConfig.from_toml("integration.toml")
+            client = da.AccountClient(config.account_config(),
+                                      secrets=config.secret_store_instance())
+            tracker = config.lease_tracker(da.MembershipManager(client))
+
+        Args:
+            manager: The membership manager of the account's client.
+            store: The lease store; default `lease_store` opened (closing it is yours:
+                `tracker.store.close()`).
+            events: Where events go; default the `audit_sink` (None: kept in the store).
+            clock: Time, injectable for tests.
+        """
+        from databricks_access._tracker import LeaseTracker  # noqa: PLC0415
+
+        policy = self.lease_policy
+        return LeaseTracker(
+            manager,
+            store=self.lease_store_ref.open() if store is None else store,
+            events=self.audit_sink_instance() if events is None else events,
+            clock=clock,
+            min_ttl=policy.min_ttl,
+            max_ttl=policy.max_ttl,
+            max_extensions=policy.max_extensions,
+        )
+
+    def async_lease_tracker(
+        self,
+        manager: AsyncMembershipManager,
+        *,
+        store: LeaseStore | AsyncLeaseStore | None = None,
+        events: EventSink | None = None,
+        clock: Clock | None = None,
+    ) -> AsyncLeaseTracker:
+        """The async twin of `lease_tracker`: an `AsyncLeaseTracker` under this policy."""
+        from databricks_access._tracker import AsyncLeaseTracker  # noqa: PLC0415
+
+        policy = self.lease_policy
+        return AsyncLeaseTracker(
+            manager,
+            store=self.lease_store_ref.open() if store is None else store,
+            events=self.audit_sink_instance() if events is None else events,
+            clock=clock,
+            min_ttl=policy.min_ttl,
+            max_ttl=policy.max_ttl,
+            max_extensions=policy.max_extensions,
+        )
+
     # -- loading and saving ---------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as plain data (JSON and TOML ready); `from_dict` reads it back.
 
-        Fields that are unset (None) are left out. It holds no secret.
+        Fields that are unset (None), and a default `lease_policy`, are left out. It holds
+        no secret.
 
         Example:
             >>> cfg = IntegrationConfig(
@@ -1011,6 +1142,12 @@ class IntegrationConfig:
         data["secret_store"] = self.secret_store
         data["allow_custom_host"] = self.allow_custom_host
         data["allow_insecure_http"] = self.allow_insecure_http
+        if self.lease_policy != LeasePolicy():
+            data["lease_policy"] = self.lease_policy.to_dict()
+        if self.audit_sink is not None:
+            data["audit_sink"] = self.audit_sink
+        if self.owner_tags is not None:
+            data["owner_tags"] = self.owner_tags.to_dict()
         return data
 
     @classmethod
@@ -1147,8 +1284,11 @@ class IntegrationConfig:
         `..._INTEGRATION_OWNERS` (comma-separated), `..._RESOURCE_OWNER_TAG_KEY` and
         `..._RESOURCE_OWNER_IDP_ATTRIBUTE` (both or neither), `..._LEASE_STORE`,
         `..._SECRET_STORE`, `..._ALLOW_CUSTOM_HOST` and `..._ALLOW_INSECURE_HTTP`
-        (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`). An empty variable counts as
-        unset; other variables with the prefix are ignored. Problems name the variable.
+        (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`), `..._AUDIT_SINK`,
+        `..._LEASE_POLICY_MIN_TTL`, `..._LEASE_POLICY_MAX_TTL` (seconds) and
+        `..._LEASE_POLICY_MAX_EXTENSIONS`, `..._OWNER_TAGS_PATTERN`. An empty variable
+        counts as unset; other variables with the prefix are ignored. Problems name the
+        variable.
 
         Example:
             >>> IntegrationConfig.from_env({
@@ -1167,10 +1307,11 @@ class IntegrationConfig:
         if not isinstance(prefix, str):
             raise ConfigError("must be a string", "prefix")
         names = {
-            field: f"{prefix}{field.upper()}" for field in _FIELDS if field != "resource_owner"
+            field: f"{prefix}{field.upper()}" for field in _FIELDS if field not in _TABLE_FIELDS
         }
-        names["resource_owner.tag_key"] = f"{prefix}RESOURCE_OWNER_TAG_KEY"
-        names["resource_owner.idp_attribute"] = f"{prefix}RESOURCE_OWNER_IDP_ATTRIBUTE"
+        for table in _TABLE_FIELDS:
+            for key in _TABLE_KEYS[table]:
+                names[f"{table}.{key}"] = f"{prefix}{table.upper()}_{key.upper()}"
 
         def read(field: str) -> str | None:
             value = environ.get(names[field], "")
@@ -1179,7 +1320,7 @@ class IntegrationConfig:
         raw: dict[str, object] = {}
         problems: list[ConfigProblem] = []
         for field in _FIELDS:
-            if field == "resource_owner":
+            if field in _TABLE_FIELDS:
                 continue
             value = read(field)
             if value is None:
@@ -1204,6 +1345,23 @@ class IntegrationConfig:
                 for part, value in (("tag_key", tag_key), ("idp_attribute", attribute))
                 if value is not None
             }
+        policy: dict[str, object] = {}
+        for key in _TABLE_KEYS["lease_policy"]:
+            value = read(f"lease_policy.{key}")
+            if value is None:
+                continue
+            number = _env_number(value, whole=key == "max_extensions")
+            if number is None:
+                problems.append(
+                    ConfigProblem(names[f"lease_policy.{key}"], f"{_shown(value)} is not a number")
+                )
+            else:
+                policy[key] = number
+        if policy:
+            raw["lease_policy"] = policy
+        pattern = read("owner_tags.pattern")
+        if pattern is not None:
+            raw["owner_tags"] = {"pattern": pattern}
         _, found = _validate(raw)
         problems.extend(
             ConfigProblem(names.get(problem.field, problem.field), problem.message)
@@ -1212,6 +1370,20 @@ class IntegrationConfig:
         if problems:
             raise ConfigError(problems)
         return cls.from_dict(raw)
+
+
+_TABLE_KEYS: Mapping[str, tuple[str, ...]] = {
+    "resource_owner": _RESOURCE_OWNER_FIELDS,
+    "lease_policy": ("min_ttl", "max_ttl", "max_extensions"),
+    "owner_tags": ("pattern",),
+}
+
+
+def _env_number(value: str, *, whole: bool) -> float | int | None:
+    try:
+        return int(value) if whole else float(value)
+    except ValueError:
+        return None
 
 
 def _env_flag(value: str) -> bool | None:
@@ -1274,6 +1446,8 @@ class Approvers:
         >>> approvers.can_approve, [str(o) for o in approvers.users]
         (True, ['user:ann@example.com'])
     """  # noqa: E501
+
+    _repr_html_ = render_html
 
     owners: tuple[Owner, ...]
     source: ApproverSource
@@ -1494,7 +1668,9 @@ class _IntegrationBase:
         setting = config.resource_owner
         if setting is not None and resolver is None:
             hint = (
-                "tags= with a directory= or client=" if not tags_given else "directory= or client="
+                "set owner_tags in the configuration (or pass tags=), with a directory= or client="
+                if not tags_given
+                else "directory= or client="
             )
             self._setup_problems = (
                 (
@@ -1599,7 +1775,8 @@ class Integration(_IntegrationBase):
             `resource_owner` and `tags` is given; else none.
         directory: The identity directory (default `DatabricksDirectory(client)` when a
             client is given). Needed when owners include IdP groups.
-        tags: Where group tags come from, for the default tag resolver.
+        tags: Where group tags come from, for the default tag resolver (default: the
+            configuration's `owner_tags`).
         clock: The clock of the default directory's cache (default the client's).
         timeout: Seconds of real time a resolver or directory call may take; None for
             no bound.
@@ -1623,6 +1800,8 @@ class Integration(_IntegrationBase):
         if directory is None and client is not None:
             directory = DatabricksDirectory(client, clock=clock)
         setting = config.resource_owner if isinstance(config, IntegrationConfig) else None
+        if tags is None and isinstance(config, IntegrationConfig):
+            tags = config.tag_source()  # the configuration's owner_tags, if any
         if owners is None and setting is not None and tags is not None and directory is not None:
             owners = TagOwnerResolver(setting, tags, directory)
         super().__init__(
@@ -1737,7 +1916,8 @@ class AsyncIntegration(_IntegrationBase):
         client: The async account client (default directory: `AsyncDatabricksDirectory`).
         owners: The owner resolver, sync or async.
         directory: The identity directory, sync or async.
-        tags: Where group tags come from, for the default tag resolver.
+        tags: Where group tags come from, for the default tag resolver (default: the
+            configuration's `owner_tags`).
         clock: The clock of the default directory's cache (default the client's).
         timeout: Seconds of real time a resolver or directory call may take; None for
             no bound.
@@ -1757,6 +1937,8 @@ class AsyncIntegration(_IntegrationBase):
         if directory is None and client is not None:
             directory = AsyncDatabricksDirectory(client, clock=clock)
         setting = config.resource_owner if isinstance(config, IntegrationConfig) else None
+        if tags is None and isinstance(config, IntegrationConfig):
+            tags = config.tag_source()  # the configuration's owner_tags, if any
         if owners is None and setting is not None and tags is not None and directory is not None:
             if _is_async(directory.is_member):
                 owners = AsyncTagOwnerResolver(setting, tags, directory)  # type: ignore[arg-type]

@@ -150,6 +150,9 @@ class EventKind(enum.Enum):
     EXTENDED = "extended"
     EXPIRED = "expired"
     REVOKED = "revoked"
+    ENDED = "ended"
+    """A lease ended and the membership stays: it is standing, or another lease holds it
+    (`detail["membership"]` says which). Nothing was removed, so it is not `revoked`."""
     REVOKE_FAILED = "revoke_failed"
     DRIFT = "drift"
     REQUEST_SUBMITTED = "request_submitted"
@@ -160,11 +163,35 @@ class EventKind(enum.Enum):
     REQUEST_FAILED = "request_failed"
 
 
+DetailValue = str | int | float | bool
+"""A value in `AuditEvent.detail`: text, a number or a flag, as JSON has them."""
+
+# Detail keys whose values older versions wrote as text ("true", "3"): typed on reading.
+_FLAG_DETAILS = frozenset({"standing", "recovered", "clamped"})
+_COUNT_DETAILS = frozenset({"attempts"})
+
+
+def _detail_value(key: str, value: object) -> DetailValue:
+    if isinstance(value, (bool, int, float, str)) and not (
+        isinstance(value, str) and (key in _FLAG_DETAILS or key in _COUNT_DETAILS)
+    ):
+        return value
+    text = str(value)
+    if key in _FLAG_DETAILS and text.lower() in {"true", "false"}:
+        return text.lower() == "true"
+    if key in _COUNT_DETAILS and text.isdigit():
+        return int(text)
+    return text
+
+
 @attrs.frozen(kw_only=True)
 class AuditEvent:
     """One audit record: what happened to which lease or request, when, and by whom.
 
-    Events never carry secrets or tokens; `detail` holds plain, short strings.
+    Events never carry secrets or tokens. `principal_name` and `group_name` are the
+    names known when the event happened (a user name, a group's display name), kept
+    beside the ids because names can change or disappear later. `detail` holds short,
+    typed values: text, numbers and flags (`{"standing": True}`, `{"attempts": 3}`).
     """
 
     _repr_html_ = render_html
@@ -179,12 +206,23 @@ class AuditEvent:
     reason: str | None = None
     approver: str | None = None
     expires_at: dt.datetime | None = None
-    detail: Mapping[str, str] = attrs.field(factory=dict)
+    detail: Mapping[str, DetailValue] = attrs.field(factory=dict)
+    principal_name: str | None = None
+    group_name: str | None = None
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (ISO 8601 times, the principal as `kind`/`id`)."""
         out: dict[str, object] = {"kind": self.kind.value, "at": self.at.isoformat()}
-        for name in ("lease_id", "request_id", "group_id", "requester", "reason", "approver"):
+        for name in (
+            "lease_id",
+            "request_id",
+            "group_id",
+            "requester",
+            "reason",
+            "approver",
+            "principal_name",
+            "group_name",
+        ):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -198,7 +236,11 @@ class AuditEvent:
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> AuditEvent:
-        """Rebuild an event written by `to_json`."""
+        """Rebuild an event written by `to_json` (by this version or an older one).
+
+        Flags and counts that older versions wrote as text (`"true"`, `"3"`) come back
+        typed.
+        """
         principal = data.get("principal")
         ref = None
         if isinstance(principal, Mapping):
@@ -221,9 +263,11 @@ class AuditEvent:
             reason=text("reason"),
             approver=text("approver"),
             expires_at=dt.datetime.fromisoformat(str(expires)) if expires else None,
-            detail={str(k): str(v) for k, v in detail.items()}
+            detail={str(k): _detail_value(str(k), v) for k, v in detail.items()}
             if isinstance(detail, Mapping)
             else {},
+            principal_name=text("principal_name"),
+            group_name=text("group_name"),
         )
 
 

@@ -198,14 +198,22 @@ class ServicePrincipalSecret:
 
 @attrs.frozen(kw_only=True)
 class Group:
-    """An account group. A group with no members has an empty `members`."""
+    """An account group.
+
+    `members` tells "not fetched" from "empty": it is None when the read did not include
+    the members (`list()`, `find()`, `get_by_name()`: group listings carry no members),
+    and a tuple when it did (`get()`, `create()`), empty for a group without members.
+    `client.groups.get(group)` reads them; `client.groups.members(group)` lists them.
+    """
 
     _repr_html_ = render_html
 
     id: str
     display_name: str = ""
     external_id: str | None = None
-    members: tuple[MemberRef, ...] = ()
+    members: tuple[MemberRef, ...] | None = attrs.field(
+        default=None, metadata={"html_none": "not fetched: client.groups.get(id) reads them"}
+    )
     groups: tuple[ComplexValue, ...] = ()
     roles: tuple[ComplexValue, ...] = ()
     entitlements: tuple[ComplexValue, ...] = ()
@@ -218,8 +226,8 @@ class Group:
 
     @property
     def member_ids(self) -> frozenset[str]:
-        """The SCIM ids of the direct members."""
-        return frozenset(m.id for m in self.members)
+        """The SCIM ids of the direct members (empty when they were not fetched)."""
+        return frozenset(m.id for m in self.members or ())
 
 
 @attrs.frozen(kw_only=True)

@@ -5,20 +5,25 @@ listing before its last page). A stage is finished when `done == total`. Callbac
 called from worker threads (the sync client runs concurrent requests in a thread pool),
 but never at the same time: the caller serialises them.
 
-tqdm is not a dependency: `tqdm_progress()` imports it when called, never before.
+tqdm is not a dependency: `tqdm_progress()` imports it when called, never before. In a
+Jupyter kernel without ipywidgets, tqdm's text bars cannot redraw in place (each update
+becomes a new line, and tqdm warns): there, `tqdm_progress()` prints two plain lines per
+stage instead, and needs no tqdm at all.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 from typing_extensions import Self
 
-__all__ = ["Progress", "TqdmProgress", "tqdm_progress"]
+__all__ = ["Progress", "TextBar", "TqdmProgress", "tqdm_progress"]
 
 
 class Progress(Protocol):
@@ -91,11 +96,72 @@ class TqdmProgress:
         self.close()
 
 
+class TextBar:
+    """A bar that prints a line when its stage starts and one when it ends, nothing more.
+
+    For notebooks without ipywidgets, whose output cannot redraw a line; it has the
+    part of tqdm's bar interface that `TqdmProgress` uses.
+    """
+
+    def __init__(
+        self,
+        *,
+        desc: str,
+        total: int | None = None,
+        file: TextIO | None = None,
+        disable: bool = False,
+        **_options: object,
+    ) -> None:
+        self.desc = desc
+        self.total = total
+        self.n = 0
+        self._file = file
+        self._disable = disable
+        self._closed = False
+        self._say(f"{desc}: started" + (f", {total:,} to do" if total else ""))
+
+    def _say(self, line: str) -> None:
+        if not self._disable:
+            stream = self._file or sys.stdout
+            stream.write(line + "\n")
+            stream.flush()
+
+    def update(self, by: int) -> None:
+        """Count `by` more items done."""
+        self.n += by
+
+    def refresh(self) -> None:
+        """Nothing to redraw."""
+
+    def close(self) -> None:
+        """Print how the stage ended (once)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.total is not None and self.n >= self.total:
+            self._say(f"{self.desc}: done, {self.n:,}")
+        else:
+            total = "?" if self.total is None else f"{self.total:,}"
+            self._say(f"{self.desc}: stopped at {self.n:,} of {total}")
+
+
+def _notebook_without_widgets() -> bool:
+    """A Jupyter kernel runs this code, and ipywidgets (which tqdm draws with) is missing."""
+    if "ipykernel" not in sys.modules:
+        return False
+    try:
+        return importlib.util.find_spec("ipywidgets") is None
+    except (ImportError, ValueError):  # a broken or blocked install
+        return True
+
+
 def tqdm_progress(**options: Any) -> TqdmProgress:
     """A progress callback drawing tqdm bars, in notebooks and terminals alike.
 
-    It uses `tqdm.auto`, which picks widgets in Jupyter and text elsewhere. Extra keyword
-    arguments go to every bar (`leave=False`, `file=...`, `disable=...`).
+    It uses `tqdm.auto`, which picks widgets in Jupyter and text elsewhere. In a Jupyter
+    kernel without ipywidgets (install the `notebook` extra to get both), it prints one
+    line when each stage starts and one when it ends instead, and needs no tqdm. Extra
+    keyword arguments go to every bar (`leave=False`, `file=...`, `disable=...`).
 
     Example::
 
@@ -103,8 +169,10 @@ def tqdm_progress(**options: Any) -> TqdmProgress:
             inventory = da.discover(client, progress=progress)
 
     Raises:
-        ImportError: tqdm is not installed (`pip install tqdm`).
+        ImportError: tqdm is not installed (`pip install tqdm`), outside such a notebook.
     """
+    if _notebook_without_widgets():
+        return TqdmProgress(TextBar, **options)
     try:
         # Optional, imported only when used (and untyped: it is not a dependency).
         module = importlib.import_module("tqdm.auto")

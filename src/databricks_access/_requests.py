@@ -45,10 +45,12 @@ from databricks_access._errors import (
     NotFoundError,
 )
 from databricks_access._flows import Flow, collect
+from databricks_access._html import HtmlList, render_html
 from databricks_access._integration import Approvers
 from databricks_access._lease import (
     AccessRequest,
     AuditEvent,
+    DetailValue,
     EventKind,
     Lease,
     LeaseState,
@@ -184,6 +186,8 @@ class RequestSweep:
             they stay `APPROVED` and are retried after `retry_at`.
     """
 
+    _repr_html_ = render_html
+
     expired: tuple[str, ...] = ()
     granted: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
@@ -245,7 +249,7 @@ class RequestFlows:
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
 
-    def _event(self, kind: EventKind, req: AccessRequest, **detail: str) -> AuditEvent:
+    def _event(self, kind: EventKind, req: AccessRequest, **detail: DetailValue) -> AuditEvent:
         return AuditEvent(
             kind=kind,
             at=self.t.clock.now(),
@@ -257,6 +261,8 @@ class RequestFlows:
             reason=req.reason,
             approver=req.decided_by,
             detail=detail,
+            principal_name=req.principal_name,
+            group_name=req.group_name,
         )
 
     def _get(self, request_id: object) -> Flow[AccessRequest]:
@@ -650,7 +656,7 @@ class RequestFlows:
             principal_id=principal_id,
             group_id=group_id,
         )
-        return found
+        return HtmlList(found)  # a list that shows as a table in a notebook
 
     def sweep(self) -> Flow[RequestSweep]:
         """Expire requests past their time; grant approved ones left without a lease."""

@@ -53,9 +53,11 @@ from databricks_access._errors import (
 )
 from databricks_access._events import EventSink
 from databricks_access._flows import Flow, collect, concurrently
+from databricks_access._html import HtmlList, render_html
 from databricks_access._lease import (
     TERMINAL_STATES,
     AuditEvent,
+    DetailValue,
     EventKind,
     Lease,
     LeaseState,
@@ -143,6 +145,8 @@ class ExtendResult:
         requested_expires_at: The expiry that was asked for.
     """
 
+    _repr_html_ = render_html
+
     lease: Lease
     clamped: bool
     requested_expires_at: dt.datetime
@@ -161,6 +165,8 @@ class SweepReport:
         patches: Membership PATCH requests sent.
         events_delivered: Events handed to the sink.
     """
+
+    _repr_html_ = render_html
 
     revoked: tuple[str, ...] = ()
     kept: tuple[str, ...] = ()
@@ -184,6 +190,8 @@ class DriftItem:
     membership is gone).
     """
 
+    _repr_html_ = render_html
+
     kind: str
     group_id: str
     principal: PrincipalRef | None
@@ -195,6 +203,8 @@ class DriftItem:
 @attrs.frozen(kw_only=True)
 class DriftReport:
     """What `reconcile()` found and, with `apply=True`, what it changed."""
+
+    _repr_html_ = render_html
 
     standing: tuple[DriftItem, ...] = ()
     vanished: tuple[DriftItem, ...] = ()
@@ -319,7 +329,7 @@ class TrackerFlows:
     def _now(self) -> dt.datetime:
         return self.clock.now()
 
-    def _event(self, kind: EventKind, lease: Lease, **detail: str) -> AuditEvent:
+    def _event(self, kind: EventKind, lease: Lease, **detail: DetailValue) -> AuditEvent:
         return AuditEvent(
             kind=kind,
             at=self._now(),
@@ -332,6 +342,8 @@ class TrackerFlows:
             approver=lease.approver,
             expires_at=lease.expires_at,
             detail=detail,
+            principal_name=lease.principal_name,
+            group_name=lease.group_name,
         )
 
     def _token(self) -> str:
@@ -429,7 +441,7 @@ class TrackerFlows:
             (
                 attrs.evolve(lease, standing=False, updated_at=self._now()),
                 lease.state,
-                self._event(EventKind.DRIFT, lease, standing="ended", why=why),
+                self._event(EventKind.DRIFT, lease, drift="standing_ended", why=why),
             )
             for lease in on_pair
             if lease.standing and lease.state not in TERMINAL_STATES
@@ -604,7 +616,7 @@ class TrackerFlows:
             raise
         crash_point("after_patch")
         active = attrs.evolve(lease, state=LeaseState.ACTIVE, updated_at=self._now())
-        detail = {"standing": "true"} if active.standing else {}
+        detail: dict[str, DetailValue] = {"standing": True} if active.standing else {}
         yield from _store(
             "update_lease",
             active,
@@ -670,7 +682,10 @@ class TrackerFlows:
         extended = attrs.evolve(
             lease, expires_at=new_expiry, extensions=lease.extensions + 1, updated_at=now
         )
-        detail = {"previous_expires_at": lease.expires_at.isoformat(), "clamped": str(clamped)}
+        detail: dict[str, DetailValue] = {
+            "previous_expires_at": lease.expires_at.isoformat(),
+            "clamped": clamped,
+        }
         try:
             yield from _store(
                 "update_lease",
@@ -944,7 +959,7 @@ class TrackerFlows:
             for lease in plan.recover:
                 if add_error is None:
                     active = attrs.evolve(lease, state=LeaseState.ACTIVE, updated_at=at)
-                    event = self._event(EventKind.GRANTED, active, recovered="true")
+                    event = self._event(EventKind.GRANTED, active, recovered=True)
                     outcomes.append((active, LeaseState.GRANTING, event))
                     buckets.append(recovered)
                 else:
@@ -973,7 +988,7 @@ class TrackerFlows:
                         EventKind.REVOKE_FAILED,
                         failed_lease,
                         error=_error_text(error),
-                        attempts=str(failed_lease.attempts),
+                        attempts=failed_lease.attempts,
                     )
                     outcomes.append((failed_lease, LeaseState.REVOKING, event))
                     buckets.append(failed)
@@ -981,12 +996,12 @@ class TrackerFlows:
                 done = attrs.evolve(
                     lease, state=LeaseState.REVOKED, updated_at=at, ended_at=at, last_error=None
                 )
-                detail = {"membership": plan.membership_note}
+                ended: dict[str, DetailValue] = {"membership": plan.membership_note}
                 if early_by is not None:
-                    detail["revoked_by"] = early_by
-                outcomes.append(
-                    (done, LeaseState.REVOKING, self._event(EventKind.REVOKED, done, **detail))
-                )
+                    ended["revoked_by"] = early_by
+                # A membership that stays (standing, or held by another lease) was not revoked.
+                kind = EventKind.REVOKED if plan.remove else EventKind.ENDED
+                outcomes.append((done, LeaseState.REVOKING, self._event(kind, done, **ended)))
                 buckets.append(revoked if plan.remove else kept)
         stored = yield from self._cas_many(outcomes)
         for (lease, _, _), bucket, ok in zip(outcomes, buckets, stored, strict=True):
@@ -1024,7 +1039,7 @@ class TrackerFlows:
             states=None if states is None else tuple(states),
             limit=limit,
         )
-        return found
+        return HtmlList(found)  # a list that shows as a table in a notebook
 
     def seconds_until_due(self, idle: float) -> Flow[float]:
         """How long `run()` may sleep: until the next due lease, at most `idle`."""

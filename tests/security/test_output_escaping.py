@@ -41,6 +41,31 @@ def _cv(**kw) -> ComplexValue:
 
 def hostile_models() -> dict[str, object]:
     ref = da.PrincipalRef("user", "123")
+    return {**_hostile_values(ref), **_hostile_reports(ref)}
+
+
+def _hostile_reports(ref: da.PrincipalRef) -> dict[str, object]:
+    check = da.Check(name=HOSTILE, ok=False, verdict=HOSTILE, fix=HOSTILE)
+    drift = da.DriftItem(
+        kind=HOSTILE, group_id=HOSTILE, principal=ref, principal_id=HOSTILE, display=HOSTILE
+    )
+    return {
+        "Check": check,
+        "Diagnosis": da.Diagnosis((check,)),
+        "ExtendResult": da.ExtendResult(
+            lease=_hostile_values(ref)["Lease"], clamped=True, requested_expires_at=NOW
+        ),
+        "SweepReport": da.SweepReport(revoked=(HOSTILE,), kept=(HOSTILE,), failed=(HOSTILE,)),
+        "DriftItem": drift,
+        "DriftReport": da.DriftReport(standing=(drift,), failures=((drift, HOSTILE),)),
+        "Approvers": da.Approvers(
+            (da.Owner.user("ann@example.com"),), da.ApproverSource.INTEGRATION_OWNER, (HOSTILE,)
+        ),
+        "RequestSweep": da.RequestSweep(expired=(HOSTILE,), granted=(HOSTILE,)),
+    }
+
+
+def _hostile_values(ref: da.PrincipalRef) -> dict[str, object]:
     return {
         "Group": da.Group(
             id="1",
@@ -112,6 +137,8 @@ def hostile_models() -> dict[str, object]:
             reason=HOSTILE,
             approver=HOSTILE,
             detail={HOSTILE: HOSTILE},
+            principal_name=HOSTILE,
+            group_name=HOSTILE,
         ),
         "AccessRequest": da.AccessRequest(
             id=HOSTILE,
@@ -147,7 +174,7 @@ def test_every_public_html_repr_is_covered():
         for name in da.__all__
         if isinstance(getattr(da, name), type) and hasattr(getattr(da, name), "_repr_html_")
     }
-    assert with_html == {*hostile_models(), "Inventory"}
+    assert with_html == {*hostile_models(), "Inventory", "Pager", "AsyncPager"}
 
 
 @pytest.mark.parametrize("name", sorted(hostile_models()))
@@ -166,6 +193,20 @@ def hostile_account(clock):
         fake.assign(workspace, group, ["USER"])
     fake.set_group_managers(groups[1], [f"users/{FORMULAS[2]}@example.com"])
     return fake, sp
+
+
+def test_pagers_and_lists_escape_user_data(hostile_account, clock):
+    fake, sp = hostile_account
+    config = da.AccountConfig(host=fake.host, account_id=fake.account_id)
+    with da.AccountClient(
+        config,
+        secrets=da.StaticSecretStore(sp.client_id, sp.client_secret),
+        transport=fake.transport(),
+        clock=clock,
+    ) as client:
+        pager = client.groups.list(attributes=["id", "displayName"])
+        assert_inert(pager._repr_html_())
+        assert_inert(pager.collect()._repr_html_())
 
 
 def test_the_inventory_html_escapes_user_data(hostile_account, clock):
