@@ -138,7 +138,7 @@ def test_the_approvals_page_runs_in_both_pairings(pairing):
     namespace = run_paired("approvals.md", pairing)
     account = namespace["account"]
     assert isinstance(account, FakeAccount)
-    assert account.group_members(namespace["ledger"]) == {namespace["erin"]}
+    assert account.group_members(namespace["ledger_id"]) == {namespace["erin"]}
     approved = namespace["approved"]
     assert isinstance(approved, da.AccessRequest)
     assert approved.decided_by == "ann@example.com"
