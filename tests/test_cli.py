@@ -435,7 +435,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised():
 def test_table_cells_hold_no_terminal_escape():
     text = _cli._table([{"name": "\x1b[31mred\x1b[0m", "ok": True, "none": None}])
     assert "\x1b" not in text
-    assert text.splitlines()[1].split() == ["?[31mred?[0m", "yes"]
+    assert text.splitlines()[1].split() == ["\\u001b[31mred\\u001b[0m", "yes"]
 
 
 # -- run: the expiry loop ------------------------------------------------------------------------

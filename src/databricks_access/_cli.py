@@ -36,6 +36,7 @@ import attrs
 from typing_extensions import Self
 
 import databricks_access as da
+from databricks_access._terminal import terminal_safe
 
 __all__ = [
     "EXIT_CODES",
@@ -86,7 +87,6 @@ _RECORD_KINDS = (
 )
 _LEASE_STATES = tuple(state.value for state in da.LeaseState)
 _REQUEST_STATES = tuple(state.value for state in da.RequestState)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BULLET = re.compile(r"^\s*-\s+")
 _CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _MAX_CELL = 80
@@ -163,11 +163,10 @@ def _shown(text: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    """A message on one line: newlines joined with `; `, other controls replaced."""
+    """A message on one line: newlines joined with `; `, other controls escaped."""
     lines = [_BULLET.sub("", line).strip() for line in text.splitlines()]
     lines = [line for line in lines if line]
-    joined = "; ".join(lines).replace(":;", ":")
-    joined = _CONTROL.sub("?", joined)
+    joined = terminal_safe("; ".join(lines).replace(":;", ":"))
     return joined if len(joined) <= _MAX_MESSAGE else joined[: _MAX_MESSAGE - 3] + "..."
 
 
@@ -182,14 +181,14 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 
 def _cell(value: object) -> str:
-    """Text for a table cell: no control character (a name could hold terminal escapes)."""
+    """Text for a table cell, on one line, its terminal controls escaped."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dt.datetime):
         return _utc(value)
-    text = _CONTROL.sub("?", str(value))
+    text = terminal_safe(str(value))
     return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
 
 
@@ -257,7 +256,13 @@ _EMPTY_COLUMNS: Mapping[str, tuple[str, ...]] = {
 
 
 def _write(text: str, stream: TextIO | None = None) -> None:
-    (stream or sys.stdout).write(text if text.endswith("\n") else text + "\n")
+    """Print text: every output path of the command line ends here, escaped for a terminal.
+
+    JSON stays valid: the escapes are JSON's own `\\uXXXX`, and JSON strings already
+    hold no raw newline.
+    """
+    safe = terminal_safe(text, keep_newlines=True)
+    (stream or sys.stdout).write(safe if safe.endswith("\n") else safe + "\n")
 
 
 def _json(data: object) -> str:
@@ -268,11 +273,11 @@ def _json(data: object) -> str:
 
 
 def _who(lease: da.Lease | da.AccessRequest) -> str:
-    return lease.principal_name or lease.principal.id
+    return terminal_safe(lease.principal_name or lease.principal.id)
 
 
 def _group_shown(lease: da.Lease | da.AccessRequest) -> str:
-    return lease.group_name or lease.group_id
+    return terminal_safe(lease.group_name or lease.group_id)
 
 
 def _lease_record(lease: da.Lease) -> dict[str, object]:
@@ -354,7 +359,7 @@ def _event_line(event: da.AuditEvent) -> str:
         f"group={event.group_id}" if event.group_id else "",
         f"reason={event.reason}" if event.reason else "",
     ]
-    return _CONTROL.sub("?", "  ".join(part for part in parts if part))
+    return terminal_safe("  ".join(part for part in parts if part))
 
 
 # -- errors -----------------------------------------------------------------------------------
@@ -408,7 +413,7 @@ def _describe(exc: BaseException, fields: Mapping[str, str]) -> tuple[int, str]:
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"error: {_one_line(message)}\n")
+    _write(f"error: {_one_line(message)}", sys.stderr)
 
 
 # -- configuration and the objects every command shares --------------------------------------
@@ -614,14 +619,20 @@ def _cmd_discover(args: argparse.Namespace, session: _Session) -> int:
         text = _csv(inventory.records(kind), kind)
     else:
         text = _table(inventory.records(kind))
-    if args.output is None:
-        _write(text)
+    if output_format == "json":
+        text = terminal_safe(text, keep_newlines=True)  # the same JSON, escaped
+    if args.output is not None:
+        # CSV is data: a file gets it as it is (a lone surrogate written as an escape).
+        Path(args.output).write_text(text, encoding="utf-8", errors="backslashreplace", newline="")
+        _write(f"wrote {output_format} to {args.output}", sys.stderr)
+    elif output_format == "csv" and not _isatty():
+        sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))
     else:
-        Path(args.output).write_text(text, encoding="utf-8", newline="")
-        sys.stderr.write(f"wrote {output_format} to {args.output}\n")
+        _write(text)
     if inventory.errors:
-        sys.stderr.write(
-            f"warning: {len(inventory.errors)} item(s) could not be read; see '--records errors'\n"
+        _write(
+            f"warning: {len(inventory.errors)} item(s) could not be read; see '--records errors'",
+            sys.stderr,
         )
     return EXIT_OK
 
@@ -811,9 +822,10 @@ def _cmd_sweep(args: argparse.Namespace, session: _Session) -> int:
             f"after an interrupted approval, {len(requests.failed)} failed"
         )
     if report.failed or requests.failed:
-        sys.stderr.write(
+        _write(
             "error: some revocations or grants failed; they are stored and retried "
-            f"(see '{_PROG} leases --state revoke_failed')\n"
+            f"(see '{_PROG} leases --state revoke_failed')",
+            sys.stderr,
         )
         return EXIT_FAILED
     return EXIT_OK
@@ -1173,12 +1185,19 @@ def _positive_float(text: str) -> float:
 # -- main ----------------------------------------------------------------------------------
 
 
+class _SafeFormatter(logging.Formatter):
+    """Log lines (a traceback included) escaped for the terminal, like all other output."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record), keep_newlines=True)
+
+
 @contextlib.contextmanager
 def _logging(debug: bool) -> Iterator[None]:
     """The library's log on stderr (warnings; everything with --debug), for this call."""
     logger = logging.getLogger("databricks_access")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.setFormatter(_SafeFormatter("%(levelname)s: %(message)s"))
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.WARNING)

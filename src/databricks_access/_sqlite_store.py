@@ -76,6 +76,7 @@ from databricks_access._store_values import (
 from databricks_access._store_values import (
     micros as _micros,
 )
+from databricks_access._store_values import storable
 
 __all__ = ["SCHEMA_VERSION", "SqliteLeaseStore"]
 
@@ -347,7 +348,7 @@ def _lease_values(lease: Lease) -> list[object]:
     """The lease's columns after `id`, in `_UPDATE_LEASE` order, ending with `due_at`."""
     what = f"lease {lease.id!r}"
     due = lease.due_at()
-    return [
+    values = [
         lease.principal.kind.value,
         lease.principal.id,
         lease.group_id,
@@ -369,6 +370,7 @@ def _lease_values(lease: Lease) -> list[object]:
         lease.principal_name,
         None if due is None else _micros(due, f"{what}: due time"),
     ]
+    return [storable(value) for value in values]
 
 
 def _lease(row: Row) -> Lease:
@@ -401,7 +403,7 @@ def _request_values(request: AccessRequest) -> list[object]:
     ttl = float(request.ttl_seconds)
     if not math.isfinite(ttl):
         raise LeaseError(f"{what}: ttl_seconds must be a finite number, not {ttl}")
-    return [
+    values = [
         request.principal.kind.value,
         request.principal.id,
         request.group_id,
@@ -412,7 +414,7 @@ def _request_values(request: AccessRequest) -> list[object]:
         _micros(request.created_at, f"{what}: created_at"),
         _micros(request.expires_at, f"{what}: expires_at"),
         _micros(request.updated_at, f"{what}: updated_at"),
-        json.dumps(list(request.approvers), ensure_ascii=False),
+        json.dumps(list(request.approvers)),
         request.approver_source,
         request.decided_by,
         request.decision_reason,
@@ -421,6 +423,7 @@ def _request_values(request: AccessRequest) -> list[object]:
         request.group_name,
         request.principal_name,
     ]
+    return [storable(value) for value in values]
 
 
 def _request(row: Row) -> AccessRequest:
@@ -448,7 +451,8 @@ def _request(row: Row) -> AccessRequest:
 
 def _event_payload(event: AuditEvent) -> str:
     try:
-        return json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
+        # ASCII JSON: a lone surrogate in a name is kept, as its escape.
+        return json.dumps(event.to_json(), separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise LeaseError(f"the {event.kind.value} event cannot be stored as JSON: {exc}") from exc
 
