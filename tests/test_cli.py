@@ -28,6 +28,7 @@ import pytest
 
 import databricks_access as da
 from databricks_access import _cli
+from databricks_access._durations import human
 from databricks_access.testing import FakeAccount
 
 WAIT = 60  # seconds: a bound on every wait for a child, never a timing assertion
@@ -558,8 +559,8 @@ def test_a_ttl_out_of_bounds_names_the_option(cli):
     ],
 )
 def test_durations(text, expected):
-    assert _cli.parse_duration(text) == expected
-    assert _cli.parse_duration(_cli._human(expected)) == expected
+    assert da.parse_duration(text) == expected
+    assert da.parse_duration(human(expected)) == expected
 
 
 def test_a_bad_config_file_is_one_line_naming_every_field(cli):

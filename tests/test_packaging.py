@@ -137,6 +137,7 @@ EXPECTED = sorted(
         "discover",
         "filter_eq",
         "open_secret_store",
+        "parse_duration",
         "tqdm_progress",
     ]
 )

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         discover,
     )
     from databricks_access._drivers import AsyncPager, Pager
+    from databricks_access._durations import parse_duration
     from databricks_access._errors import (
         ApiError,
         ApprovalError,
@@ -270,6 +271,7 @@ _EXPORTS: dict[str, str] = {
     "discover": "_discovery",
     "filter_eq": "_scim",
     "open_secret_store": "_integration",
+    "parse_duration": "_durations",
     "tqdm_progress": "_progress",
 }
 
@@ -395,6 +397,7 @@ __all__ = [
     "discover",
     "filter_eq",
     "open_secret_store",
+    "parse_duration",
     "tqdm_progress",
 ]
 

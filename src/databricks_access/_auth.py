@@ -27,6 +27,7 @@ import httpx
 
 from databricks_access._clock import Clock, SystemClock
 from databricks_access._config import AccountConfig
+from databricks_access._durations import from_server
 from databricks_access._errors import (
     ApiError,
     AuthenticationError,
@@ -45,6 +46,9 @@ _FORM = b"grant_type=client_credentials&scope=all-apis"
 # Azure refuses tokens with 30 s or less left; a margin keeps requests in flight valid.
 _EXPIRY_MARGIN = 40.0
 _MAX_STALE_WINDOW = 20 * 60.0
+# A token's lifetime when the reply names none (or garbage), and the longest one trusted.
+_DEFAULT_LIFETIME = 3600.0
+_MAX_LIFETIME = 86400.0
 
 
 @attrs.frozen
@@ -251,7 +255,11 @@ class OAuthM2M(httpx.Auth):
                 "MALFORMED_RESPONSE",
                 f"unsupported token type {token_type[:20]!r}",
             )
-        lifetime = _seconds(data.get("expires_in") if isinstance(data, dict) else None)
+        lifetime = from_server(
+            data.get("expires_in") if isinstance(data, dict) else None,
+            default=_DEFAULT_LIFETIME,
+            maximum=_MAX_LIFETIME,
+        )
         return _Token(token, sent_at + lifetime, lifetime)
 
     def _token_error(self, response: httpx.Response) -> ApiError:
@@ -393,18 +401,3 @@ class OAuthM2M(httpx.Auth):
         with self._thread_lock:
             if self._token is token:
                 self._token = None
-
-
-def _seconds(value: object) -> float:
-    """A token lifetime from `expires_in` (number or numeric text); one hour if absent."""
-    if isinstance(value, bool):
-        return 3600.0
-    if isinstance(value, (int, float)) and value > 0:
-        return float(value)
-    if isinstance(value, str):
-        try:
-            seconds = float(value)
-        except ValueError:
-            return 3600.0
-        return seconds if seconds > 0 else 3600.0
-    return 3600.0

@@ -36,6 +36,7 @@ import attrs
 from typing_extensions import Self
 
 import databricks_access as da
+from databricks_access._durations import human
 from databricks_access._terminal import terminal_safe
 
 __all__ = [
@@ -48,7 +49,6 @@ __all__ = [
     "build_parser",
     "load_config",
     "main",
-    "parse_duration",
 ]
 
 EXIT_OK = 0
@@ -103,55 +103,16 @@ _CONFIG_HELP = (
 
 # -- durations ------------------------------------------------------------------------------
 
-_DURATION = re.compile(r"(?:(\d{1,6})d)?(?:(\d{1,7})h)?(?:(\d{1,9})m)?(?:(\d{1,10})s)?")
-_DURATION_FORMS = "like 45s, 90m, 2h, 1h30m or 1d"
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """Parse a human duration: days, hours, minutes and seconds, in that order.
-
-    Example:
-        >>> parse_duration("1h30m")
-        datetime.timedelta(seconds=5400)
-        >>> parse_duration("1d")
-        datetime.timedelta(days=1)
-
-    Raises:
-        ValueError: The text is not such a duration, or it is zero.
-    """
-    stripped = text.strip()
-    match = _DURATION.fullmatch(stripped)
-    if match is None or not stripped:
-        shown = _shown(text)
-        if stripped.isdigit():
-            raise ValueError(f"{shown} has no unit; write {stripped}s, {stripped}m or {stripped}h")
-        raise ValueError(f"{shown} is not a duration; use one {_DURATION_FORMS}")
-    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    try:
-        duration = dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    except OverflowError:
-        raise ValueError(f"{_shown(text)} is too long") from None
-    if not duration:
-        raise ValueError(f"{_shown(text)} is zero; a duration must be positive")
-    return duration
-
 
 def _duration_arg(text: str) -> dt.timedelta:
+    """A `--ttl`/`--by` value: `da.parse_duration`'s forms, and never zero."""
     try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _human(duration: dt.timedelta) -> str:
-    """`1h30m` for 90 minutes: the form `parse_duration` reads."""
-    seconds = int(duration.total_seconds())
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        amount, seconds = divmod(seconds, size)
-        if amount:
-            parts.append(f"{amount}{unit}")
-    return "".join(parts) or "0s"
+        duration = da.parse_duration(text)
+    except da.ConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.problems[0].message) from None
+    if not duration:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is zero; a duration must be positive")
+    return duration
 
 
 # -- text output ----------------------------------------------------------------------------
@@ -258,8 +219,8 @@ _EMPTY_COLUMNS: Mapping[str, tuple[str, ...]] = {
 def _write(text: str, stream: TextIO | None = None) -> None:
     """Print text: every output path of the command line ends here, escaped for a terminal.
 
-    JSON stays valid: the escapes are JSON's own `\\uXXXX`, and JSON strings already
-    hold no raw newline.
+    JSON stays valid: the escapes are JSON's own (a backslash, `u` and four hex digits),
+    and JSON strings already hold no raw newline.
     """
     safe = terminal_safe(text, keep_newlines=True)
     (stream or sys.stdout).write(safe if safe.endswith("\n") else safe + "\n")
@@ -343,7 +304,7 @@ def _request_row(req: da.AccessRequest) -> dict[str, object]:
         "state": req.state.value,
         "principal": _who(req),
         "group": _group_shown(req),
-        "ttl": _human(dt.timedelta(seconds=req.ttl_seconds)),
+        "ttl": human(req.ttl_seconds),
         "requester": req.requester,
         "reason": req.reason,
         "decided_by": req.decided_by,
@@ -716,7 +677,7 @@ def _cmd_request(args: argparse.Namespace, session: _Session) -> int:
     approvers = ", ".join(req.approvers) or "nobody (no integration owner is configured)"
     _write(
         f"requested {req.id}: {_who(req)} in {_group_shown(req)} for "
-        f"{_human(dt.timedelta(seconds=req.ttl_seconds))}, pending until {_utc(req.expires_at)}"
+        f"{human(req.ttl_seconds)}, pending until {_utc(req.expires_at)}"
     )
     _write(f"approvers ({req.approver_source}): {approvers}")
     if req.access_details:

@@ -41,6 +41,7 @@ from databricks_access._config import (
     check_host,
     cloud_for_host,
 )
+from databricks_access._durations import Duration, seconds
 from databricks_access._errors import ConfigError, ConfigProblem, RequestTimeoutError
 from databricks_access._models import Group
 from databricks_access._owners import (
@@ -648,9 +649,9 @@ class _AccountOptions(TypedDict, total=False):
     """The `AccountConfig` fields `IntegrationConfig.account_config` passes through."""
 
     scim_version: Literal["2.0", "2.1"]
-    timeout: float
-    connect_timeout: float
-    deadline: float
+    timeout: Duration
+    connect_timeout: Duration
+    deadline: Duration
     max_attempts: int
     token_endpoint: str | None
     insecure_skip_tls_verify: bool
@@ -1440,15 +1441,7 @@ def _failure(what: str, exc: BaseException) -> str:
 def _check_timeout(timeout: object) -> float | None:
     if timeout is None:
         return None
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not 0 < timeout < float("inf")
-    ):
-        raise ConfigError(
-            f"must be a positive number of seconds or None, not {timeout!r}", "timeout"
-        )
-    return float(timeout)
+    return seconds(timeout, "timeout", positive=True)
 
 
 def _check_group(group: object) -> Group | str:

@@ -22,6 +22,8 @@ import attrs
 
 from databricks_access._api import Principal
 from databricks_access._crash import crash_point
+from databricks_access._durations import Duration
+from databricks_access._durations import seconds as _seconds
 from databricks_access._errors import ApprovalError, ConfigError, DatabricksAccessError
 from databricks_access._flows import Flow
 from databricks_access._lease import (
@@ -36,10 +38,8 @@ from databricks_access._lease import (
 from databricks_access._models import Group
 from databricks_access._store import StaleStateError
 from databricks_access._tracker import (
-    Duration,
     TrackerFlows,
     _group_id,
-    _seconds,
     _store,
     _text,
 )

@@ -37,6 +37,7 @@ from typing import Any, Literal, TypeVar
 
 from typing_extensions import Self
 
+from databricks_access._durations import seconds
 from databricks_access._errors import ConfigError, LeaseError
 from databricks_access._lease import (
     AccessRequest,
@@ -526,8 +527,7 @@ class SqliteLeaseStore:
                 "(use MemoryLeaseStore for a store in memory)",
                 field="path",
             )
-        if not (math.isfinite(timeout) and timeout >= 0):
-            raise ConfigError(f"must be a number of seconds >= 0, not {timeout}", field="timeout")
+        timeout = seconds(timeout, "timeout")
         if synchronous not in {"FULL", "NORMAL"}:
             raise ConfigError(f"must be 'FULL' or 'NORMAL', not {synchronous!r}", "synchronous")
         self._path = str(pathlib.Path(text).absolute())

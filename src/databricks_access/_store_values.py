@@ -71,9 +71,9 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def storable(value: object) -> object:
-    """`value`, with each lone surrogate of a string replaced by U+FFFD.
+    r"""`value`, with each lone surrogate of a string replaced by U+FFFD.
 
-    Names come from the server, and JSON can carry a lone surrogate (`"\\ud800"`) that
+    Names come from the server, and JSON can carry a lone surrogate (`"\ud800"`) that
     UTF-8 cannot encode; the rest of the text is kept.
     """
     if isinstance(value, str) and not value.isascii():

@@ -1,11 +1,11 @@
-"""Text that is safe to show on a terminal: the one escaping function for human output.
+r"""Text that is safe to show on a terminal: the one escaping function for human output.
 
 Names, reasons and messages come from the account, from a directory or from other
-people. Shown raw, a display name like ``"\\x1b]52;c;...\\x07"`` would drive the
+people. Shown raw, a display name like ``"\x1b]52;c;...\x07"`` would drive the
 operator's terminal (OSC 52 writes the clipboard; CSI sequences clear the screen or move
 the cursor), and bidirectional controls would make a line read differently from what it
 holds. Every human-readable line the command line prints goes through `terminal_safe`,
-which writes each such character as a visible ``\\uXXXX`` escape: the text stays
+which writes each such character as a visible ``\uXXXX`` escape: the text stays
 readable, nothing is lost, and the same escape is valid inside a JSON string.
 
 The characters escaped (`UNSAFE`):
@@ -35,13 +35,13 @@ def _escape(match: re.Match[str]) -> str:
 
 
 def terminal_safe(text: str, *, keep_newlines: bool = False) -> str:
-    """`text` with every unsafe character written as a visible `\\uXXXX` escape.
+    r"""`text` with every unsafe character written as a visible `\uXXXX` escape.
 
     Example:
-        >>> terminal_safe("\\x1b[2Jops\\u202e")
-        '\\\\u001b[2Jops\\\\u202e'
-        >>> terminal_safe("one\\ntwo", keep_newlines=True)
-        'one\\ntwo'
+        >>> terminal_safe("\x1b[2Jops\u202e")
+        '\\u001b[2Jops\\u202e'
+        >>> terminal_safe("one\ntwo", keep_newlines=True)
+        'one\ntwo'
     """
     pattern = _UNSAFE_BUT_NEWLINE if keep_newlines else UNSAFE
     return pattern.sub(_escape, text)

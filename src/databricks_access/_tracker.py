@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import math
 import os
 import socket
 import threading
@@ -45,6 +44,8 @@ import attrs
 from databricks_access._api import Principal
 from databricks_access._clock import Clock
 from databricks_access._crash import crash_point
+from databricks_access._durations import Duration
+from databricks_access._durations import seconds as _seconds
 from databricks_access._errors import (
     ConfigError,
     DatabricksAccessError,
@@ -84,7 +85,6 @@ logger = logging.getLogger("databricks_access")
 
 T = TypeVar("T")
 GroupLike = Group | str
-Duration = dt.timedelta | float | int
 
 _MAX_TEXT = 1000
 # Due leases handled together: their removals are coalesced per group across the batch.
@@ -200,18 +200,6 @@ class DriftReport:
 
 
 # -- validation --------------------------------------------------------------------------------
-
-
-def _seconds(value: object, field: str) -> float:
-    if isinstance(value, dt.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise ConfigError(f"must be a timedelta or a number of seconds, not {value!r}", field)
-    if not math.isfinite(seconds):
-        raise ConfigError(f"must be finite, not {seconds!r}", field)
-    return seconds
 
 
 def _text(value: object, field: str, *, optional: bool = False) -> str | None:
@@ -383,12 +371,7 @@ class TrackerFlows:
 
     def check_ttl(self, ttl: Duration) -> float:
         """The TTL in seconds, or a `ConfigError` naming `ttl`."""
-        seconds = _seconds(ttl, "ttl")
-        if seconds < self.s.min_ttl:
-            raise ConfigError(f"must be at least {self.s.min_ttl:g}s, not {seconds:g}s", "ttl")
-        if seconds > self.s.max_ttl:
-            raise ConfigError(f"must be at most {self.s.max_ttl:g}s, not {seconds:g}s", "ttl")
-        return seconds
+        return _seconds(ttl, "ttl", minimum=self.s.min_ttl, maximum=self.s.max_ttl)
 
     def grant(
         self,
@@ -492,9 +475,7 @@ class TrackerFlows:
 
     def extend(self, lease_id: str, by: Duration) -> Flow[ExtendResult]:
         """Push an active lease's expiry out, clamped to `max_ttl` from its grant."""
-        seconds = _seconds(by, "by")
-        if seconds <= 0:
-            raise ConfigError(f"must be positive, not {seconds:g}s", "by")
+        seconds = _seconds(by, "by", positive=True)
         lease: Lease | None = yield from _store("get_lease", _lease_id(lease_id))
         if lease is None:
             raise LeaseError(f"no lease {lease_id!r}")

@@ -21,6 +21,7 @@ from databricks_access._cloud_secrets import (
     import_sdk,
 )
 from databricks_access._config import check_host
+from databricks_access._durations import MAX_SECONDS, from_server, seconds
 from databricks_access._errors import ConfigError, SecretStoreError
 
 __all__ = ["HashiCorpVaultStore"]
@@ -160,11 +161,7 @@ class HashiCorpVaultStore(CloudSecretStore):
         self._verify: bool | str = (
             verify if verify is not None else (self._env("VAULT_CACERT") or True)
         )
-        if isinstance(timeout, bool) or not (
-            isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0
-        ):
-            raise ConfigError("must be a positive number of seconds", "timeout")
-        self._timeout = float(timeout)
+        self._timeout = seconds(timeout, "timeout", positive=True)
         # When the AppRole token must be renewed (monotonic); None: log in before reading.
         self._token_expires: float | None = None
 
@@ -257,8 +254,12 @@ class HashiCorpVaultStore(CloudSecretStore):
         if not isinstance(token, str) or not token:
             raise SecretStoreError(f"{self.where}: the AppRole login answered no client token")
         client.token = token  # hvac sets it too; set it for clients that do not
-        lease: object = auth.get("lease_duration") if isinstance(auth, Mapping) else None
-        if isinstance(lease, (int, float)) and not isinstance(lease, bool) and lease > 0:
+        lease = from_server(
+            auth.get("lease_duration") if isinstance(auth, Mapping) else None,
+            default=0.0,  # none: a token that never expires
+            maximum=MAX_SECONDS,
+        )
+        if lease > 0:
             # Renew ahead of the end: a margin, at most a third of a short lease.
             self._token_expires = started + lease - min(_TOKEN_MARGIN, lease / 3)
         else:
