@@ -221,7 +221,7 @@ def _text(value: object, field: str, *, optional: bool = False) -> str | None:
 
 def _group_id(group: GroupLike) -> str:
     if isinstance(group, Group):
-        return group.id
+        return check_id(group.id, "group")
     if not isinstance(group, str):
         raise ConfigError("must be a Group or a group id", "group")
     return check_id(group, "group")
