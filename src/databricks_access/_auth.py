@@ -26,7 +26,7 @@ import attrs
 import httpx
 
 from databricks_access._clock import Clock, SystemClock
-from databricks_access._config import AccountConfig
+from databricks_access._config import AccountConfig, check_endpoint
 from databricks_access._durations import from_server
 from databricks_access._errors import (
     ApiError,
@@ -228,6 +228,21 @@ class OAuthM2M(httpx.Auth):
             return False
         if not isinstance(endpoint, str):
             return False
+        # The same rules as a configured endpoint first: `urlsplit` silently drops TAB,
+        # CR and LF, so the host comparison alone could pass a URL httpx then refuses.
+        checked, problems = check_endpoint(
+            endpoint,
+            allow_custom_host=True,
+            allow_insecure_http=self._config.allow_insecure_http,
+            field="token_endpoint",
+        )
+        if checked is None:
+            logger.warning(
+                "ignoring an unusable token endpoint from discovery: %s",
+                problems[0].message if problems else "invalid",
+            )
+            return False
+        endpoint = checked
         # The secret goes to this URL: never to another host than the configured one.
         parts, host = urlsplit(endpoint), urlsplit(self._config.host)
         if (parts.scheme, parts.netloc.lower()) != (host.scheme, host.netloc.lower()):

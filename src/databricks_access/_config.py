@@ -31,6 +31,7 @@ import attrs
 from databricks_access._durations import Duration, lenient
 from databricks_access._durations import problem as duration_problem
 from databricks_access._errors import ConfigError, ConfigProblem
+from databricks_access._redact import url_secret
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -93,6 +94,8 @@ _ACCEPTED_SUFFIXES = ", ".join("*" + suffix for suffix, _ in _SUFFIXES)
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 # A scheme is whatever precedes the first "://" that is not inside a path, query or fragment.
 _SCHEME_PART = re.compile(r"([^/?#]*?)://")
+# `https:/host` or `https:host`: a typo that would otherwise read as the host `https`.
+_BROKEN_SCHEME = re.compile(r"(?i)https?:(?!//)")
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 # Letters, digits, hyphen (not first or last) and underscore (container host names).
 _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
@@ -224,6 +227,12 @@ def _parse(value: object, *, keep_path: bool) -> tuple[_Url | None, list[str]]:
         return None, [character]
 
     problems: list[str] = []
+    if _BROKEN_SCHEME.match(text):
+        return None, [f"{_shown(text)} has a malformed scheme; write https:// (two slashes)"]
+    secret = url_secret(text)
+    if secret is not None and "user information" not in secret:
+        # Never echo the URL: it holds the secret. (User information is reported below.)
+        return None, [f"{secret}; credentials never belong in the URL: remove them"]
     match = _SCHEME_PART.match(text)
     if match is None:
         scheme, rest = "https", text  # a bare host

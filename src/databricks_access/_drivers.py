@@ -160,7 +160,11 @@ class SyncDriver(_DriverBase):
             request = self._request(self.http, call)
             self.requests_sent += 1
             try:
-                response = self.http.send(request, auth=self._auth_for(call))
+                # Never a redirect, whatever the supplied client says: it would carry
+                # the token to wherever the Location points.
+                response = self.http.send(
+                    request, auth=self._auth_for(call), follow_redirects=False
+                )
             except httpx.TransportError as exc:
                 outcome: Reply | DatabricksAccessError = self._transport_error(call, request, exc)
             except DatabricksAccessError as exc:  # no token: this attempt was never sent
@@ -275,7 +279,9 @@ class AsyncDriver(_DriverBase):
             request = self._request(http, call)
             self.requests_sent += 1
             try:
-                response = await http.send(request, auth=self._auth_for(call))
+                response = await http.send(
+                    request, auth=self._auth_for(call), follow_redirects=False
+                )
             except httpx.TransportError as exc:
                 outcome: Reply | DatabricksAccessError = self._transport_error(call, request, exc)
             except DatabricksAccessError as exc:  # no token: this attempt was never sent

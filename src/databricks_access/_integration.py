@@ -59,6 +59,7 @@ from databricks_access._owners import (
     TagOwnerResolver,
     TagSource,
 )
+from databricks_access._redact import url_secret
 from databricks_access._secrets import EnvSecretStore, FileSecretStore, SecretStore
 
 if TYPE_CHECKING:
@@ -347,6 +348,13 @@ def _parse_secret_store(text: object) -> tuple[SecretStoreRef | None, str | None
         return None, f"is longer than {_MAX_REF} characters"
     if _CONTROL.search(stripped):
         return None, "contains a control character"
+    secret = url_secret(stripped)
+    if secret is not None:
+        # Never echo the reference: it holds the secret.
+        return None, (
+            f"{secret}; the configuration holds no secret: give credentials to the store "
+            "itself (its environment variables or its own configuration)"
+        )
     kind, colon, rest = stripped.partition(":")
     kind = kind.strip().lower()
     rest = rest.strip()
@@ -585,6 +593,13 @@ def _parse_lease_store(text: object) -> tuple[LeaseStoreRef | None, str | None]:
         return None, f"is longer than {_MAX_REF} characters"
     if _CONTROL.search(stripped):
         return None, "contains a control character"
+    secret = url_secret(stripped)
+    if secret is not None:
+        # Never echo the URL: it holds the secret.
+        return None, (
+            f"{secret}; the configuration holds no secret: use PGPASSWORD, a .pgpass file "
+            "or a service file"
+        )
     scheme, sep, rest = stripped.partition("://")
     scheme = scheme.lower()
     if not sep:
@@ -609,15 +624,8 @@ def _parse_lease_store(text: object) -> tuple[LeaseStoreRef | None, str | None]:
         try:
             parts = urlsplit(f"postgresql://{rest}")
             port = parts.port
-            password = parts.password
         except ValueError:
             return None, "is not a valid PostgreSQL URL (postgresql://[user@]host[:port]/db)"
-        if password is not None:
-            # Never echo the URL: it holds the password.
-            return None, (
-                "contains a password; the configuration holds no secret: use PGPASSWORD, "
-                "a .pgpass file or a service file"
-            )
         if parts.fragment:
             return None, "a PostgreSQL URL takes no fragment"
         if port == 0:

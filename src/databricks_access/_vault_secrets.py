@@ -32,6 +32,20 @@ _STORE = "HashiCorpVaultStore"
 _TOKEN_MARGIN = 30.0
 
 
+class _RedirectRefusedError(Exception):
+    """Vault answered with a redirect; it is never followed with credentials."""
+
+
+def _refuse_redirect(response: Any, *_args: object, **_kwargs: object) -> None:
+    """A `requests` response hook: a redirect from Vault ends the call."""
+    status = getattr(response, "status_code", 0)
+    if isinstance(status, int) and 300 <= status < 400:
+        raise _RedirectRefusedError(
+            f"Vault answered with a redirect [{status}]; credentials never follow a "
+            "redirect: set addr to the address of the active Vault node"
+        )
+
+
 def _check_path(value: object, field: str) -> str:
     text = check_text(value, field).strip("/")
     if not _SEGMENTS.fullmatch(text) or ".." in text.split("/"):
@@ -219,8 +233,29 @@ class HashiCorpVaultStore(CloudSecretStore):
                 namespace=self._namespace,
                 verify=self._verify,
                 timeout=self._timeout,
+                allow_redirects=False,
             )
+            self._refuse_redirects(self._client)
+        elif self._injected:
+            self._refuse_redirects(self._client)
         return self._client
+
+    @staticmethod
+    def _refuse_redirects(client: Any) -> None:
+        """Never follow a redirect: it would carry the token or the secret id elsewhere.
+
+        Also on an injected client, whose adapter may have been built to follow them.
+        """
+        adapter = getattr(client, "adapter", None)
+        if adapter is None:
+            return
+        adapter.allow_redirects = False
+        session = getattr(adapter, "session", None)
+        hooks = getattr(session, "hooks", None)
+        if isinstance(hooks, dict):
+            answers = hooks.setdefault("response", [])
+            if _refuse_redirect not in answers:
+                answers.append(_refuse_redirect)
 
     def _login(self, client: Any) -> None:
         if self._auth == "token":
@@ -340,6 +375,8 @@ class HashiCorpVaultStore(CloudSecretStore):
             return "Vault is rate limiting requests [429]"
         if isinstance(exc, errors.InvalidRequest):
             return "Vault refused the request [400]"
+        if isinstance(exc, _RedirectRefusedError):
+            return str(exc)
         if isinstance(exc, errors.VaultError):
             return f"Vault failed [{type(exc).__name__}]"
         return f"cannot reach Vault [{type(exc).__name__}]"

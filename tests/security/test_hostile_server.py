@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 
 import pytest
 
 import databricks_access as da
 from databricks_access._sqlite_store import SqliteLeaseStore
+from databricks_access.testing import FakeRequest, FakeResponse
 
 HOUR = dt.timedelta(hours=1)
 
@@ -65,3 +67,29 @@ def test_a_lone_surrogate_in_a_name_is_stored_by_sqlite_async(
     assert stored.group_name == "ops\ufffd"
     store.close()
     assert alice in fake.group_members(group)
+
+
+# -- a discovery document naming a broken token endpoint -----------------------------------
+
+
+@pytest.mark.parametrize("char", ["\t", "\r", "\n", "\r\n", " ", "\x00"])
+def test_a_token_endpoint_from_discovery_with_a_control_character(
+    fake, config, credentials, clock, char
+):
+    endpoint = f"{fake.host}/oidc/accounts/{fake.account_id}/v1/{char}token"
+
+    def intercept(request: FakeRequest) -> FakeResponse | None:
+        if request.path.endswith("/v1/token"):
+            return FakeResponse(404, (), b"")
+        if request.path.endswith("/.well-known/oauth-authorization-server"):
+            body = json.dumps({"token_endpoint": endpoint}).encode()
+            return FakeResponse(200, (("content-type", "application/json"),), body)
+        return None
+
+    fake.interceptor = intercept
+    with da.AccountClient(
+        config, secrets=credentials, transport=fake.transport(), clock=clock
+    ) as client:
+        with pytest.raises(da.DatabricksAccessError):
+            client.groups.get(fake.add_group("ops"))
+    assert not any(char in record.path for record in fake.log if char.strip())

@@ -16,6 +16,7 @@ import pytest
 
 import databricks_access as da
 from databricks_access._memory_store import MemoryLeaseStore
+from databricks_access._scim import check_id
 
 HOUR = dt.timedelta(hours=1)
 BAD_IDS = {
@@ -119,7 +120,7 @@ def test_workspace_ids_are_ascii_digits_only(fake, client, workspace_id):
 
 
 def test_a_display_name_given_as_a_group_id_says_how_to_look_it_up(world):
-    tracker, store, fake, alice, ops = world
+    tracker, store, fake, alice, _ops = world
     sent = len(fake.log)
     for group in ("prod-data-readers", da.Group(id="Data Readers", display_name="x")):
         with pytest.raises(da.ConfigError, match=r"get_by_name") as info:
@@ -137,6 +138,4 @@ def test_a_display_name_given_as_a_group_id_says_how_to_look_it_up(world):
     "good", ["123", "9696133065399866", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"]
 )
 def test_real_ids_still_pass(good):
-    from databricks_access._scim import check_id
-
     assert check_id(good, "group") == good
