@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Generator
@@ -35,6 +36,7 @@ from databricks_access._errors import (
     error_from_reply,
     parse_error_body,
 )
+from databricks_access._json import loads as _json_loads
 from databricks_access._retry import RetryPolicy, parse_retry_after
 from databricks_access._secrets import ClientCredentials, SecretStore
 
@@ -47,7 +49,11 @@ _FORM = b"grant_type=client_credentials&scope=all-apis"
 _EXPIRY_MARGIN = 40.0
 _MAX_STALE_WINDOW = 20 * 60.0
 # A token's lifetime when the reply names none (or garbage), and the longest one trusted.
+# RFC 6750's b64token: what an `Authorization: Bearer` header may carry.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]{1,16384}=*")
 _DEFAULT_LIFETIME = 3600.0
+# The largest token or discovery reply read.
+_MAX_REPLY = 1024 * 1024
 _MAX_LIFETIME = 86400.0
 
 
@@ -223,8 +229,9 @@ class OAuthM2M(httpx.Auth):
         if not response.is_success:
             return False
         try:
-            endpoint = response.json().get("token_endpoint")
-        except (ValueError, AttributeError):
+            document = _json_loads(response.content, max_bytes=_MAX_REPLY)
+            endpoint = document.get("token_endpoint") if isinstance(document, dict) else None
+        except ValueError:
             return False
         if not isinstance(endpoint, str):
             return False
@@ -253,7 +260,7 @@ class OAuthM2M(httpx.Auth):
 
     def _parse_token(self, response: httpx.Response, sent_at: float) -> _Token:
         try:
-            data = response.json()
+            data = _json_loads(response.content, max_bytes=_MAX_REPLY)
         except ValueError:
             data = None
         token = data.get("access_token") if isinstance(data, dict) else None
@@ -262,6 +269,14 @@ class OAuthM2M(httpx.Auth):
                 response.status_code,
                 "MALFORMED_RESPONSE",
                 "the token endpoint answered without an access_token",
+            )
+        if not _BEARER_TOKEN.fullmatch(token):
+            # It would go into a header: refuse it now, and never show it.
+            raise ServerError(
+                response.status_code,
+                "MALFORMED_RESPONSE",
+                "the token endpoint answered an access_token that is not a bearer token "
+                "(RFC 6750: letters, digits and -._~+/, up to 16 KiB)",
             )
         token_type = data.get("token_type", "Bearer") if isinstance(data, dict) else "Bearer"
         if isinstance(token_type, str) and token_type.lower() != "bearer":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import json
 import threading
 from collections.abc import Callable, Mapping
 from types import ModuleType
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, TypeVar
 from databricks_access._clock import Clock, SystemClock
 from databricks_access._durations import Duration, seconds
 from databricks_access._errors import ConfigError, SecretStoreError
+from databricks_access._json import loads
 from databricks_access._secrets import ClientCredentials, _json_kind
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def parse_text(where: str, data: str | bytes) -> ClientCredentials:
     else:
         text = data.removeprefix("\ufeff")
     try:
-        document: object = json.loads(text)
+        document: object = loads(text, max_bytes=1024 * 1024)
         valid = True
     except ValueError:
         # Raised below, outside the handler: a JSONDecodeError holds the whole document.

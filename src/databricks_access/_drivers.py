@@ -99,6 +99,14 @@ class _DriverBase:
             exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
         )
         cls = RequestTimeoutError if isinstance(exc, httpx.TimeoutException) else TransportError
+        if isinstance(exc, httpx.LocalProtocolError):
+            # The HTTP library refused our own request: its text quotes the header it
+            # refused, which can be `Authorization: Bearer <token>`. Say what, not which.
+            return cls(
+                f"{call.method} {call.path}: the request could not be sent: "
+                "the HTTP library refused one of its headers",
+                request_not_sent=True,
+            )
         return cls(
             f"{call.method} {call.path}: {type(exc).__name__}: {exc}".rstrip(": "),
             request_not_sent=not_sent,

@@ -20,6 +20,7 @@ from databricks_access._cloud_secrets import (
 )
 from databricks_access._durations import seconds
 from databricks_access._errors import ConfigError, SecretStoreError
+from databricks_access._json import loads
 
 __all__ = ["GcpSecretManagerStore"]
 
@@ -261,7 +262,7 @@ def _rest_status(exc: Exception) -> str | None:
     """The `error.status` of a REST error reply (`FAILED_PRECONDITION`), if it has one."""
     response = getattr(exc, "response", None)
     try:
-        payload: object = response.json()  # type: ignore[union-attr]
+        payload: object = loads(response.content)  # type: ignore[union-attr]
     except Exception:  # noqa: BLE001 - no body, or not JSON: no status
         return None
     error = payload.get("error") if isinstance(payload, dict) else None

@@ -43,6 +43,7 @@ from databricks_access._config import (
 )
 from databricks_access._durations import Duration, seconds
 from databricks_access._errors import ConfigError, ConfigProblem, RequestTimeoutError
+from databricks_access._json import loads
 from databricks_access._models import Group
 from databricks_access._owners import (
     AsyncDatabricksDirectory,
@@ -1084,7 +1085,7 @@ class IntegrationConfig:
             return seen
 
         try:
-            data = json.loads(text, object_pairs_hook=pairs)
+            data = loads(text, max_bytes=1024 * 1024, object_pairs_hook=pairs)
             error = None
         except json.JSONDecodeError as exc:
             data, error = (

@@ -102,7 +102,8 @@ _KEY_NAMES = (
 )
 _PATTERNS = (
     # `Bearer <token>`, `Basic <base64>`, with or without an `Authorization:` before them.
-    re.compile(r"(?i)\b(bearer|basic|negotiate|digest)(\s+)[A-Za-z0-9._~+/=-]{4,}"),
+    # (An all-lower-case word after `basic` is English, not a credential.)
+    re.compile(r"(?i)\b(bearer|basic|negotiate)(\s+)(?![a-z]+\b)[A-Za-z0-9._~+/=-]{6,}"),
     # A header line or value: `Authorization: ...`, `X-Vault-Token: ...`.
     re.compile(
         r"(?i)\b(authorization|proxy-authorization|x-vault-token|cookie)(\s*[:=]\s*)[^\r\n]+"

@@ -11,7 +11,6 @@ here: stores name where they read from and what is missing or malformed, never a
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import threading
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import attrs
 
 from databricks_access._errors import ConfigError, ConfigProblem, SecretStoreError
+from databricks_access._json import loads
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -355,7 +355,7 @@ class FileSecretStore:
 
     def _parse_json(self, text: str) -> ClientCredentials:
         try:
-            data: object = json.loads(text)
+            data: object = loads(text, max_bytes=_MAX_FILE_BYTES)
             valid = True
         except ValueError:
             # Raised below, outside the handler: a JSONDecodeError holds the whole document.

@@ -10,12 +10,18 @@ nothing changed, and no credential in any message.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
 
+import httpx
 import pytest
 
 import databricks_access as da
+from databricks_access._drivers import SyncDriver
+from databricks_access._errors import parse_error_body
+from databricks_access._flows import Call, OpClass
+from databricks_access._json import loads
 from databricks_access._sqlite_store import SqliteLeaseStore
 from databricks_access.testing import FakeRequest, FakeResponse
 
@@ -93,3 +99,157 @@ def test_a_token_endpoint_from_discovery_with_a_control_character(
         with pytest.raises(da.DatabricksAccessError):
             client.groups.get(fake.add_group("ops"))
     assert not any(char in record.path for record in fake.log if char.strip())
+
+
+# -- JSON nested or sized to exhaust the parser ----------------------------------------------
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+DEEP_OBJECT = b'{"a":' * 5_000 + b"1" + b"}" * 5_000
+MODERATE = b'{"detail": ' + b"[" * 200 + b"]" * 200 + b"}"
+
+
+@pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT, MODERATE], ids=["array", "object", "200"])
+def test_a_deep_api_reply_is_a_malformed_response(fake, client, body):
+    group = fake.add_group("ops")
+    fake.interceptor = _answer_gets(body)
+    with pytest.raises(da.ServerError) as info:
+        client.groups.get(group)
+    assert info.value.error_code == "MALFORMED_RESPONSE"
+
+
+@pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT, MODERATE], ids=["array", "object", "200"])
+def test_a_deep_api_reply_is_a_malformed_response_async(fake, async_client_factory, body):
+    group = fake.add_group("ops")
+    fake.interceptor = _answer_gets(body)
+
+    async def main() -> None:
+        async with async_client_factory() as client:
+            with pytest.raises(da.ServerError) as info:
+                await client.groups.get(group)
+            assert info.value.error_code == "MALFORMED_RESPONSE"
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT, MODERATE, b"x" * 10_000_000])
+def test_a_deep_or_huge_error_body_is_parsed_without_raising(fake, client, body):
+    group = fake.add_group("ops")
+    fake.interceptor = _answer_gets(body, status=404)
+    with pytest.raises(da.NotFoundError) as info:
+        client.groups.get(group)
+    assert len(info.value.detail) <= 500
+    assert parse_error_body(body)[1] == info.value.detail
+
+
+@pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT], ids=["array", "object"])
+def test_a_deep_token_reply_is_a_typed_error(fake, config, credentials, clock, body):
+    def intercept(request: FakeRequest) -> FakeResponse | None:
+        if request.path.endswith("/v1/token"):
+            return FakeResponse(200, JSON, body)
+        return None
+
+    fake.interceptor = intercept
+    with da.AccountClient(
+        config, secrets=credentials, transport=fake.transport(), clock=clock
+    ) as client:
+        with pytest.raises(da.ServerError):
+            client.groups.get(fake.add_group("ops"))
+
+
+def test_deep_json_from_files_and_documents_is_a_typed_error(tmp_path):
+    path = tmp_path / "creds.json"
+    path.write_bytes(DEEP_OBJECT)
+    with pytest.raises(da.SecretStoreError):
+        da.FileSecretStore(path).get_credentials()
+    with pytest.raises(da.ConfigError):
+        da.IntegrationConfig.from_json(DEEP_OBJECT.decode())
+    with pytest.raises(ValueError, match="nested deeper"):
+        da.Inventory.from_json(DEEP_OBJECT)
+    assert loads('{"a": [1]}') == {"a": [1]}
+
+
+def _answer_gets(body: bytes, status: int = 200):
+    def intercept(request: FakeRequest) -> FakeResponse | None:
+        if request.method == "GET" and "/scim/" in request.path:
+            return FakeResponse(status, JSON, body)
+        return None
+
+    return intercept
+
+
+JSON = (("content-type", "application/json"),)
+
+
+# -- tokens that would break or smuggle a header ---------------------------------------------
+
+TOKEN = "eyJhbGciOi" + "5ec12e7" * 6
+
+
+@pytest.mark.parametrize("tail", [" ", "\n", "\x00", "\r\n", "\r\nX-Evil: 1", "\t", "é"])
+def test_a_token_that_cannot_be_a_header_is_refused_on_receipt(
+    fake, config, credentials, clock, tail
+):
+    body = json.dumps({"access_token": TOKEN + tail, "token_type": "Bearer", "expires_in": 3600})
+
+    def intercept(request: FakeRequest) -> FakeResponse | None:
+        if request.path.endswith("/v1/token"):
+            return FakeResponse(200, JSON, body.encode())
+        return None
+
+    fake.interceptor = intercept
+    with da.AccountClient(
+        config, secrets=credentials, transport=fake.transport(), clock=clock
+    ) as client:
+        with pytest.raises(da.ServerError) as info:
+            client.groups.get(fake.add_group("ops"))
+    assert info.value.error_code == "MALFORMED_RESPONSE"
+    assert TOKEN not in str(info.value) and TOKEN not in repr(info.value)
+    assert not [r for r in fake.log if "/scim/" in r.path]  # the token was never sent
+
+
+def test_a_token_that_cannot_be_a_header_is_refused_on_receipt_async(fake, async_client_factory):
+    body = json.dumps({"access_token": TOKEN + "\r\n", "expires_in": 3600}).encode()
+    fake.interceptor = lambda r: (
+        FakeResponse(200, JSON, body) if r.path.endswith("/v1/token") else None
+    )
+
+    async def main() -> None:
+        async with async_client_factory() as client:
+            with pytest.raises(da.ServerError) as info:
+                await client.groups.get(fake.add_group("ops"))
+            assert TOKEN not in str(info.value)
+
+    asyncio.run(main())
+
+
+def test_a_header_the_http_library_refuses_is_never_quoted():
+    request = httpx.Request("GET", "https://accounts.cloud.databricks.com/x")
+    exc = httpx.LocalProtocolError(f"Illegal header value b'Bearer {TOKEN} '")
+    call = Call(method="GET", path="/x", op=OpClass.GET, idempotent=True)
+    error = SyncDriver._transport_error(call, request, exc)
+    assert TOKEN not in str(error)
+    assert isinstance(error, da.TransportError)
+
+
+# -- a proxy that echoes the request ---------------------------------------------------------
+
+BASIC = base64.b64encode(b"client-id:" + TOKEN.encode()).decode()
+
+
+@pytest.mark.parametrize("status", [400, 403, 407, 502])
+@pytest.mark.parametrize(
+    "page",
+    [
+        f"<pre>POST /token HTTP/1.1\r\nAuthorization: Basic {BASIC}\r\n</pre>",
+        f"bad request: authorization=Basic {BASIC}",
+        f'{{"error": "invalid_request", "error_description": "header was Basic {BASIC}"}}',
+        f"BAD_REQUEST: echo Bearer {TOKEN}",
+        f'{{"message": "got client_secret={TOKEN}"}}',
+    ],
+)
+def test_credentials_echoed_by_a_proxy_never_reach_an_error(fake, client, status, page):
+    fake.interceptor = _answer_gets(page.encode(), status=status)
+    with pytest.raises(da.ApiError) as info:
+        client.groups.get(fake.add_group("ops"))
+    for text in (str(info.value), repr(info.value), info.value.detail):
+        assert BASIC not in text and TOKEN not in text, text
