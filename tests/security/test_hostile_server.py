@@ -253,3 +253,61 @@ def test_credentials_echoed_by_a_proxy_never_reach_an_error(fake, client, status
         client.groups.get(fake.add_group("ops"))
     for text in (str(info.value), repr(info.value), info.value.detail):
         assert BASIC not in text and TOKEN not in text, text
+
+
+# -- values of the wrong JSON type -------------------------------------------------------------
+
+WRONG_TYPES = [
+    {"id": {"a": 1}, "displayName": "ops"},
+    {"id": ["1"], "displayName": "ops"},
+    {"id": True, "displayName": "ops"},
+    {"id": 1.5, "displayName": "ops"},
+    {"id": "1", "displayName": {"a": 1}},
+    {"id": "1", "displayName": ["ops"]},
+    {"id": "1", "displayName": 7.0},
+    {"id": "1", "displayName": "ops", "externalId": {"x": 1}},
+    {"id": "1", "displayName": "ops", "roles": [{"value": {"a": 1}}]},
+]
+
+
+@pytest.mark.parametrize("body", WRONG_TYPES, ids=lambda b: json.dumps(b)[:40])
+def test_a_wrong_json_type_from_the_server_is_a_malformed_response(fake, client, body):
+    fake.interceptor = _answer_gets(json.dumps(body).encode())
+    with pytest.raises(da.ServerError) as info:
+        client.groups.get(fake.add_group("ops"))
+    assert info.value.error_code == "MALFORMED_RESPONSE"
+
+
+@pytest.mark.parametrize("body", WRONG_TYPES[:3], ids=lambda b: json.dumps(b)[:40])
+def test_a_wrong_json_type_from_the_server_is_a_malformed_response_async(
+    fake, async_client_factory, body
+):
+    fake.interceptor = _answer_gets(json.dumps(body).encode())
+
+    async def main() -> None:
+        async with async_client_factory() as client:
+            with pytest.raises(da.ServerError) as info:
+                await client.groups.get(fake.add_group("ops"))
+            assert info.value.error_code == "MALFORMED_RESPONSE"
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("active", "false"), ("active", 1), ("active", "yes"), ("active", {})],
+)
+def test_a_boolean_is_never_guessed(fake, client, field, value):
+    user = fake.add_user("alice@example.com")
+    body = {"id": user, "userName": "alice@example.com", field: value}
+    fake.interceptor = _answer_gets(json.dumps(body).encode())
+    if value == "false":
+        assert client.users.get(user).active is False  # the text form, read exactly
+        return
+    with pytest.raises(da.ServerError):
+        client.users.get(user)
+
+
+def test_a_numeric_id_sent_as_a_number_is_the_same_id(fake, client):
+    fake.interceptor = _answer_gets(b'{"id": 123, "displayName": "ops"}')
+    assert client.groups.get(fake.add_group("ops")).id == "123"
