@@ -62,6 +62,7 @@ from databricks_access._owners import (
 )
 from databricks_access._redact import url_secret
 from databricks_access._secrets import EnvSecretStore, FileSecretStore, SecretStore
+from databricks_access._terminal import first_unsafe
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -91,7 +92,6 @@ _MAX_NAME = 64
 _MAX_OWNERS = 100
 _MAX_REF = 2048
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # newlines and tabs allowed
 _ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DEFAULT_LEASE_STORE = "sqlite:///leases.db"
 _DEFAULT_SECRET_STORE = "env"  # noqa: S105 - a store kind, not a secret
@@ -711,8 +711,12 @@ def _check_access_details(value: object) -> tuple[str | None, list[str]]:
             f"is {len(text)} characters long; at most {MAX_ACCESS_DETAILS} "
             "(it is shown to end users)"
         )
-    if _TEXT_CONTROL.search(text):
-        problems.append("contains a control character (only newlines and tabs are allowed)")
+    unsafe = first_unsafe(text, multiline=True)
+    if unsafe is not None:
+        problems.append(
+            f"contains a control character or a bidirectional control ({unsafe}); only "
+            "newlines and tabs are allowed"
+        )
     return (text or None), problems
 
 

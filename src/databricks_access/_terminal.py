@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["UNSAFE", "terminal_safe"]
+__all__ = ["UNSAFE", "first_unsafe", "terminal_safe"]
 
 _BEYOND_C0 = "\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ud800-\udfff"
 UNSAFE = re.compile(f"[\x00-\x1f{_BEYOND_C0}]")
 """One character a terminal may act on, or that changes how a line reads."""
 _UNSAFE_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f{_BEYOND_C0}]")
+# Multi-line text people write (access details): newlines (LF, CR) and tabs are fine.
+_UNSAFE_IN_TEXT = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f{_BEYOND_C0}]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -45,3 +47,16 @@ def terminal_safe(text: str, *, keep_newlines: bool = False) -> str:
     """
     pattern = _UNSAFE_BUT_NEWLINE if keep_newlines else UNSAFE
     return pattern.sub(_escape, text)
+
+
+def first_unsafe(text: str, *, multiline: bool = False) -> str | None:
+    r"""The first unsafe character of `text` as `U+XXXX`, or None; for refusing input.
+
+    With `multiline`, newlines (LF, CR) and tabs are allowed.
+
+    Example:
+        >>> first_unsafe("see the wiki\u202e"), first_unsafe("a\nb", multiline=True)
+        ('U+202E', None)
+    """
+    found = (_UNSAFE_IN_TEXT if multiline else UNSAFE).search(text)
+    return None if found is None else f"U+{ord(found.group()):04X}"

@@ -16,6 +16,7 @@ import logging
 
 import pytest
 
+import databricks_access as da
 from databricks_access import _cli
 from databricks_access._store_values import storable
 from databricks_access._terminal import UNSAFE, terminal_safe
@@ -156,3 +157,31 @@ def test_log_lines_on_the_terminal_are_escaped(char, capsys):
     with _cli._logging(debug=True):
         logger.warning("group %s", f"ops{HOSTILE[char]}")
     assert_clean(capsys.readouterr().err)
+
+
+ALLOWED_IN_TEXT = {"\n", "\r", "\t"}
+
+
+@pytest.mark.parametrize("char", sorted(HOSTILE))
+def test_access_details_refuse_every_unsafe_character(char):
+    hostile = "".join(c for c in HOSTILE[char] if c not in ALLOWED_IN_TEXT)
+    if not UNSAFE.search(hostile):
+        pytest.skip("only characters allowed in multi-line text")
+    with pytest.raises(da.ConfigError) as info:
+        da.IntegrationConfig(
+            name="x",
+            accounts_url="https://accounts.cloud.databricks.com",
+            account_id="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+            custom_access_details=f"See the wiki{hostile}, then ask.",
+        )
+    assert info.value.fields == ("custom_access_details",)
+
+
+def test_access_details_keep_newlines_and_tabs():
+    config = da.IntegrationConfig(
+        name="x",
+        accounts_url="https://accounts.cloud.databricks.com",
+        account_id="0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        custom_access_details="Line one\r\n\tline two\nline three",
+    )
+    assert config.custom_access_details == "Line one\r\n\tline two\nline three"
