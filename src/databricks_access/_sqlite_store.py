@@ -39,6 +39,7 @@ from typing_extensions import Self
 
 from databricks_access._durations import seconds
 from databricks_access._errors import ConfigError, LeaseError
+from databricks_access._files import create_private, shared
 from databricks_access._lease import (
     AccessRequest,
     AuditEvent,
@@ -531,6 +532,14 @@ class SqliteLeaseStore:
         if synchronous not in {"FULL", "NORMAL"}:
             raise ConfigError(f"must be 'FULL' or 'NORMAL', not {synchronous!r}", "synchronous")
         self._path = str(pathlib.Path(text).absolute())
+        for suffix in ("", "-wal", "-shm"):
+            problem = shared(self._path + suffix)
+            if problem is not None:
+                raise ConfigError(f"the lease store {problem}", field="path")
+        if not read_only:
+            # Created 0600 before SQLite opens it: its -wal and -shm files take this mode.
+            with contextlib.suppress(OSError):  # a missing directory: SQLite says so below
+                create_private(self._path)
         self._timeout = float(timeout)
         self._read_only = read_only
         self._synchronous = synchronous
