@@ -1115,6 +1115,7 @@ class LeaseTracker:
         when the store changes, such as a new grant in another thread or process.
         Errors of a sweep are logged and retried; nothing is lost.
         """
+        idle = _seconds(idle, "idle", positive=True)
         stop = stop or threading.Event()
         while not stop.is_set():
             try:
@@ -1248,6 +1249,7 @@ class AsyncLeaseTracker:
 
     async def run(self, stop: asyncio.Event | None = None, *, idle: float = 30.0) -> None:
         """Sweep whenever a lease is due, until `stop` is set (see `LeaseTracker.run`)."""
+        idle = _seconds(idle, "idle", positive=True)
         stop = stop or asyncio.Event()
         while not stop.is_set():
             try:

@@ -247,3 +247,33 @@ def test_an_unusable_token_lifetime_counts_as_an_hour(expires_in):
         clock.advance(dt.timedelta(minutes=41))
         http.get("https://accounts.cloud.databricks.com/api/x")
     assert sent == ["token", "token"]
+
+
+@pytest.mark.parametrize("name", ["10**30", "timedelta.max", "inf", "nan", "negative"])
+def test_retry_policy_durations_are_bounded(name):
+    for field in ("base_delay", "max_delay", "max_retry_after", "deadline"):
+        with pytest.raises(da.ConfigError) as info:
+            da.RetryPolicy(**{field: HOSTILE[name]})
+        assert info.value.fields == (field,)
+
+
+@pytest.mark.parametrize("name", ["10**30", "inf", "negative"])
+def test_run_idle_is_bounded(client, clock, name):
+    tracker = da.LeaseTracker(da.MembershipManager(client), store=MemoryLeaseStore(), clock=clock)
+    with pytest.raises(da.ConfigError) as info:
+        tracker.run(idle=HOSTILE[name])
+    assert info.value.fields == ("idle",)
+
+
+@pytest.mark.parametrize("name", ["10**30", "inf", "negative"])
+def test_run_idle_is_bounded_async(async_client_factory, clock, name):
+    async def main() -> None:
+        async with async_client_factory() as client:
+            tracker = da.AsyncLeaseTracker(
+                da.AsyncMembershipManager(client), store=MemoryLeaseStore(), clock=clock
+            )
+            with pytest.raises(da.ConfigError) as info:
+                await tracker.run(idle=HOSTILE[name])
+            assert info.value.fields == ("idle",)
+
+    asyncio.run(main())
