@@ -215,3 +215,44 @@ def test_the_token_request_never_follows_a_redirect(fake, config, credentials, c
     http.close()
     assert seen == []
     assert credentials.get_credentials().client_secret not in str(info.value)
+
+
+def test_the_azure_store_never_follows_a_redirect(monkeypatch):
+    pytest.importorskip("azure.keyvault.secrets")
+    import requests  # noqa: PLC0415 - the azure extra's transport
+    from azure.core.pipeline.transport import RequestsTransport  # noqa: PLC0415
+    from azure.keyvault.secrets import SecretClient  # noqa: PLC0415
+
+    from helpers.fake_key_vault import FakeCredential, FakeKeyVault  # noqa: PLC0415
+
+    elsewhere: list[dict[str, str]] = []
+
+    class Redirecting(FakeKeyVault):
+        def send(self, request, **kwargs):
+            host = request.url.split("/")[2]
+            if host == "evil.example":
+                elsewhere.append(dict(request.headers))
+                return self._reply(
+                    request, 200, {"value": '{"client_id":"e","client_secret":"e"}'}, {}
+                )
+            if request.headers.get("Authorization") is None:
+                return super().send(request, **kwargs)
+            return self._reply(request, 307, None, {"Location": "https://evil.example/secrets/sp"})
+
+    vault = Redirecting()
+    session = requests.Session()
+    session.mount("https://", vault)
+
+    class Sdk:
+        @staticmethod
+        def SecretClient(**kwargs):
+            transport = RequestsTransport(session=session, session_owner=False)
+            return SecretClient(transport=transport, retry_total=0, **kwargs)
+
+    store = da.AzureKeyVaultStore(vault.vault_url, "sp", credential=FakeCredential())
+    monkeypatch.setattr(store, "_sdk", Sdk)
+    with store, pytest.raises(da.SecretStoreError):
+        store.get_credentials()
+    session.close()
+    assert vault.requests, "the store never asked the vault"
+    assert elsewhere == []
