@@ -239,7 +239,8 @@ def test_the_azure_store_never_follows_a_redirect(monkeypatch):
                 return super().send(request, **kwargs)
             return self._reply(request, 307, None, {"Location": "https://evil.example/secrets/sp"})
 
-    vault = Redirecting()
+    # Its own vault name: the SDK caches auth challenges per vault, across tests.
+    vault = Redirecting("https://redirect-test.vault.azure.net")
     session = requests.Session()
     session.mount("https://", vault)
 
