@@ -162,11 +162,17 @@ def test_log_lines_on_the_terminal_are_escaped(char, capsys):
 ALLOWED_IN_TEXT = {"\n", "\r", "\t"}
 
 
-@pytest.mark.parametrize("char", sorted(HOSTILE))
+# Every class but the ones made only of newlines and tabs, which multi-line text allows.
+UNSAFE_IN_TEXT = sorted(
+    name
+    for name, text in HOSTILE.items()
+    if UNSAFE.search("".join(c for c in text if c not in ALLOWED_IN_TEXT))
+)
+
+
+@pytest.mark.parametrize("char", UNSAFE_IN_TEXT)
 def test_access_details_refuse_every_unsafe_character(char):
     hostile = "".join(c for c in HOSTILE[char] if c not in ALLOWED_IN_TEXT)
-    if not UNSAFE.search(hostile):
-        pytest.skip("only characters allowed in multi-line text")
     with pytest.raises(da.ConfigError) as info:
         da.IntegrationConfig(
             name="x",
