@@ -95,7 +95,8 @@ class Reply:
         if not self.content.strip():
             return None
         try:
-            return loads(self.content)
+            # Bounded in size, and in depth by the parser only: see `loads`.
+            return loads(self.content, max_depth=None)
         except JsonBoundsError as exc:
             raise ServerError(
                 self.status, "MALFORMED_RESPONSE", f"the response body: {exc}"

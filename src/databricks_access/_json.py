@@ -10,6 +10,7 @@ thousand levels deep (the parser, and any later walk of the value, would raise a
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,10 +30,15 @@ def loads(
     data: str | bytes,
     *,
     max_bytes: int = MAX_BYTES,
-    max_depth: int = MAX_DEPTH,
+    max_depth: int | None = MAX_DEPTH,
     object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
 ) -> object:
     """`json.loads`, refusing documents deeper than `max_depth` or larger than `max_bytes`.
+
+    `max_depth=None` keeps only the parser's own limit (its `RecursionError`, as a
+    `JsonBoundsError`): for API replies, whose values are structured into typed models
+    that refuse a container where text belongs without recursing into it, and where a
+    second pass over every page would double the cost of parsing.
 
     Raises:
         ValueError: Not JSON, or out of bounds (`JsonBoundsError`).
@@ -52,27 +58,33 @@ def loads(
         value: object = json.loads(data, object_pairs_hook=object_pairs_hook)
     except RecursionError:
         raise JsonBoundsError(f"JSON nested deeper than {max_depth} levels") from None
-    if isinstance(data, str):
-        opening = data.count("[") + data.count("{")
-    else:
-        opening = data.count(b"[") + data.count(b"{")
-    if opening > max_depth and _depth_exceeds(value, max_depth):
+    if max_depth is None:
+        return value
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if raw.count(b"[") + raw.count(b"{") > max_depth and _too_deep(raw, max_depth):
         raise JsonBoundsError(f"JSON nested deeper than {max_depth} levels")
     return value
 
 
-def _depth_exceeds(value: object, limit: int) -> bool:
-    """Whether containers nest deeper than `limit`, walked without recursion."""
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: list[object] | tuple[object, ...] = list(item.values())
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
+# Every byte but brackets and quotes: what is left is the document's skeleton.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+
+
+def _too_deep(data: bytes, limit: int) -> bool:
+    """Whether a valid JSON document nests deeper than `limit`, in C-speed passes.
+
+    The skeleton (brackets only: escaped backslashes and quotes dropped first, then
+    everything but brackets and quotes, then the strings) loses one level of nesting per
+    pass that deletes its innermost `[]` and `{}` pairs; a document still holding
+    brackets after `limit` passes is deeper than that.
+    """
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # Quotes now come in pairs: every other piece between them is a string's content.
+    skeleton = b"".join(data.translate(None, _NOT_STRUCTURE).split(b'"')[::2])
+    for _ in range(limit):
+        skeleton = _INNERMOST.sub(b"", skeleton)
+        if not skeleton:
+            return False
+    return True

@@ -16,6 +16,8 @@ import json
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import databricks_access as da
 from databricks_access._drivers import SyncDriver
@@ -105,10 +107,10 @@ def test_a_token_endpoint_from_discovery_with_a_control_character(
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 DEEP_OBJECT = b'{"a":' * 5_000 + b"1" + b"}" * 5_000
-MODERATE = b'{"detail": ' + b"[" * 200 + b"]" * 200 + b"}"
+MODERATE = b'{"id": "1", "displayName": ' + b"[" * 500 + b"]" * 500 + b"}"
 
 
-@pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT, MODERATE], ids=["array", "object", "200"])
+@pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT, MODERATE], ids=["array", "object", "500"])
 def test_a_deep_api_reply_is_a_malformed_response(fake, client, body):
     group = fake.add_group("ops")
     fake.interceptor = _answer_gets(body)
@@ -117,7 +119,7 @@ def test_a_deep_api_reply_is_a_malformed_response(fake, client, body):
     assert info.value.error_code == "MALFORMED_RESPONSE"
 
 
-@pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT, MODERATE], ids=["array", "object", "200"])
+@pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT, MODERATE], ids=["array", "object", "500"])
 def test_a_deep_api_reply_is_a_malformed_response_async(fake, async_client_factory, body):
     group = fake.add_group("ops")
     fake.interceptor = _answer_gets(body)
@@ -166,6 +168,13 @@ def test_deep_json_from_files_and_documents_is_a_typed_error(tmp_path):
     with pytest.raises(ValueError, match="nested deeper"):
         da.Inventory.from_json(DEEP_OBJECT)
     assert loads('{"a": [1]}') == {"a": [1]}
+
+
+def test_a_deep_unknown_field_in_an_api_reply_is_ignored(fake, client):
+    group = fake.add_group("ops")
+    body = b'{"id": "%s", "displayName": "ops", "x": ' % group.encode()
+    fake.interceptor = _answer_gets(body + b"[" * 500 + b"]" * 500 + b"}")
+    assert client.groups.get(group).display_name == "ops"
 
 
 def _answer_gets(body: bytes, status: int = 200):
@@ -311,3 +320,32 @@ def test_a_boolean_is_never_guessed(fake, client, field, value):
 def test_a_numeric_id_sent_as_a_number_is_the_same_id(fake, client):
     fake.interceptor = _answer_gets(b'{"id": 123, "displayName": "ops"}')
     assert client.groups.get(fake.add_group("ops")).id == "123"
+
+
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+_TRICKY = st.text(alphabet='[]{}"\\/ua0', max_size=8)
+_DOCS = st.recursive(
+    st.none() | st.integers() | _TRICKY,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TRICKY, inner, max_size=3),
+    max_leaves=40,
+)
+
+
+@given(doc=_DOCS, limit=st.integers(min_value=1, max_value=8), ascii_only=st.booleans())
+def test_the_depth_bound_matches_the_real_depth(doc, limit, ascii_only):
+    text = json.dumps(doc, ensure_ascii=ascii_only)
+    deep = _depth(doc) > limit
+    try:
+        assert loads(text, max_depth=limit) == doc
+        assert loads(text.encode(), max_depth=limit) == doc
+        refused = False
+    except ValueError:
+        refused = True
+    assert refused is deep
