@@ -277,3 +277,10 @@ def test_run_idle_is_bounded_async(async_client_factory, clock, name):
             assert info.value.fields == ("idle",)
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("name", ["10**400", "1e300", "inf", "negative", "timedelta.max"])
+def test_a_directory_cache_ttl_is_bounded(client, name):
+    with pytest.raises(da.ConfigError) as info:
+        da.DatabricksDirectory(client, ttl=HOSTILE[name])
+    assert info.value.fields == ("ttl",)
