@@ -28,6 +28,7 @@ import pytest
 
 import databricks_access as da
 from databricks_access import _cli
+from databricks_access._durations import human
 from databricks_access.testing import FakeAccount
 
 WAIT = 60  # seconds: a bound on every wait for a child, never a timing assertion
@@ -438,7 +439,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised():
 def test_table_cells_hold_no_terminal_escape():
     text = _cli._table([{"name": "\x1b[31mred\x1b[0m", "ok": True, "none": None}])
     assert "\x1b" not in text
-    assert text.splitlines()[1].split() == ["?[31mred?[0m", "yes"]
+    assert text.splitlines()[1].split() == ["\\u001b[31mred\\u001b[0m", "yes"]
 
 
 # -- run: the expiry loop ------------------------------------------------------------------------
@@ -561,8 +562,8 @@ def test_a_ttl_out_of_bounds_names_the_option(cli):
     ],
 )
 def test_durations(text, expected):
-    assert _cli.parse_duration(text) == expected
-    assert _cli.parse_duration(_cli._human(expected)) == expected
+    assert da.parse_duration(text) == expected
+    assert da.parse_duration(human(expected)) == expected
 
 
 def test_a_bad_config_file_is_one_line_naming_every_field(cli):

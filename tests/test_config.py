@@ -224,7 +224,7 @@ REFUSED = [
     ("ftp://accounts.cloud.databricks.com", "uses scheme 'ftp'"),
     ("wss://accounts.cloud.databricks.com", "uses scheme 'wss'"),
     ("1https://accounts.cloud.databricks.com", "malformed scheme"),
-    ("https:accounts.cloud.databricks.com", "has port"),
+    ("https:accounts.cloud.databricks.com", "malformed scheme"),
     ("//accounts.cloud.databricks.com", "has no host name"),
     # empty and whitespace
     ("", "is empty"),

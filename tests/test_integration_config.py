@@ -248,7 +248,11 @@ FIELD_ERRORS = [
     ({"secret_store": "vault:databricks"}, ("secret_store",), "<mount>/<path>"),
     ({"secret_store": "vault:secret/sp?kv=3"}, ("secret_store",), "kv is 1 or 2"),
     ({"secret_store": "vault:secret/sp?auth=ldap"}, ("secret_store",), "token or approle"),
-    ({"secret_store": "vault:secret/sp?token=s.abc"}, ("secret_store",), "'token' is not one"),
+    (
+        {"secret_store": "vault:secret/sp?token=s.abc"},
+        ("secret_store",),
+        "holds a secret in its query (token=)",
+    ),
     ({"secret_store": "vault:secret/sp?kv=1&kv=2"}, ("secret_store",), "kv twice"),
     ({"secret_store": "vault:secret/sp?kv="}, ("secret_store",), "kv is empty"),
     ({"secret_store": "vault:secret/sp?kv=1&version=3"}, ("secret_store",), "no versions"),

@@ -157,6 +157,7 @@ EXPECTED = sorted(
         "discover",
         "filter_eq",
         "open_secret_store",
+        "parse_duration",
         "probe",
         "tqdm_progress",
     ]

@@ -382,7 +382,7 @@ def test_json_lines_sink_writes_one_event_per_line(tmp_path, client, store, cloc
         ({"ttl": float("inf")}, "ttl"),
         ({"ttl": float("nan")}, "ttl"),
         ({"ttl": dt.timedelta(days=365)}, "ttl"),
-        ({"ttl": "1h"}, "ttl"),
+        ({"ttl": "an hour"}, "ttl"),
         ({"requester": ""}, "requester"),
         ({"requester": "x\n"}, "requester"),
         ({"reason": "r" * 1001}, "reason"),

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         discover,
     )
     from databricks_access._drivers import AsyncPager, Pager
+    from databricks_access._durations import parse_duration
     from databricks_access._errors import (
         ApiError,
         ApprovalError,
@@ -315,6 +316,7 @@ _EXPORTS: dict[str, str] = {
     "discover": "_discovery",
     "filter_eq": "_scim",
     "open_secret_store": "_integration",
+    "parse_duration": "_durations",
     "probe": "_probe",
     "tqdm_progress": "_progress",
 }
@@ -461,6 +463,7 @@ __all__ = [
     "discover",
     "filter_eq",
     "open_secret_store",
+    "parse_duration",
     "probe",
     "tqdm_progress",
 ]

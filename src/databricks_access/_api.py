@@ -43,6 +43,7 @@ from databricks_access._scim import (
     ScimPaging,
     add_members_body,
     check_id,
+    check_workspace_id,
     encode_query,
     filter_eq,
     quote_filter_value,
@@ -851,6 +852,7 @@ class AccountApi:
             check_id(principal.id, "principal")
             return principal
         if isinstance(principal, (User, ServicePrincipal, Group)):
+            check_id(principal.id, "principal")
             return principal.ref
         if not isinstance(principal, str) or not principal.strip():
             raise ConfigError(
@@ -900,9 +902,7 @@ class AccountApi:
         self, workspace_id: int | str
     ) -> Callable[[], TokenListing[PermissionAssignment]]:
         """A workspace's permission assignments, following every `next_page_token`."""
-        text = str(workspace_id)
-        if isinstance(workspace_id, bool) or not text.isdigit():
-            raise ConfigError(f"{workspace_id!r} is not a workspace id", "workspace_id")
+        text = check_workspace_id(workspace_id)
         path = f"{self.account}/workspaces/{text}/permissionassignments"
         return lambda: TokenListing(path, "permission_assignments", PermissionAssignment)
 

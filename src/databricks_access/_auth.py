@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import re
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Generator
@@ -26,7 +27,8 @@ import attrs
 import httpx
 
 from databricks_access._clock import Clock, SystemClock
-from databricks_access._config import AccountConfig
+from databricks_access._config import AccountConfig, check_endpoint
+from databricks_access._durations import from_server
 from databricks_access._errors import (
     ApiError,
     AuthenticationError,
@@ -34,6 +36,7 @@ from databricks_access._errors import (
     error_from_reply,
     parse_error_body,
 )
+from databricks_access._json import loads as _json_loads
 from databricks_access._retry import RetryPolicy, parse_retry_after
 from databricks_access._secrets import ClientCredentials, SecretStore
 
@@ -45,6 +48,13 @@ _FORM = b"grant_type=client_credentials&scope=all-apis"
 # Azure refuses tokens with 30 s or less left; a margin keeps requests in flight valid.
 _EXPIRY_MARGIN = 40.0
 _MAX_STALE_WINDOW = 20 * 60.0
+# A token's lifetime when the reply names none (or garbage), and the longest one trusted.
+# RFC 6750's b64token: what an `Authorization: Bearer` header may carry.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]{1,16384}=*")
+_DEFAULT_LIFETIME = 3600.0
+# The largest token or discovery reply read.
+_MAX_REPLY = 1024 * 1024
+_MAX_LIFETIME = 86400.0
 
 
 @attrs.frozen
@@ -250,11 +260,27 @@ class OAuthM2M(httpx.Auth):
         if not response.is_success:
             return False
         try:
-            endpoint = response.json().get("token_endpoint")
-        except (ValueError, AttributeError):
+            document = _json_loads(response.content, max_bytes=_MAX_REPLY)
+            endpoint = document.get("token_endpoint") if isinstance(document, dict) else None
+        except ValueError:
             return False
         if not isinstance(endpoint, str):
             return False
+        # The same rules as a configured endpoint first: `urlsplit` silently drops TAB,
+        # CR and LF, so the host comparison alone could pass a URL httpx then refuses.
+        checked, problems = check_endpoint(
+            endpoint,
+            allow_custom_host=True,
+            allow_insecure_http=self._config.allow_insecure_http,
+            field="token_endpoint",
+        )
+        if checked is None:
+            logger.warning(
+                "ignoring an unusable token endpoint from discovery: %s",
+                problems[0].message if problems else "invalid",
+            )
+            return False
+        endpoint = checked
         # The secret goes to this URL: never to another host than the configured one.
         parts, host = urlsplit(endpoint), urlsplit(self._config.host)
         if (parts.scheme, parts.netloc.lower()) != (host.scheme, host.netloc.lower()):
@@ -265,7 +291,7 @@ class OAuthM2M(httpx.Auth):
 
     def _parse_token(self, response: httpx.Response, sent_at: float) -> _Token:
         try:
-            data = response.json()
+            data = _json_loads(response.content, max_bytes=_MAX_REPLY)
         except ValueError:
             data = None
         token = data.get("access_token") if isinstance(data, dict) else None
@@ -275,6 +301,14 @@ class OAuthM2M(httpx.Auth):
                 "MALFORMED_RESPONSE",
                 "the token endpoint answered without an access_token",
             )
+        if not _BEARER_TOKEN.fullmatch(token):
+            # It would go into a header: refuse it now, and never show it.
+            raise ServerError(
+                response.status_code,
+                "MALFORMED_RESPONSE",
+                "the token endpoint answered an access_token that is not a bearer token "
+                "(RFC 6750: letters, digits and -._~+/, up to 16 KiB)",
+            )
         token_type = data.get("token_type", "Bearer") if isinstance(data, dict) else "Bearer"
         if isinstance(token_type, str) and token_type.lower() != "bearer":
             raise ServerError(
@@ -282,7 +316,11 @@ class OAuthM2M(httpx.Auth):
                 "MALFORMED_RESPONSE",
                 f"unsupported token type {token_type[:20]!r}",
             )
-        lifetime = _seconds(data.get("expires_in") if isinstance(data, dict) else None)
+        lifetime = from_server(
+            data.get("expires_in") if isinstance(data, dict) else None,
+            default=_DEFAULT_LIFETIME,
+            maximum=_MAX_LIFETIME,
+        )
         return _Token(token, sent_at + lifetime, lifetime)
 
     def _token_error(self, response: httpx.Response) -> ApiError:
@@ -425,18 +463,3 @@ class OAuthM2M(httpx.Auth):
         with self._thread_lock:
             if self._token is token:
                 self._token = None
-
-
-def _seconds(value: object) -> float:
-    """A token lifetime from `expires_in` (number or numeric text); one hour if absent."""
-    if isinstance(value, bool):
-        return 3600.0
-    if isinstance(value, (int, float)) and value > 0:
-        return float(value)
-    if isinstance(value, str):
-        try:
-            seconds = float(value)
-        except ValueError:
-            return 3600.0
-        return seconds if seconds > 0 else 3600.0
-    return 3600.0

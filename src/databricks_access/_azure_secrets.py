@@ -169,8 +169,9 @@ class AzureKeyVaultStore(CloudSecretStore):
             if credential is None:
                 assert self._identity is not None  # noqa: S101 - set when none is given
                 credential = self._own_credential = self._identity.DefaultAzureCredential()
+            # No redirects: azure-core would send the bearer token to the new address.
             client: _SecretClient = self._sdk.SecretClient(
-                vault_url=self._vault_url, credential=credential
+                vault_url=self._vault_url, credential=credential, permit_redirects=False
             )
             self._client = client
         return self._client

@@ -36,6 +36,8 @@ import attrs
 from typing_extensions import Self
 
 import databricks_access as da
+from databricks_access._durations import human
+from databricks_access._terminal import terminal_safe
 
 __all__ = [
     "EXIT_CODES",
@@ -47,7 +49,6 @@ __all__ = [
     "build_parser",
     "load_config",
     "main",
-    "parse_duration",
 ]
 
 EXIT_OK = 0
@@ -86,7 +87,6 @@ _RECORD_KINDS = (
 )
 _LEASE_STATES = tuple(state.value for state in da.LeaseState)
 _REQUEST_STATES = tuple(state.value for state in da.RequestState)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BULLET = re.compile(r"^\s*-\s+")
 _CSV_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _MAX_CELL = 80
@@ -109,55 +109,16 @@ _CONFIG_HELP = (
 
 # -- durations ------------------------------------------------------------------------------
 
-_DURATION = re.compile(r"(?:(\d{1,6})d)?(?:(\d{1,7})h)?(?:(\d{1,9})m)?(?:(\d{1,10})s)?")
-_DURATION_FORMS = "like 45s, 90m, 2h, 1h30m or 1d"
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """Parse a human duration: days, hours, minutes and seconds, in that order.
-
-    Example:
-        >>> parse_duration("1h30m")
-        datetime.timedelta(seconds=5400)
-        >>> parse_duration("1d")
-        datetime.timedelta(days=1)
-
-    Raises:
-        ValueError: The text is not such a duration, or it is zero.
-    """
-    stripped = text.strip()
-    match = _DURATION.fullmatch(stripped)
-    if match is None or not stripped:
-        shown = _shown(text)
-        if stripped.isdigit():
-            raise ValueError(f"{shown} has no unit; write {stripped}s, {stripped}m or {stripped}h")
-        raise ValueError(f"{shown} is not a duration; use one {_DURATION_FORMS}")
-    days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
-    try:
-        duration = dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    except OverflowError:
-        raise ValueError(f"{_shown(text)} is too long") from None
-    if not duration:
-        raise ValueError(f"{_shown(text)} is zero; a duration must be positive")
-    return duration
-
 
 def _duration_arg(text: str) -> dt.timedelta:
+    """A `--ttl`/`--by` value: `da.parse_duration`'s forms, and never zero."""
     try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _human(duration: dt.timedelta) -> str:
-    """`1h30m` for 90 minutes: the form `parse_duration` reads."""
-    seconds = int(duration.total_seconds())
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        amount, seconds = divmod(seconds, size)
-        if amount:
-            parts.append(f"{amount}{unit}")
-    return "".join(parts) or "0s"
+        duration = da.parse_duration(text)
+    except da.ConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.problems[0].message) from None
+    if not duration:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is zero; a duration must be positive")
+    return duration
 
 
 # -- text output ----------------------------------------------------------------------------
@@ -169,11 +130,10 @@ def _shown(text: str) -> str:
 
 
 def _one_line(text: str) -> str:
-    """A message on one line: newlines joined with `; `, other controls replaced."""
+    """A message on one line: newlines joined with `; `, other controls escaped."""
     lines = [_BULLET.sub("", line).strip() for line in text.splitlines()]
     lines = [line for line in lines if line]
-    joined = "; ".join(lines).replace(":;", ":")
-    joined = _CONTROL.sub("?", joined)
+    joined = terminal_safe("; ".join(lines).replace(":;", ":"))
     return joined if len(joined) <= _MAX_MESSAGE else joined[: _MAX_MESSAGE - 3] + "..."
 
 
@@ -188,14 +148,14 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 
 def _cell(value: object) -> str:
-    """Text for a table cell: no control character (a name could hold terminal escapes)."""
+    """Text for a table cell, on one line, its terminal controls escaped."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dt.datetime):
         return _utc(value)
-    text = _CONTROL.sub("?", str(value))
+    text = terminal_safe(str(value))
     return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
 
 
@@ -263,7 +223,13 @@ _EMPTY_COLUMNS: Mapping[str, tuple[str, ...]] = {
 
 
 def _write(text: str, stream: TextIO | None = None) -> None:
-    (stream or sys.stdout).write(text if text.endswith("\n") else text + "\n")
+    """Print text: every output path of the command line ends here, escaped for a terminal.
+
+    JSON stays valid: the escapes are JSON's own (a backslash, `u` and four hex digits),
+    and JSON strings already hold no raw newline.
+    """
+    safe = terminal_safe(text, keep_newlines=True)
+    (stream or sys.stdout).write(safe if safe.endswith("\n") else safe + "\n")
 
 
 def _json(data: object) -> str:
@@ -274,11 +240,11 @@ def _json(data: object) -> str:
 
 
 def _who(lease: da.Lease | da.AccessRequest) -> str:
-    return lease.principal_name or lease.principal.id
+    return terminal_safe(lease.principal_name or lease.principal.id)
 
 
 def _group_shown(lease: da.Lease | da.AccessRequest) -> str:
-    return lease.group_name or lease.group_id
+    return terminal_safe(lease.group_name or lease.group_id)
 
 
 def _lease_record(lease: da.Lease) -> dict[str, object]:
@@ -347,7 +313,7 @@ def _request_row(req: da.AccessRequest) -> dict[str, object]:
         "state": req.state.value,
         "principal": _who(req),
         "group": _group_shown(req),
-        "ttl": _human(dt.timedelta(seconds=req.ttl_seconds)),
+        "ttl": human(req.ttl_seconds),
         "requester": req.requester,
         "reason": req.reason,
         "decided_by": req.decided_by,
@@ -374,7 +340,7 @@ def _event_line(event: da.AuditEvent) -> str:
     notes = [note for note in notes if note]
     if notes:
         line += " (" + "; ".join(notes) + ")"
-    return _CONTROL.sub("?", line)
+    return terminal_safe(line)
 
 
 def _detail_note(key: str, value: object) -> str:
@@ -436,7 +402,7 @@ def _describe(exc: BaseException, fields: Mapping[str, str]) -> tuple[int, str]:
 
 
 def _error(message: str) -> None:
-    sys.stderr.write(f"error: {_one_line(message)}\n")
+    _write(f"error: {_one_line(message)}", sys.stderr)
 
 
 # -- configuration and the objects every command shares --------------------------------------
@@ -671,14 +637,20 @@ def _cmd_discover(args: argparse.Namespace, session: _Session) -> int:
         text = _csv(inventory.records(kind), kind)
     else:
         text = _table(inventory.records(kind))
-    if args.output is None:
-        _write(text)
+    if output_format == "json":
+        text = terminal_safe(text, keep_newlines=True)  # the same JSON, escaped
+    if args.output is not None:
+        # CSV is data: a file gets it as it is (a lone surrogate written as an escape).
+        Path(args.output).write_text(text, encoding="utf-8", errors="backslashreplace", newline="")
+        _write(f"wrote {output_format} to {args.output}", sys.stderr)
+    elif output_format == "csv" and not _isatty():
+        sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))
     else:
-        Path(args.output).write_text(text, encoding="utf-8", newline="")
-        sys.stderr.write(f"wrote {output_format} to {args.output}\n")
+        _write(text)
     if inventory.errors:
-        sys.stderr.write(
-            f"warning: {len(inventory.errors)} item(s) could not be read; see '--records errors'\n"
+        _write(
+            f"warning: {len(inventory.errors)} item(s) could not be read; see '--records errors'",
+            sys.stderr,
         )
     return EXIT_OK
 
@@ -762,7 +734,7 @@ def _cmd_request(args: argparse.Namespace, session: _Session) -> int:
     approvers = ", ".join(req.approvers) or "nobody (no integration owner is configured)"
     _write(
         f"requested {req.id}: {_who(req)} in {_group_shown(req)} for "
-        f"{_human(dt.timedelta(seconds=req.ttl_seconds))}, pending until {_utc(req.expires_at)}"
+        f"{human(req.ttl_seconds)}, pending until {_utc(req.expires_at)}"
     )
     _write(f"approvers ({req.approver_source}): {approvers}")
     if session.config.resource_owner is not None and req.approver_source != "resource_owner":
@@ -897,9 +869,10 @@ def _cmd_sweep(args: argparse.Namespace, session: _Session) -> int:
             f"after an interrupted approval, {len(requests.failed)} failed"
         )
     if report.failed or requests.failed:
-        sys.stderr.write(
+        _write(
             "error: some revocations or grants failed; they are stored and retried "
-            f"(see '{_PROG} leases --state revoke_failed')\n"
+            f"(see '{_PROG} leases --state revoke_failed')",
+            sys.stderr,
         )
         return EXIT_FAILED
     return EXIT_OK
@@ -1465,12 +1438,19 @@ def _positive_float(text: str) -> float:
 # -- main ----------------------------------------------------------------------------------
 
 
+class _SafeFormatter(logging.Formatter):
+    """Log lines (a traceback included) escaped for the terminal, like all other output."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record), keep_newlines=True)
+
+
 @contextlib.contextmanager
 def _logging(debug: bool) -> Iterator[None]:
     """The library's log on stderr (warnings; everything with --debug), for this call."""
     logger = logging.getLogger("databricks_access")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler.setFormatter(_SafeFormatter("%(levelname)s: %(message)s"))
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.WARNING)

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import json
-import math
 import threading
 from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import TYPE_CHECKING, TypeVar
 
 from databricks_access._clock import Clock, SystemClock
+from databricks_access._durations import Duration, seconds
 from databricks_access._errors import ConfigError, SecretStoreError
+from databricks_access._json import loads
 from databricks_access._secrets import ClientCredentials, _json_kind
 
 if TYPE_CHECKING:
@@ -88,14 +88,9 @@ def call_sdk(where: str, call: Callable[[], T], explain: Callable[[Exception], s
     raise SecretStoreError(f"{where}: {problem}")
 
 
-def check_ttl(value: float | dt.timedelta) -> float:
+def check_ttl(value: Duration) -> float:
     """The cache TTL in seconds, or a `ConfigError` naming `cache_ttl`."""
-    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise ConfigError(f"must be a number of seconds, not {_json_kind(seconds)}", "cache_ttl")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ConfigError("must be a finite number of seconds, 0 or more", "cache_ttl")
-    return float(seconds)
+    return seconds(value, "cache_ttl")
 
 
 def check_text(value: object, field: str) -> str:
@@ -134,7 +129,7 @@ def parse_text(where: str, data: str | bytes) -> ClientCredentials:
     else:
         text = data.removeprefix("\ufeff")
     try:
-        document: object = json.loads(text)
+        document: object = loads(text, max_bytes=1024 * 1024)
         valid = True
     except ValueError:
         # Raised below, outside the handler: a JSONDecodeError holds the whole document.

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import math
 import os
 import re
 from typing import TYPE_CHECKING, Literal, TypedDict
 
 import attrs
 
+from databricks_access._durations import Duration, lenient
+from databricks_access._durations import problem as duration_problem
 from databricks_access._errors import ConfigError, ConfigProblem
+from databricks_access._redact import url_secret
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -92,6 +94,8 @@ _ACCEPTED_SUFFIXES = ", ".join("*" + suffix for suffix, _ in _SUFFIXES)
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 # A scheme is whatever precedes the first "://" that is not inside a path, query or fragment.
 _SCHEME_PART = re.compile(r"([^/?#]*?)://")
+# `https:/host` or `https:host`: a typo that would otherwise read as the host `https`.
+_BROKEN_SCHEME = re.compile(r"(?i)https?:(?!//)")
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
 # Letters, digits, hyphen (not first or last) and underscore (container host names).
 _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)")
@@ -223,6 +227,12 @@ def _parse(value: object, *, keep_path: bool) -> tuple[_Url | None, list[str]]:
         return None, [character]
 
     problems: list[str] = []
+    if _BROKEN_SCHEME.match(text):
+        return None, [f"{_shown(text)} has a malformed scheme; write https:// (two slashes)"]
+    secret = url_secret(text)
+    if secret is not None and "user information" not in secret:
+        # Never echo the URL: it holds the secret. (User information is reported below.)
+        return None, [f"{secret}; credentials never belong in the URL: remove them"]
     match = _SCHEME_PART.match(text)
     if match is None:
         scheme, rest = "https", text  # a bare host
@@ -475,22 +485,13 @@ def check_account_id(
     return None, (ConfigProblem(field, message),)
 
 
-def _positive_seconds(value: object, field: str, problems: list[ConfigProblem]) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        problems.append(ConfigProblem(field, f"must be a number of seconds, not {value!r}"))
-        return math.nan
-    if not math.isfinite(value) or value <= 0:
-        problems.append(ConfigProblem(field, f"must be a positive finite number, not {value!r}"))
-    return float(value)
-
-
 class _Options(TypedDict, total=False):
     """The `AccountConfig` fields `from_env` takes as keyword arguments."""
 
     scim_version: Literal["2.0", "2.1"]
-    timeout: float
-    connect_timeout: float
-    deadline: float
+    timeout: Duration
+    connect_timeout: Duration
+    deadline: Duration
     max_attempts: int
     token_endpoint: str | None
     allow_custom_host: bool
@@ -514,7 +515,7 @@ class AccountConfig:
         host: The accounts host, normalised to `https://host` (see `normalize_host`).
         account_id: The account ID, a UUID in lower-case `8-4-4-4-12` form.
         scim_version: `"2.0"`, or `"2.1"` for the newer, more scalable SCIM API.
-        timeout: Seconds allowed for one request.
+        timeout: Seconds allowed for one request (a timedelta or text like `"45s"` too).
         connect_timeout: Seconds allowed to connect.
         deadline: Seconds allowed for one operation across all its retries.
         max_attempts: Attempts per request, the first one included.
@@ -543,9 +544,9 @@ class AccountConfig:
     host: str
     account_id: str
     scim_version: Literal["2.0", "2.1"] = "2.0"
-    timeout: float = 30.0
-    connect_timeout: float = 10.0
-    deadline: float = 120.0
+    timeout: float = attrs.field(default=30.0, converter=lenient)
+    connect_timeout: float = attrs.field(default=10.0, converter=lenient)
+    deadline: float = attrs.field(default=120.0, converter=lenient)
     max_attempts: int = 6
     token_endpoint: str | None = None
     allow_custom_host: bool = False
@@ -568,10 +569,15 @@ class AccountConfig:
             problems.append(
                 ConfigProblem("scim_version", f"must be '2.0' or '2.1', not {scim_version!r}")
             )
-        seconds = {
-            name: _positive_seconds(getattr(self, name), name, problems)
-            for name in ("timeout", "connect_timeout", "deadline")
-        }
+        problems.extend(
+            ConfigProblem(name, message)
+            for name, value in (
+                ("timeout", self.timeout),
+                ("connect_timeout", self.connect_timeout),
+                ("deadline", self.deadline),
+            )
+            if (message := duration_problem(value)) is not None
+        )
         max_attempts: object = self.max_attempts
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
             problems.append(
@@ -604,8 +610,6 @@ class AccountConfig:
         object.__setattr__(self, "host", host)
         object.__setattr__(self, "account_id", account_id)
         object.__setattr__(self, "token_endpoint", token_endpoint)
-        for name, value in seconds.items():
-            object.__setattr__(self, name, value)
 
     @property
     def cloud(self) -> Cloud:

@@ -9,6 +9,7 @@ code `MALFORMED_RESPONSE` instead of a cattrs or `KeyError` escaping to the call
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -70,6 +71,40 @@ def _mapping(data: object, cls: type) -> Mapping[str, Any]:
     return data
 
 
+def _kind(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _strict_str(value: object, _: type) -> str:
+    if type(value) is str:
+        return value
+    if type(value) is int:  # a numeric id sent as a number: the same id
+        return str(value)
+    raise TypeError(f"expected text, got {_kind(value)}")
+
+
+def _strict_int(value: object, _: type) -> int:
+    if type(value) is int:
+        return value
+    if type(value) is str and value.isascii() and value.lstrip("-").isdigit() and len(value) < 20:
+        return int(value)
+    raise TypeError(f"expected an integer, got {_kind(value)}")
+
+
+def _strict_bool(value: object, _: type) -> bool:
+    if type(value) is bool:
+        return value
+    if type(value) is str and value.lower() in {"true", "false"}:
+        return value.lower() == "true"
+    raise TypeError(f"expected true or false, got {_kind(value)}")
+
+
+def _strict_float(value: object, _: type) -> float:
+    if type(value) in {int, float} and math.isfinite(value):  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]
+    raise TypeError(f"expected a number, got {_kind(value)}")
+
+
 def _member_from_json(data: object, _: type) -> MemberRef:
     # On every group read, once per member: kept lean.
     if type(data) is not dict:
@@ -123,6 +158,12 @@ def _converter() -> cattrs.Converter:
     )
 
     conv = cattrs.Converter(forbid_extra_keys=False)
+    # Scalars strictly: cattrs would turn `{"a": 1}` into the text "{'a': 1}" and "false"
+    # into True. A wrong type from the server is a malformed response.
+    conv.register_structure_hook(str, _strict_str)
+    conv.register_structure_hook(int, _strict_int)
+    conv.register_structure_hook(bool, _strict_bool)
+    conv.register_structure_hook(float, _strict_float)
     # Registered first: the generated hooks below bind the hooks of their field types.
     conv.register_structure_hook(MemberRef, _member_from_json)
     conv.register_unstructure_hook(MemberRef, _member_to_json)

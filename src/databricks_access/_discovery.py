@@ -36,6 +36,7 @@ from databricks_access._converter import structure, unstructure
 from databricks_access._errors import ApiError, ConfigError, DatabricksAccessError, NotFoundError
 from databricks_access._flows import Flow, Listing, collect, concurrently
 from databricks_access._html import render_table
+from databricks_access._json import loads
 from databricks_access._lease import TERMINAL_STATES, Lease, LeaseState
 from databricks_access._models import (
     Group,
@@ -677,7 +678,10 @@ class Inventory:
     @classmethod
     def from_json(cls, text: str | bytes) -> Inventory:
         """Rebuild an inventory from `to_json` output."""
-        return cls.from_dict(json.loads(text))
+        data = loads(text)
+        if not isinstance(data, Mapping):
+            raise ValueError("not a valid inventory: the JSON is not an object")  # noqa: TRY004 - from_dict raises ValueError too
+        return cls.from_dict(data)
 
     def _repr_html_(self) -> str:
         summary = [

@@ -104,6 +104,14 @@ class _DriverBase:
         what = f"{call.method} {call.path}"
         if failed is not request:
             what = f"{failed.method} {failed.url.path} (the token request for {what})"
+        if isinstance(exc, httpx.LocalProtocolError):
+            # The HTTP library refused our own request: its text quotes the header it
+            # refused, which can be `Authorization: Bearer <token>`. Say what, not which.
+            return cls(
+                f"{what}: the request could not be sent: "
+                "the HTTP library refused one of its headers",
+                request_not_sent=True,
+            )
         return cls(f"{what}: {type(exc).__name__}: {exc}".rstrip(": "), request_not_sent=not_sent)
 
     @staticmethod
@@ -166,7 +174,11 @@ class SyncDriver(_DriverBase):
             request = self._request(self.http, call)
             self.requests_sent += 1
             try:
-                response = self.http.send(request, auth=self._auth_for(call))
+                # Never a redirect, whatever the supplied client says: it would carry
+                # the token to wherever the Location points.
+                response = self.http.send(
+                    request, auth=self._auth_for(call), follow_redirects=False
+                )
             except httpx.TransportError as exc:
                 outcome: Reply | DatabricksAccessError = self._transport_error(call, request, exc)
             except DatabricksAccessError as exc:  # no token: this attempt was never sent
@@ -281,7 +293,9 @@ class AsyncDriver(_DriverBase):
             request = self._request(http, call)
             self.requests_sent += 1
             try:
-                response = await http.send(request, auth=self._auth_for(call))
+                response = await http.send(
+                    request, auth=self._auth_for(call), follow_redirects=False
+                )
             except httpx.TransportError as exc:
                 outcome: Reply | DatabricksAccessError = self._transport_error(call, request, exc)
             except DatabricksAccessError as exc:  # no token: this attempt was never sent

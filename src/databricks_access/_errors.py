@@ -31,6 +31,9 @@ from typing import Any
 
 import attrs
 
+from databricks_access._json import loads
+from databricks_access._redact import redact
+
 __all__ = [
     "ApiError",
     "ApprovalError",
@@ -54,6 +57,7 @@ __all__ = [
 # Longest detail kept from a reply: error bodies are user-visible text, but a proxy can
 # answer with a whole HTML page.
 _MAX_DETAIL = 500
+_MAX_BODY = 256 * 1024
 
 
 class DatabricksAccessError(Exception):
@@ -140,7 +144,8 @@ class ApiError(DatabricksAccessError):
         self.retry_after = retry_after
         self.status_code = status_code
         self.error_code = error_code
-        self.detail = detail
+        # Server text: a proxy's page can echo the request, credentials and all.
+        self.detail = redact(detail)
         self.method = method
         self.path = path
         super().__init__(self._message())
@@ -219,7 +224,8 @@ class TransportError(DatabricksAccessError):
 
     def __init__(self, message: str, *, request_not_sent: bool = False) -> None:
         self.request_not_sent = request_not_sent
-        super().__init__(message)
+        # A transport's own text can quote a header it refused (`Bearer <token>`).
+        super().__init__(redact(message))
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild_transport_error, (type(self), str(self), self.request_not_sent))
@@ -324,11 +330,12 @@ def parse_error_body(body: bytes) -> tuple[str | None, str]:
     `error_description`), plain text `CODE: message`, and empty or binary bodies.
     Never raises.
     """
-    text = body.decode("utf-8", errors="replace").strip()
+    # The detail is cut to a few hundred characters anyway: read no more than this.
+    text = body[:_MAX_BODY].decode("utf-8", errors="replace").strip()
     if not text:
         return None, ""
     try:
-        data = json.loads(text)
+        data = loads(text)
     except ValueError:
         data = None
     if isinstance(data, Mapping):

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from databricks_access._errors import ConfigError
+from databricks_access._files import open_private_append, shared
 from databricks_access._lease import AuditEvent
 
 __all__ = ["CallableSink", "EventSink", "JsonLinesSink", "MemorySink"]
@@ -73,13 +75,17 @@ class JsonLinesSink:
 
     def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
         self.path = Path(path)
+        problem = shared(self.path)
+        if problem is not None:
+            raise ConfigError(f"the audit file {problem}", "path")
         self._fsync = fsync
         self._lock = threading.Lock()
 
     def emit(self, event: AuditEvent) -> None:
         """Append the event as a JSON line."""
         line = json.dumps(event.to_json(), separators=(",", ":"), sort_keys=True) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+        # Created 0600: the audit trail is nobody else's to read or to edit.
+        with self._lock, open_private_append(self.path) as handle:
             handle.write(line)
             handle.flush()
             if self._fsync:

@@ -12,13 +12,13 @@ flow that expects one (a 409 on create, a 404 on remove) catches it like any exc
 from __future__ import annotations
 
 import enum
-import json
 from collections.abc import Generator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
 import attrs
 
 from databricks_access._errors import DatabricksAccessError, ServerError
+from databricks_access._json import JsonBoundsError, loads
 
 __all__ = [
     "Call",
@@ -98,7 +98,12 @@ class Reply:
         if not self.content.strip():
             return None
         try:
-            return json.loads(self.content)
+            # Bounded in size, and in depth by the parser only: see `loads`.
+            return loads(self.content, max_depth=None)
+        except JsonBoundsError as exc:
+            raise ServerError(
+                self.status, "MALFORMED_RESPONSE", f"the response body: {exc}"
+            ) from None
         except ValueError:
             raise ServerError(
                 self.status, "MALFORMED_RESPONSE", "the response body is not valid JSON"

@@ -7,7 +7,6 @@ google-cloud-secret-manager is imported when a store is built, never by
 from __future__ import annotations
 
 import datetime as dt
-import math
 import re
 from typing import Any, Protocol
 
@@ -19,7 +18,9 @@ from databricks_access._cloud_secrets import (
     check_text,
     import_sdk,
 )
+from databricks_access._durations import seconds
 from databricks_access._errors import ConfigError, SecretStoreError
+from databricks_access._json import loads
 
 __all__ = ["GcpSecretManagerStore"]
 
@@ -151,10 +152,7 @@ class GcpSecretManagerStore(CloudSecretStore):
             raise ConfigError("must be 'grpc' or 'rest'", "transport")
         if endpoint is not None:
             endpoint = check_text(endpoint, "endpoint")
-        if isinstance(timeout, bool) or not (
-            isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0
-        ):
-            raise ConfigError("must be a positive number of seconds", "timeout")
+        timeout = seconds(timeout, "timeout", positive=True)
         self._project = project
         self._secret = secret
         self._version = text
@@ -264,7 +262,7 @@ def _rest_status(exc: Exception) -> str | None:
     """The `error.status` of a REST error reply (`FAILED_PRECONDITION`), if it has one."""
     response = getattr(exc, "response", None)
     try:
-        payload: object = response.json()  # type: ignore[union-attr]
+        payload: object = loads(response.content)  # type: ignore[union-attr]
     except Exception:  # noqa: BLE001 - no body, or not JSON: no status
         return None
     error = payload.get("error") if isinstance(payload, dict) else None

@@ -41,8 +41,10 @@ from databricks_access._config import (
     check_host,
     cloud_for_host,
 )
+from databricks_access._durations import Duration, seconds
 from databricks_access._errors import ConfigError, ConfigProblem, RequestTimeoutError
 from databricks_access._html import render_html
+from databricks_access._json import loads
 from databricks_access._models import Group
 from databricks_access._owners import (
     AsyncDatabricksDirectory,
@@ -67,7 +69,9 @@ from databricks_access._policy import (
     check_owner_tags,
     open_audit_sink,
 )
+from databricks_access._redact import url_secret
 from databricks_access._secrets import EnvSecretStore, FileSecretStore, SecretStore
+from databricks_access._terminal import first_unsafe
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -100,7 +104,6 @@ _MAX_NAME = 64
 _MAX_OWNERS = 100
 _MAX_REF = 2048
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_TEXT_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # newlines and tabs allowed
 _ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DEFAULT_LEASE_STORE = "sqlite:///leases.db"
 _DEFAULT_SECRET_STORE = "env"  # noqa: S105 - a store kind, not a secret
@@ -358,6 +361,13 @@ def _parse_secret_store(text: object) -> tuple[SecretStoreRef | None, str | None
         return None, f"is longer than {_MAX_REF} characters"
     if _CONTROL.search(stripped):
         return None, "contains a control character"
+    secret = url_secret(stripped)
+    if secret is not None:
+        # Never echo the reference: it holds the secret.
+        return None, (
+            f"{secret}; the configuration holds no secret: give credentials to the store "
+            "itself (its environment variables or its own configuration)"
+        )
     kind, colon, rest = stripped.partition(":")
     kind = kind.strip().lower()
     rest = rest.strip()
@@ -601,6 +611,13 @@ def _parse_lease_store(text: object) -> tuple[LeaseStoreRef | None, str | None]:
         return None, f"is longer than {_MAX_REF} characters"
     if _CONTROL.search(stripped):
         return None, "contains a control character"
+    secret = url_secret(stripped)
+    if secret is not None:
+        # Never echo the URL: it holds the secret.
+        return None, (
+            f"{secret}; the configuration holds no secret: use PGPASSWORD, a .pgpass file "
+            "or a service file"
+        )
     scheme, sep, rest = stripped.partition("://")
     scheme = scheme.lower()
     if not sep:
@@ -625,15 +642,8 @@ def _parse_lease_store(text: object) -> tuple[LeaseStoreRef | None, str | None]:
         try:
             parts = urlsplit(f"postgresql://{rest}")
             port = parts.port
-            password = parts.password
         except ValueError:
             return None, "is not a valid PostgreSQL URL (postgresql://[user@]host[:port]/db)"
-        if password is not None:
-            # Never echo the URL: it holds the password.
-            return None, (
-                "contains a password; the configuration holds no secret: use PGPASSWORD, "
-                "a .pgpass file or a service file"
-            )
         if parts.fragment:
             return None, "a PostgreSQL URL takes no fragment"
         if port == 0:
@@ -675,9 +685,9 @@ class _AccountOptions(TypedDict, total=False):
     """The `AccountConfig` fields `IntegrationConfig.account_config` passes through."""
 
     scim_version: Literal["2.0", "2.1"]
-    timeout: float
-    connect_timeout: float
-    deadline: float
+    timeout: Duration
+    connect_timeout: Duration
+    deadline: Duration
     max_attempts: int
     token_endpoint: str | None
     insecure_skip_tls_verify: bool
@@ -733,8 +743,12 @@ def _check_access_details(value: object) -> tuple[str | None, list[str]]:
             f"is {len(text)} characters long; at most {MAX_ACCESS_DETAILS} "
             "(it is shown to end users)"
         )
-    if _TEXT_CONTROL.search(text):
-        problems.append("contains a control character (only newlines and tabs are allowed)")
+    unsafe = first_unsafe(text, multiline=True)
+    if unsafe is not None:
+        problems.append(
+            f"contains a control character or a bidirectional control ({unsafe}); only "
+            "newlines and tabs are allowed"
+        )
     return (text or None), problems
 
 
@@ -1212,7 +1226,7 @@ class IntegrationConfig:
             return seen
 
         try:
-            data = json.loads(text, object_pairs_hook=pairs)
+            data = loads(text, max_bytes=1024 * 1024, object_pairs_hook=pairs)
             error = None
         except json.JSONDecodeError as exc:
             data, error = (
@@ -1614,15 +1628,7 @@ def _failure(what: str, exc: BaseException) -> str:
 def _check_timeout(timeout: object) -> float | None:
     if timeout is None:
         return None
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, (int, float))
-        or not 0 < timeout < float("inf")
-    ):
-        raise ConfigError(
-            f"must be a positive number of seconds or None, not {timeout!r}", "timeout"
-        )
-    return float(timeout)
+    return seconds(timeout, "timeout", positive=True)
 
 
 def _check_group(group: object) -> Group | str:

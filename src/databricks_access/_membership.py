@@ -16,7 +16,6 @@ sent, and the plan (expected outcomes and the exact PATCH requests) is returned.
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,6 +25,8 @@ import attrs
 
 from databricks_access._api import AccountApi, Principal
 from databricks_access._clock import Clock
+from databricks_access._durations import Duration
+from databricks_access._durations import seconds as _seconds
 from databricks_access._errors import (
     BadRequestError,
     ConfigError,
@@ -162,7 +163,7 @@ class MembershipBatch(Generic[R]):
 
 def _group_id(group: GroupLike) -> str:
     if isinstance(group, Group):
-        return group.id
+        return check_id(group.id, "group")
     if not isinstance(group, str):
         raise ConfigError("must be a Group or a group id", "group")
     return check_id(group, "group")
@@ -597,10 +598,6 @@ def _firsts(principals: Sequence[Principal]) -> list[Principal]:
     return out
 
 
-def _seconds(window: dt.timedelta | float) -> float:
-    return window.total_seconds() if isinstance(window, dt.timedelta) else float(window)
-
-
 class MembershipManager:
     """Idempotent grant and revoke of group membership, one pair or many.
 
@@ -626,7 +623,7 @@ class MembershipManager:
         *,
         batch_size: int = DEFAULT_BATCH,
         concurrency: int = DEFAULT_CONCURRENCY,
-        consistency_window: dt.timedelta | float = DEFAULT_WINDOW,
+        consistency_window: Duration = DEFAULT_WINDOW,
     ) -> None:
         self.client = client
         self._flows = MembershipFlows(
@@ -634,7 +631,7 @@ class MembershipManager:
             client.clock,
             batch_size=batch_size,
             concurrency=concurrency,
-            consistency_window=_seconds(consistency_window),
+            consistency_window=_seconds(consistency_window, "consistency_window"),
         )
         self._run = client._driver.run  # noqa: SLF001
 
@@ -675,7 +672,7 @@ class AsyncMembershipManager:
         *,
         batch_size: int = DEFAULT_BATCH,
         concurrency: int = DEFAULT_CONCURRENCY,
-        consistency_window: dt.timedelta | float = DEFAULT_WINDOW,
+        consistency_window: Duration = DEFAULT_WINDOW,
     ) -> None:
         self.client = client
         self._flows = MembershipFlows(
@@ -683,7 +680,7 @@ class AsyncMembershipManager:
             client.clock,
             batch_size=batch_size,
             concurrency=concurrency,
-            consistency_window=_seconds(consistency_window),
+            consistency_window=_seconds(consistency_window, "consistency_window"),
         )
         self._run = client._driver.run  # noqa: SLF001
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 import attrs
 
 from databricks_access._clock import Clock, SystemClock
+from databricks_access._durations import seconds
 from databricks_access._errors import BadRequestError, ConfigError, ConfigProblem
 from databricks_access._models import Group
 from databricks_access._scim import filter_eq
@@ -774,9 +775,7 @@ class _TtlCache:
     """Answers kept for `ttl` seconds on the injected clock's monotonic time."""
 
     def __init__(self, ttl: float, clock: Clock) -> None:
-        if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not ttl >= 0:
-            raise ConfigError(f"must be a number of seconds >= 0, not {ttl!r}", "ttl")
-        self._ttl = float(ttl)
+        self._ttl = seconds(ttl, "ttl")
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], tuple[float, Any]] = {}

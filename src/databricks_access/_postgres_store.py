@@ -101,6 +101,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess by th
 else:
     _MISSING = None
 
+from databricks_access._durations import seconds
 from databricks_access._errors import ConfigError, LeaseError
 from databricks_access._lease import (
     AccessRequest,
@@ -1158,10 +1159,7 @@ class _Settings:
             raise ConfigError(
                 f"must be an integer >= min_size ({min_size}), not {max_size!r}", field="max_size"
             )
-        if isinstance(timeout, bool) or not (
-            isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0
-        ):
-            raise ConfigError(f"must be a number of seconds > 0, not {timeout!r}", field="timeout")
+        timeout = seconds(timeout, "timeout", positive=True)
         kwargs: dict[str, Any] = {"autocommit": True, "client_encoding": "UTF8"}
         if "application_name" not in params:
             kwargs["application_name"] = application_name

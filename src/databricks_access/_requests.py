@@ -36,6 +36,8 @@ import attrs
 
 from databricks_access._api import Principal
 from databricks_access._crash import crash_point
+from databricks_access._durations import Duration
+from databricks_access._durations import seconds as _seconds
 from databricks_access._errors import (
     ApprovalError,
     BadRequestError,
@@ -63,11 +65,9 @@ from databricks_access._scim import filter_eq
 from databricks_access._store import StaleStateError
 from databricks_access._tracker import (
     AsyncLeaseTracker,
-    Duration,
     LeaseTracker,
     TrackerFlows,
     _group_id,
-    _seconds,
     _store,
     _text,
 )

@@ -14,8 +14,10 @@ from datetime import datetime
 
 import attrs
 
+from databricks_access._durations import seconds
 from databricks_access._errors import (
     ApiError,
+    ConfigError,
     DatabricksAccessError,
     RateLimitedError,
     ServerError,
@@ -76,6 +78,15 @@ class RetryPolicy:
     max_delay: float = 20.0
     max_retry_after: float = 60.0
     deadline: float = 120.0
+
+    def __attrs_post_init__(self) -> None:
+        max_attempts: object = self.max_attempts
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ConfigError(
+                f"must be an integer of at least 1, not {max_attempts!r}", "max_attempts"
+            )
+        for name in ("base_delay", "max_delay", "max_retry_after", "deadline"):
+            object.__setattr__(self, name, seconds(getattr(self, name), name))
 
     def retryable(self, error: DatabricksAccessError, *, idempotent: bool) -> bool:
         """Whether a request that failed with `error` may be sent again.

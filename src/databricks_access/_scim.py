@@ -17,6 +17,7 @@ __all__ = [
     "ScimPaging",
     "add_members_body",
     "check_id",
+    "check_workspace_id",
     "encode_query",
     "filter_eq",
     "quote_filter_value",
@@ -30,6 +31,10 @@ _ATTRIBUTE = re.compile(r"[A-Za-z][A-Za-z0-9_$-]*(\.[A-Za-z][A-Za-z0-9_$-]*)*")
 # SCIM ids of account resources are numeric; other safe ids (the emulator's, UUIDs) are
 # allowed, but nothing that a path or URL parser could read as structure.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+# Text that reads as a name, not an id: a word of three letters or more that is not hex
+# (ids are numbers, UUIDs or hex), or a space. `prod-data-readers`, `Data Readers`.
+_NAME_LIKE = re.compile(r"[A-Za-z]*[g-zG-Z][A-Za-z]*")
+_WORKSPACE_ID = re.compile(r"[0-9]{1,20}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -41,10 +46,39 @@ def check_id(value: object, field: str) -> str:
     """
     if not isinstance(value, str):
         raise ConfigError(f"must be a string id, not {type(value).__name__}", field)
+    shown = repr(value if len(value) <= 80 else value[:77] + "...")
+    if _looks_like_a_name(value):
+        if "group" in field:
+            hint = "for a group's display name, use client.groups.get_by_name(name)"
+        else:
+            hint = "for a user name or an application id, use client.resolve_principal(name)"
+        raise ConfigError(f"{shown} is not an id but looks like a name; {hint}", field)
     if not _ID.fullmatch(value) or value.strip(".") == "":
-        shown = value if len(value) <= 80 else value[:77] + "..."
-        raise ConfigError(f"{shown!r} is not a valid id", field)
+        raise ConfigError(f"{shown} is not a valid id", field)
     return value
+
+
+def _looks_like_a_name(value: str) -> bool:
+    if not value.strip() or "/" in value or "%" in value or not value.isprintable():
+        return False
+    words = re.split(r"[^A-Za-z]+", value)
+    return " " in value.strip() or any(
+        len(word) >= 3 and _NAME_LIKE.fullmatch(word) for word in words
+    )
+
+
+def check_workspace_id(value: object, field: str = "workspace_id") -> str:
+    """A workspace id (a number, or ASCII digits) as text; `ConfigError` naming `field`.
+
+    `str.isdigit()` would let `"²"` or Arabic-Indic digits through into the URL.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(f"must be a number, not {type(value).__name__}", field)
+    text = str(value) if isinstance(value, str) or 0 <= value < 10**20 else ""
+    if not _WORKSPACE_ID.fullmatch(text):
+        shown = repr(text if len(text) <= 40 else text[:37] + "...")
+        raise ConfigError(f"{shown} is not a workspace id (ASCII digits only)", field)
+    return text
 
 
 def quote_filter_value(value: str, field: str = "value") -> str:

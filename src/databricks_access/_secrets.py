@@ -11,7 +11,7 @@ here: stores name where they read from and what is missing or malformed, never a
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import stat
 import threading
@@ -21,9 +21,13 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import attrs
 
 from databricks_access._errors import ConfigError, ConfigProblem, SecretStoreError
+from databricks_access._files import readable_by_others
+from databricks_access._json import loads
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+logger = logging.getLogger("databricks_access")
 
 __all__ = [
     "ClientCredentials",
@@ -246,7 +250,7 @@ class FileSecretStore:
         FileSecretStore('/var/run/secrets/databricks'): not found
     """
 
-    __slots__ = ("_cache", "_lock", "_path")
+    __slots__ = ("_cache", "_lock", "_path", "_warned")
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         text: object = os.fspath(path)
@@ -255,6 +259,7 @@ class FileSecretStore:
         self._path = Path(text).expanduser()
         self._lock = threading.Lock()
         self._cache: tuple[_Stamp, ClientCredentials] | None = None
+        self._warned = False
 
     @property
     def path(self) -> Path:
@@ -334,6 +339,14 @@ class FileSecretStore:
             raise self._fail(f"cannot read {name}: {exc.strerror or type(exc).__name__}") from None
         if len(data) > _MAX_FILE_BYTES:
             raise self._fail(f"{name} is larger than {_MAX_FILE_BYTES} bytes")
+        if not self._warned and readable_by_others(path):
+            self._warned = True  # once per store: the log is not a nag
+            logger.warning(
+                "%r: %s is readable by other users of this machine; make it private "
+                "(chmod 600, or the mount's defaultMode 0400)",
+                self,
+                name,
+            )
         try:
             text: str | None = data.decode("utf-8-sig")
         except UnicodeDecodeError:
@@ -355,7 +368,7 @@ class FileSecretStore:
 
     def _parse_json(self, text: str) -> ClientCredentials:
         try:
-            data: object = json.loads(text)
+            data: object = loads(text, max_bytes=_MAX_FILE_BYTES)
             valid = True
         except ValueError:
             # Raised below, outside the handler: a JSONDecodeError holds the whole document.

@@ -39,7 +39,9 @@ from typing import Any, Literal, TypeVar
 import attrs
 from typing_extensions import Self
 
+from databricks_access._durations import seconds
 from databricks_access._errors import ConfigError, LeaseError
+from databricks_access._files import create_private, shared
 from databricks_access._lease import (
     AccessRequest,
     AuditEvent,
@@ -78,6 +80,7 @@ from databricks_access._store_values import (
 from databricks_access._store_values import (
     micros as _micros,
 )
+from databricks_access._store_values import storable
 
 __all__ = ["SCHEMA_VERSION", "SqliteLeaseStore"]
 
@@ -370,7 +373,7 @@ def _lease_values(lease: Lease) -> list[object]:
     """The lease's columns after `id`, in `_UPDATE_LEASE` order, ending with `due_at`."""
     what = f"lease {lease.id!r}"
     due = lease.due_at()
-    return [
+    values = [
         lease.principal.kind.value,
         lease.principal.id,
         lease.group_id,
@@ -393,6 +396,7 @@ def _lease_values(lease: Lease) -> list[object]:
         _integer(lease.version, f"{what}: version"),
         None if due is None else _micros(due, f"{what}: due time"),
     ]
+    return [storable(value) for value in values]
 
 
 def _next_version(lease: Lease) -> Lease:
@@ -431,7 +435,7 @@ def _request_values(request: AccessRequest) -> list[object]:
     ttl = float(request.ttl_seconds)
     if not math.isfinite(ttl):
         raise LeaseError(f"{what}: ttl_seconds must be a finite number, not {ttl}")
-    return [
+    values = [
         request.principal.kind.value,
         request.principal.id,
         request.group_id,
@@ -442,7 +446,7 @@ def _request_values(request: AccessRequest) -> list[object]:
         _micros(request.created_at, f"{what}: created_at"),
         _micros(request.expires_at, f"{what}: expires_at"),
         _micros(request.updated_at, f"{what}: updated_at"),
-        json.dumps(list(request.approvers), ensure_ascii=False),
+        json.dumps(list(request.approvers)),
         request.approver_source,
         request.decided_by,
         request.decision_reason,
@@ -454,6 +458,7 @@ def _request_values(request: AccessRequest) -> list[object]:
         _maybe_micros(request.retry_at, f"{what}: retry_at"),
         request.last_error,
     ]
+    return [storable(value) for value in values]
 
 
 def _request(row: Row) -> AccessRequest:
@@ -484,7 +489,8 @@ def _request(row: Row) -> AccessRequest:
 
 def _event_payload(event: AuditEvent) -> str:
     try:
-        return json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
+        # ASCII JSON: a lone surrogate in a name is kept, as its escape.
+        return json.dumps(event.to_json(), separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise LeaseError(f"the {event.kind.value} event cannot be stored as JSON: {exc}") from exc
 
@@ -558,11 +564,18 @@ class SqliteLeaseStore:
                 "(use MemoryLeaseStore for a store in memory)",
                 field="path",
             )
-        if not (math.isfinite(timeout) and timeout >= 0):
-            raise ConfigError(f"must be a number of seconds >= 0, not {timeout}", field="timeout")
+        timeout = seconds(timeout, "timeout")
         if synchronous not in {"FULL", "NORMAL"}:
             raise ConfigError(f"must be 'FULL' or 'NORMAL', not {synchronous!r}", "synchronous")
         self._path = str(pathlib.Path(text).absolute())
+        for suffix in ("", "-wal", "-shm"):
+            problem = shared(self._path + suffix)
+            if problem is not None:
+                raise ConfigError(f"the lease store {problem}", field="path")
+        if not read_only:
+            # Created 0600 before SQLite opens it: its -wal and -shm files take this mode.
+            with contextlib.suppress(OSError):  # a missing directory: SQLite says so below
+                create_private(self._path)
         self._timeout = float(timeout)
         self._read_only = read_only
         self._synchronous = synchronous

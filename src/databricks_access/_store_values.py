@@ -1,12 +1,14 @@
-"""How lease stores write times and integers: shared by the SQLite and PostgreSQL stores.
+"""How lease stores write times, integers and text: shared by the SQLite and PostgreSQL stores.
 
 Times are stored as integer microseconds since the epoch, UTC, which sort and compare
-in SQL and read back to exactly the datetime written.
+in SQL and read back to exactly the datetime written. Text is stored as given, except a
+lone surrogate (a server can send one as a JSON escape), which no UTF-8 column can hold.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from databricks_access._errors import LeaseError
 
@@ -22,6 +24,7 @@ __all__ = [
     "maybe_datetime",
     "maybe_micros",
     "micros",
+    "storable",
 ]
 
 UTC = dt.timezone.utc
@@ -61,4 +64,18 @@ def integer(value: int, what: str) -> int:
     """`value` if it fits a signed 64-bit column; LeaseError otherwise."""
     if not -INT64 <= value < INT64:
         raise LeaseError(f"{what} does not fit in a 64-bit integer: {value}")
+    return value
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(value: object) -> object:
+    r"""`value`, with each lone surrogate of a string replaced by U+FFFD.
+
+    Names come from the server, and JSON can carry a lone surrogate (`"\ud800"`) that
+    UTF-8 cannot encode; the rest of the text is kept.
+    """
+    if isinstance(value, str) and not value.isascii():
+        return _LONE_SURROGATE.sub("\ufffd", value)
     return value

@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import math
 import os
 import socket
 import threading
@@ -45,6 +44,8 @@ import attrs
 from databricks_access._api import Principal
 from databricks_access._clock import Clock
 from databricks_access._crash import crash_point
+from databricks_access._durations import Duration
+from databricks_access._durations import seconds as _seconds
 from databricks_access._errors import (
     ConfigError,
     DatabricksAccessError,
@@ -93,7 +94,6 @@ logger = logging.getLogger("databricks_access")
 
 T = TypeVar("T")
 GroupLike = Group | str
-Duration = dt.timedelta | float | int
 
 _MAX_TEXT = 1000
 # Due leases handled together: their removals are coalesced per group across the batch.
@@ -221,18 +221,6 @@ class DriftReport:
 # -- validation --------------------------------------------------------------------------------
 
 
-def _seconds(value: object, field: str) -> float:
-    if isinstance(value, dt.timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise ConfigError(f"must be a timedelta or a number of seconds, not {value!r}", field)
-    if not math.isfinite(seconds):
-        raise ConfigError(f"must be finite, not {seconds!r}", field)
-    return seconds
-
-
 def _text(value: object, field: str, *, optional: bool = False) -> str | None:
     if value is None and optional:
         return None
@@ -252,7 +240,7 @@ def _text(value: object, field: str, *, optional: bool = False) -> str | None:
 
 def _group_id(group: GroupLike) -> str:
     if isinstance(group, Group):
-        return group.id
+        return check_id(group.id, "group")
     if not isinstance(group, str):
         raise ConfigError("must be a Group or a group id", "group")
     return check_id(group, "group")
@@ -475,12 +463,7 @@ class TrackerFlows:
 
     def check_ttl(self, ttl: Duration) -> float:
         """The TTL in seconds, or a `ConfigError` naming `ttl`."""
-        seconds = _seconds(ttl, "ttl")
-        if seconds < self.s.min_ttl:
-            raise ConfigError(f"must be at least {self.s.min_ttl:g}s, not {seconds:g}s", "ttl")
-        if seconds > self.s.max_ttl:
-            raise ConfigError(f"must be at most {self.s.max_ttl:g}s, not {seconds:g}s", "ttl")
-        return seconds
+        return _seconds(ttl, "ttl", minimum=self.s.min_ttl, maximum=self.s.max_ttl)
 
     def grant(
         self,
@@ -642,9 +625,7 @@ class TrackerFlows:
         compare-and-set on the lease's version: an extension is never lost to a sweep
         that read the lease before it, nor answered for a lease that is ending.
         """
-        seconds = _seconds(by, "by")
-        if seconds <= 0:
-            raise ConfigError(f"must be positive, not {seconds:g}s", "by")
+        seconds = _seconds(by, "by", positive=True)
         found: Lease | None = yield from _store("get_lease", _lease_id(lease_id))
         if found is None:
             raise LeaseError(f"no lease {lease_id!r}")
@@ -1447,6 +1428,7 @@ class LeaseTracker:
         when the store changes, such as a new grant in another thread or process.
         Errors of a sweep are logged and retried; nothing is lost.
         """
+        idle = _seconds(idle, "idle", positive=True)
         stop = stop or threading.Event()
         backoff = _Backoff(idle)
         while not stop.is_set():
@@ -1582,6 +1564,7 @@ class AsyncLeaseTracker:
 
     async def run(self, stop: asyncio.Event | None = None, *, idle: float = 30.0) -> None:
         """Sweep whenever a lease is due, until `stop` is set (see `LeaseTracker.run`)."""
+        idle = _seconds(idle, "idle", positive=True)
         stop = stop or asyncio.Event()
         backoff = _Backoff(idle)
         while not stop.is_set():

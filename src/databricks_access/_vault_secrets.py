@@ -21,6 +21,7 @@ from databricks_access._cloud_secrets import (
     import_sdk,
 )
 from databricks_access._config import check_host
+from databricks_access._durations import MAX_SECONDS, from_server, seconds
 from databricks_access._errors import ConfigError, SecretStoreError
 
 __all__ = ["HashiCorpVaultStore"]
@@ -29,6 +30,20 @@ _SEGMENTS = re.compile(r"[A-Za-z0-9_.@-]+(/[A-Za-z0-9_.@-]+)*")
 _STORE = "HashiCorpVaultStore"
 # Log in again this long before the AppRole token's lease ends.
 _TOKEN_MARGIN = 30.0
+
+
+class _RedirectRefusedError(Exception):
+    """Vault answered with a redirect; it is never followed with credentials."""
+
+
+def _refuse_redirect(response: Any, *_args: object, **_kwargs: object) -> None:
+    """A `requests` response hook: a redirect from Vault ends the call."""
+    status = getattr(response, "status_code", 0)
+    if isinstance(status, int) and 300 <= status < 400:
+        raise _RedirectRefusedError(
+            f"Vault answered with a redirect [{status}]; credentials never follow a "
+            "redirect: set addr to the address of the active Vault node"
+        )
 
 
 def _check_path(value: object, field: str) -> str:
@@ -160,11 +175,7 @@ class HashiCorpVaultStore(CloudSecretStore):
         self._verify: bool | str = (
             verify if verify is not None else (self._env("VAULT_CACERT") or True)
         )
-        if isinstance(timeout, bool) or not (
-            isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0
-        ):
-            raise ConfigError("must be a positive number of seconds", "timeout")
-        self._timeout = float(timeout)
+        self._timeout = seconds(timeout, "timeout", positive=True)
         # When the AppRole token must be renewed (monotonic); None: log in before reading.
         self._token_expires: float | None = None
 
@@ -222,8 +233,29 @@ class HashiCorpVaultStore(CloudSecretStore):
                 namespace=self._namespace,
                 verify=self._verify,
                 timeout=self._timeout,
+                allow_redirects=False,
             )
+            self._refuse_redirects(self._client)
+        elif self._injected:
+            self._refuse_redirects(self._client)
         return self._client
+
+    @staticmethod
+    def _refuse_redirects(client: Any) -> None:
+        """Never follow a redirect: it would carry the token or the secret id elsewhere.
+
+        Also on an injected client, whose adapter may have been built to follow them.
+        """
+        adapter = getattr(client, "adapter", None)
+        if adapter is None:
+            return
+        adapter.allow_redirects = False
+        session = getattr(adapter, "session", None)
+        hooks = getattr(session, "hooks", None)
+        if isinstance(hooks, dict):
+            answers = hooks.setdefault("response", [])
+            if _refuse_redirect not in answers:
+                answers.append(_refuse_redirect)
 
     def _login(self, client: Any) -> None:
         if self._auth == "token":
@@ -257,8 +289,12 @@ class HashiCorpVaultStore(CloudSecretStore):
         if not isinstance(token, str) or not token:
             raise SecretStoreError(f"{self.where}: the AppRole login answered no client token")
         client.token = token  # hvac sets it too; set it for clients that do not
-        lease: object = auth.get("lease_duration") if isinstance(auth, Mapping) else None
-        if isinstance(lease, (int, float)) and not isinstance(lease, bool) and lease > 0:
+        lease = from_server(
+            auth.get("lease_duration") if isinstance(auth, Mapping) else None,
+            default=0.0,  # none: a token that never expires
+            maximum=MAX_SECONDS,
+        )
+        if lease > 0:
             # Renew ahead of the end: a margin, at most a third of a short lease.
             self._token_expires = started + lease - min(_TOKEN_MARGIN, lease / 3)
         else:
@@ -339,6 +375,8 @@ class HashiCorpVaultStore(CloudSecretStore):
             return "Vault is rate limiting requests [429]"
         if isinstance(exc, errors.InvalidRequest):
             return "Vault refused the request [400]"
+        if isinstance(exc, _RedirectRefusedError):
+            return str(exc)
         if isinstance(exc, errors.VaultError):
             return f"Vault failed [{type(exc).__name__}]"
         return f"cannot reach Vault [{type(exc).__name__}]"

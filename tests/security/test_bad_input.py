@@ -308,7 +308,19 @@ CASES = [
     Case(
         "extend-nan", lambda w: w.tracker.extend(w.lease.id, by=float("nan")), da.ConfigError, "by"
     ),
-    Case("extend-text", lambda w: w.tracker.extend(w.lease.id, by="1h"), da.ConfigError, "by"),
+    Case("extend-text", lambda w: w.tracker.extend(w.lease.id, by="an hour"), da.ConfigError, "by"),
+    Case("extend-huge", lambda w: w.tracker.extend(w.lease.id, by=1e20), da.ConfigError, "by"),
+    Case(
+        "extend-huge-int", lambda w: w.tracker.extend(w.lease.id, by=10**30), da.ConfigError, "by"
+    ),
+    Case(
+        "extend-timedelta-max",
+        lambda w: w.tracker.extend(w.lease.id, by=dt.timedelta.max),
+        da.ConfigError,
+        "by",
+    ),
+    Case("config-timeout-huge", lambda w: config(timeout=1e300), da.ConfigError, "timeout"),
+    Case("config-timeout-huge-int", lambda w: config(timeout=10**400), da.ConfigError, "timeout"),
     Case("extend-unknown-lease", lambda w: w.tracker.extend("lease_nope", by=60), da.LeaseError),
     Case("extend-empty-id", lambda w: w.tracker.extend("", by=60), da.ConfigError, "lease_id"),
     Case("revoke-huge-id", lambda w: w.tracker.revoke("x" * 101), da.ConfigError, "lease_id"),
