@@ -7,11 +7,12 @@ Jupyter kernel; the async client sits on `httpx.AsyncClient`.
 
 from __future__ import annotations
 
+import enum
 import logging
 import sys
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from typing_extensions import Self
@@ -35,9 +36,18 @@ from databricks_access._models import (
 )
 from databricks_access._retry import RetryPolicy
 from databricks_access._secrets import EnvSecretStore, SecretStore
-from databricks_access._throttle import RateLimits, Throttle
+from databricks_access._throttle import RateLimits, shared_throttle
 
 __all__ = ["AccountClient", "AsyncAccountClient"]
+
+
+class _Default(enum.Enum):
+    FROM_CONFIG = "from config"
+
+
+FROM_CONFIG = _Default.FROM_CONFIG
+"""The default of `rate_limits`: the config's `rate_limits` (the published figures)."""
+LimitsArg = RateLimits | None | Literal[_Default.FROM_CONFIG]
 
 logger = logging.getLogger("databricks_access")
 
@@ -69,7 +79,7 @@ class _Setup:
         *,
         secrets: SecretStore | None,
         auth: httpx.Auth | None,
-        rate_limits: RateLimits | None,
+        rate_limits: LimitsArg,
         retry: RetryPolicy | None,
         clock: Clock | None,
     ) -> None:
@@ -83,7 +93,13 @@ class _Setup:
         if auth is None:
             auth = OAuthM2M(config, secrets or EnvSecretStore(), clock=self.clock, retry=self.retry)
         self.auth = auth
-        self.throttle = Throttle(rate_limits, self.clock.monotonic) if rate_limits else None
+        limits = config.rate_limits if rate_limits is FROM_CONFIG else rate_limits
+        if limits is not None and not isinstance(limits, RateLimits):
+            raise ConfigError("must be a databricks_access.RateLimits or None", "rate_limits")
+        # One throttle per account and clock in the process, whichever client asks.
+        self.throttle = shared_throttle(
+            limits, host=config.host, account_id=config.account_id, clock=self.clock
+        )
         self.api = AccountApi(config)
         self.timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
         self.verify = not config.insecure_skip_tls_verify
@@ -121,7 +137,9 @@ class AccountClient:
         auth: Any `httpx.Auth` instead of OAuth M2M.
         transport: An httpx transport (the emulator's `fake.transport()`, say).
         http_client: An `httpx.Client` to use; it is not closed by this client.
-        rate_limits: Client-side limits per operation class (default: none).
+        rate_limits: Client-side limits per operation class (default: the config's,
+            which are the published figures); None for no throttle. Clients of one
+            account in one process share one set of buckets.
         retry: The retry policy (default from `config.max_attempts`/`config.deadline`).
         clock: Time and sleep, injectable for tests.
     """
@@ -134,7 +152,7 @@ class AccountClient:
         auth: httpx.Auth | None = None,
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
-        rate_limits: RateLimits | None = None,
+        rate_limits: LimitsArg = FROM_CONFIG,
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -201,7 +219,7 @@ class AsyncAccountClient:
         auth: httpx.Auth | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
-        rate_limits: RateLimits | None = None,
+        rate_limits: LimitsArg = FROM_CONFIG,
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
     ) -> None:

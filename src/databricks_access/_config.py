@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal, TypedDict
 import attrs
 
 from databricks_access._errors import ConfigError, ConfigProblem
+from databricks_access._throttle import RateLimits
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -496,8 +497,10 @@ class _Options(TypedDict, total=False):
     allow_custom_host: bool
     allow_insecure_http: bool
     insecure_skip_tls_verify: bool
+    rate_limits: RateLimits | None
 
 
+_PUBLISHED = RateLimits.published()
 _HOST_VARS = ("DATABRICKS_HOST", "DATABRICKS_ACCOUNTS_URL")
 _ACCOUNT_ID_VAR = "DATABRICKS_ACCOUNT_ID"
 
@@ -523,6 +526,9 @@ class AccountConfig:
         allow_insecure_http: Accept plain http for a loopback host (the emulator).
         insecure_skip_tls_verify: Do not verify TLS certificates (never read from the
             environment; for a test proxy only).
+        rate_limits: The client-side rate limits (`RateLimits`), shared by every client
+            of this account in the process: the published figures by default; None for
+            no throttle.
 
     Example:
         >>> cfg = AccountConfig(
@@ -551,6 +557,7 @@ class AccountConfig:
     allow_custom_host: bool = False
     allow_insecure_http: bool = False
     insecure_skip_tls_verify: bool = False
+    rate_limits: RateLimits | None = _PUBLISHED
 
     def __attrs_post_init__(self) -> None:
         problems: list[ConfigProblem] = []
@@ -599,6 +606,17 @@ class AccountConfig:
             for name, flag in flags.items()
             if not isinstance(flag, bool)
         )
+        limits: object = self.rate_limits
+        if limits is not None and not isinstance(limits, RateLimits):
+            problems.append(
+                ConfigProblem(
+                    "rate_limits",
+                    (
+                        "must be a databricks_access.RateLimits or None, "
+                        f"not {type(limits).__name__}"
+                    ),
+                )
+            )
         if problems:
             raise ConfigError(problems)
         object.__setattr__(self, "host", host)

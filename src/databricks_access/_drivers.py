@@ -122,10 +122,15 @@ class _DriverBase:
     ) -> float | None:
         if not self._retry.retryable(error, idempotent=call.idempotent):
             return None
+        retry_after = error.retry_after if isinstance(error, ApiError) else None
+        if retry_after is not None and self._throttle is not None:
+            # The server's bucket is emptier than ours thought: every request of the
+            # class waits, not only this one.
+            self._throttle.defer(call.op, retry_after)
         delay = self._retry.delay(
             attempt=attempt,
             elapsed=self._clock.monotonic() - started,
-            retry_after=error.retry_after if isinstance(error, ApiError) else None,
+            retry_after=retry_after,
             rand=self._rand,
             deadline=call.deadline,
         )
@@ -156,7 +161,9 @@ class SyncDriver(_DriverBase):
         while True:
             attempt += 1
             if self._throttle is not None:
-                self._clock.sleep(self._throttle.reserve(call.op))
+                wait = self._throttle.reserve(call.op)
+                if wait > 0:
+                    self._clock.sleep(wait)
             request = self._request(self.http, call)
             self.requests_sent += 1
             try:

@@ -59,6 +59,7 @@ from databricks_access._owners import (
     TagSource,
 )
 from databricks_access._secrets import EnvSecretStore, FileSecretStore, SecretStore
+from databricks_access._throttle import RateLimits
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -644,6 +645,26 @@ def _setting_in(
     return value  # type: ignore[return-value] # a mapping is converted in validation
 
 
+def _limits_in(
+    value: RateLimits | Mapping[str, float] | str | None,
+) -> RateLimits | None:
+    """Take what the caller gave; `__attrs_post_init__` validates and converts it."""
+    return value  # type: ignore[return-value] # text and mappings are converted in validation
+
+
+def _limits_out(limits: RateLimits | None) -> str | dict[str, float | str]:
+    if limits is None:
+        return "off"
+    figures: dict[str, float | str] = {
+        name: "off" if getattr(limits, name) is None else getattr(limits, name)
+        for name in ("get", "list", "patch", "write")
+    }
+    return {**figures, "burst": limits.burst}
+
+
+_PUBLISHED = RateLimits.published()
+
+
 class _AccountOptions(TypedDict, total=False):
     """The `AccountConfig` fields `IntegrationConfig.account_config` passes through."""
 
@@ -654,6 +675,7 @@ class _AccountOptions(TypedDict, total=False):
     max_attempts: int
     token_endpoint: str | None
     insecure_skip_tls_verify: bool
+    rate_limits: RateLimits | None
 
 
 _REQUIRED = ("name", "accounts_url", "account_id")
@@ -668,6 +690,7 @@ _FIELDS = (
     "secret_store",
     "allow_custom_host",
     "allow_insecure_http",
+    "rate_limits",
 )
 _RESOURCE_OWNER_FIELDS = ("tag_key", "idp_attribute")
 
@@ -856,6 +879,11 @@ def _validate(raw: Mapping[str, object]) -> tuple[dict[str, Any], list[ConfigPro
     secret_ref, secret_problem = _parse_secret_store(raw.get("secret_store", _DEFAULT_SECRET_STORE))
     values["secret_store"] = None if secret_ref is None else str(secret_ref)
     note("secret_store", [secret_problem] if secret_problem else [])
+    if "rate_limits" in raw:
+        try:
+            values["rate_limits"] = RateLimits.from_setting(raw["rate_limits"])
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     return values, problems
 
 
@@ -889,6 +917,9 @@ class IntegrationConfig:
         allow_custom_host: Accept an accounts URL that is not a Databricks host (a proxy,
             the emulator).
         allow_insecure_http: Accept plain http for a loopback host (the emulator).
+        rate_limits: The client-side rate limits: the published figures by default;
+            `"off"` (or None) for none; a table (or text `"patch=1.5,get=10"`) of
+            per-class figures, the classes not named keeping the published figure.
 
     Example:
         >>> cfg = IntegrationConfig(
@@ -920,6 +951,7 @@ class IntegrationConfig:
     secret_store: str = _DEFAULT_SECRET_STORE
     allow_custom_host: bool = False
     allow_insecure_http: bool = False
+    rate_limits: RateLimits | None = attrs.field(default=_PUBLISHED, converter=_limits_in)
 
     def __attrs_post_init__(self) -> None:
         raw = {field: getattr(self, field) for field in _FIELDS}
@@ -960,6 +992,7 @@ class IntegrationConfig:
             >>> cfg.account_config(timeout=5).host
             'https://accounts.azuredatabricks.net'
         """
+        options.setdefault("rate_limits", self.rate_limits)
         return AccountConfig(
             host=self.accounts_url,
             account_id=self.account_id,
@@ -1011,6 +1044,8 @@ class IntegrationConfig:
         data["secret_store"] = self.secret_store
         data["allow_custom_host"] = self.allow_custom_host
         data["allow_insecure_http"] = self.allow_insecure_http
+        if self.rate_limits != _PUBLISHED:
+            data["rate_limits"] = _limits_out(self.rate_limits)
         return data
 
     @classmethod
@@ -1146,7 +1181,8 @@ class IntegrationConfig:
         `..._ACCOUNTS_URL`, `..._ACCOUNT_ID`, `..._CUSTOM_ACCESS_DETAILS`,
         `..._INTEGRATION_OWNERS` (comma-separated), `..._RESOURCE_OWNER_TAG_KEY` and
         `..._RESOURCE_OWNER_IDP_ATTRIBUTE` (both or neither), `..._LEASE_STORE`,
-        `..._SECRET_STORE`, `..._ALLOW_CUSTOM_HOST` and `..._ALLOW_INSECURE_HTTP`
+        `..._SECRET_STORE`, `..._RATE_LIMITS` (`published`, `off`, `patch=1.5,get=10`),
+        `..._ALLOW_CUSTOM_HOST` and `..._ALLOW_INSECURE_HTTP`
         (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`). An empty variable counts as
         unset; other variables with the prefix are ignored. Problems name the variable.
 

@@ -69,6 +69,9 @@ class RetryPolicy:
         max_retry_after: The longest server-requested wait honoured; longer waits are
             capped to it (a server asking for an hour does not stall a sweep).
         deadline: Seconds from the first attempt after which no retry starts.
+        retry_after_jitter: A server-requested wait is lengthened by up to this
+            fraction of itself, at random, so that clients told the same `Retry-After`
+            (replicas, threads) do not come back in lockstep. Never shortened.
     """
 
     max_attempts: int = 6
@@ -76,6 +79,7 @@ class RetryPolicy:
     max_delay: float = 20.0
     max_retry_after: float = 60.0
     deadline: float = 120.0
+    retry_after_jitter: float = attrs.field(default=0.2, validator=attrs.validators.ge(0.0))
 
     def retryable(self, error: DatabricksAccessError, *, idempotent: bool) -> bool:
         """Whether a request that failed with `error` may be sent again.
@@ -118,6 +122,7 @@ class RetryPolicy:
             return None
         if retry_after is not None:
             wait = min(retry_after, self.max_retry_after)
+            wait += wait * self.retry_after_jitter * rand()
         else:
             # Full jitter: spreads retries of many clients evenly over the window.
             ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
