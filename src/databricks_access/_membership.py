@@ -12,6 +12,9 @@ Bulk changes are coalesced per group into as few PATCH requests as the protocol 
 concurrently within a bound, and each pair gets its own result: a partial failure names
 the pairs that failed and never hides a success. With `dry_run=True` only reads are
 sent, and the plan (expected outcomes and the exact PATCH requests) is returned.
+With `blind=True` the reads are skipped too: a bulk change is one PATCH per group and
+chunk, and each pair's outcome is `APPLIED` (the end state is right; whether it was
+already so is not known).
 """
 
 from __future__ import annotations
@@ -62,18 +65,28 @@ DEFAULT_WINDOW = 300.0
 
 
 class GrantOutcome(enum.Enum):
-    """What a grant did: added the member, found it already there, or failed (bulk only)."""
+    """What a grant did: added the member, found it already there, or failed (bulk only).
+
+    `APPLIED`: a blind bulk grant sent the add without reading first; the principal is a
+    member, whether or not it was one before.
+    """
 
     ADDED = "added"
     ALREADY_MEMBER = "already_member"
+    APPLIED = "applied"
     FAILED = "failed"
 
 
 class RevokeOutcome(enum.Enum):
-    """What a revoke did: removed the member, found it absent, or failed (bulk only)."""
+    """What a revoke did: removed the member, found it absent, or failed (bulk only).
+
+    `APPLIED`: a blind bulk revoke sent the removal without reading first; the principal
+    is not a member, whether or not it was one before.
+    """
 
     REMOVED = "removed"
     NOT_MEMBER = "not_member"
+    APPLIED = "applied"
     FAILED = "failed"
 
 
@@ -301,20 +314,37 @@ class MembershipFlows:
     # -- many pairs --------------------------------------------------------------------------
 
     def grant_many(
-        self, pairs: Iterable[tuple[Principal, GroupLike]], *, dry_run: bool = False
+        self,
+        pairs: Iterable[tuple[Principal, GroupLike]],
+        *,
+        dry_run: bool = False,
+        blind: bool = False,
     ) -> Flow[MembershipBatch[GrantResult]]:
         """Grant every pair with as few PATCH requests as possible."""
-        return self._many(pairs, adding=True, dry_run=dry_run)
+        return self._many(pairs, adding=True, dry_run=dry_run, blind=blind)
 
     def revoke_many(
-        self, pairs: Iterable[tuple[Principal, GroupLike]], *, dry_run: bool = False
+        self,
+        pairs: Iterable[tuple[Principal, GroupLike]],
+        *,
+        dry_run: bool = False,
+        blind: bool = False,
     ) -> Flow[MembershipBatch[RevokeResult]]:
         """Revoke every pair with as few PATCH requests as possible."""
-        return self._many(pairs, adding=False, dry_run=dry_run)
+        return self._many(pairs, adding=False, dry_run=dry_run, blind=blind)
 
     def _many(
-        self, pairs: Iterable[tuple[Principal, GroupLike]], *, adding: bool, dry_run: bool
+        self,
+        pairs: Iterable[tuple[Principal, GroupLike]],
+        *,
+        adding: bool,
+        dry_run: bool,
+        blind: bool,
     ) -> Flow[MembershipBatch[Any]]:
+        if not isinstance(dry_run, bool):
+            raise ConfigError("must be True or False", "dry_run")
+        if not isinstance(blind, bool):
+            raise ConfigError("must be True or False", "blind")
         pairs = list(pairs)
         for index, item in enumerate(pairs):
             if not isinstance(item, tuple) or len(item) != 2:
@@ -329,11 +359,16 @@ class MembershipFlows:
                 members.setdefault(gid, {})[ref.id] = ref
         groups = list(members)
 
-        # One projected read per group tells who is there already.
-        reads = yield from concurrently(
-            [self.api.group_member_ids(g) for g in groups], self.concurrency
-        )
-        before = dict(zip(groups, reads, strict=True))
+        # One projected read per group tells who is there already (unless blind: the
+        # add and the remove are idempotent, so the read only serves the outcome).
+        before: dict[str, frozenset[str] | DatabricksAccessError | None]
+        if blind:
+            before = dict.fromkeys(groups)
+        else:
+            reads = yield from concurrently(
+                [self.api.group_member_ids(g) for g in groups], self.concurrency
+            )
+            before = dict(zip(groups, reads, strict=True))
 
         chunks = {
             g: _chunks(list(members[g]), self.batch_size)
@@ -355,10 +390,12 @@ class MembershipFlows:
         }
         failures: dict[Pair, DatabricksAccessError] = {}
         if not dry_run:
-            failures = yield from self.apply({g: list(members[g]) for g in chunks}, adding=adding)
+            failures = yield from self.apply(
+                {g: list(members[g]) for g in chunks}, adding=adding, check_group=blind
+            )
 
         results = [
-            self._result(ref, gid, before.get(gid), failures, stale, adding=adding)
+            self._result(ref, gid, before.get(gid), failures, stale, adding=adding, blind=blind)
             for ref, gid in zip(refs, group_ids, strict=True)
         ]
         return MembershipBatch(results=tuple(results), requests=planned, dry_run=dry_run)
@@ -373,15 +410,19 @@ class MembershipFlows:
         *,
         adding: bool,
         deadline: float | None = None,
+        check_group: bool = False,
     ) -> Flow[dict[Pair, DatabricksAccessError]]:
         """Add (or remove) member ids per group, coalesced; returns the pairs that failed.
 
-        Groups are patched concurrently (bounded); a group's chunks go in order.
+        Groups are patched concurrently (bounded); a group's chunks go in order. With
+        `check_group`, a removal answered 404 reads the group once: a missing group
+        fails its pairs instead of counting them as not members.
         """
         groups = [g for g, ids in changes.items() if ids]
         chunked = {g: _chunks(list(dict.fromkeys(changes[g])), self.batch_size) for g in groups}
         outcomes = yield from concurrently(
-            [self._apply(g, chunked[g], adding, deadline) for g in groups], self.concurrency
+            [self._apply(g, chunked[g], adding, deadline, check_group) for g in groups],
+            self.concurrency,
         )
         failures: dict[Pair, DatabricksAccessError] = {}
         for g, outcome in zip(groups, outcomes, strict=True):
@@ -399,7 +440,12 @@ class MembershipFlows:
         return failures
 
     def _apply(
-        self, gid: str, group_chunks: list[list[str]], adding: bool, deadline: float | None
+        self,
+        gid: str,
+        group_chunks: list[list[str]],
+        adding: bool,
+        deadline: float | None,
+        check_group: bool = False,
     ) -> Flow[dict[Pair, DatabricksAccessError]]:
         """Send one group's chunks in order; returns the pairs that failed."""
         failed: dict[Pair, DatabricksAccessError] = {}
@@ -408,6 +454,14 @@ class MembershipFlows:
             try:
                 yield from self._patch(gid, chunk, adding, deadline)
             except DatabricksAccessError as exc:
+                if check_group and isinstance(exc, NotFoundError):
+                    # A 404 may mean the group does not exist: then every pair fails.
+                    try:
+                        yield from self.api.group_member_ids(gid)
+                    except DatabricksAccessError as missing:
+                        members = [m for c in group_chunks for m in c]
+                        return {Pair(m, gid): missing for m in members}
+                    check_group = False
                 if not tolerated(exc) or len(chunk) == 1:
                     if not tolerated(exc):
                         failed.update({Pair(m, gid): exc for m in chunk})
@@ -437,6 +491,7 @@ class MembershipFlows:
         stale: set[Pair],
         *,
         adding: bool,
+        blind: bool = False,
     ) -> GrantResult | RevokeResult:
         cls: Callable[..., GrantResult | RevokeResult] = GrantResult if adding else RevokeResult
         failed_outcome = GrantOutcome.FAILED if adding else RevokeOutcome.FAILED
@@ -449,6 +504,9 @@ class MembershipFlows:
         if pair in failures:
             return cls(principal=ref, group_id=gid, outcome=failed_outcome, error=failures[pair])
         present = before is not None and ref.id in before
+        if blind:
+            applied = GrantOutcome.APPLIED if adding else RevokeOutcome.APPLIED
+            return cls(principal=ref, group_id=gid, outcome=applied)
         if adding:
             outcome: GrantOutcome | RevokeOutcome = (
                 GrantOutcome.ALREADY_MEMBER if present else GrantOutcome.ADDED
@@ -533,16 +591,32 @@ class MembershipManager:
         return self._run(self._flows.revoke(principal, group))
 
     def grant_many(
-        self, pairs: Iterable[tuple[Principal, GroupLike]], dry_run: bool = False
+        self,
+        pairs: Iterable[tuple[Principal, GroupLike]],
+        dry_run: bool = False,
+        *,
+        blind: bool = False,
     ) -> MembershipBatch[GrantResult]:
-        """Grant many (principal, group) pairs in as few PATCH requests as possible."""
-        return self._run(self._flows.grant_many(pairs, dry_run=dry_run))
+        """Grant many (principal, group) pairs in as few PATCH requests as possible.
+
+        With `blind=True` no read is sent first: one PATCH per group (per
+        `batch_size` members) and outcomes `GrantOutcome.APPLIED`.
+        """
+        return self._run(self._flows.grant_many(pairs, dry_run=dry_run, blind=blind))
 
     def revoke_many(
-        self, pairs: Iterable[tuple[Principal, GroupLike]], dry_run: bool = False
+        self,
+        pairs: Iterable[tuple[Principal, GroupLike]],
+        dry_run: bool = False,
+        *,
+        blind: bool = False,
     ) -> MembershipBatch[RevokeResult]:
-        """Revoke many (principal, group) pairs in as few PATCH requests as possible."""
-        return self._run(self._flows.revoke_many(pairs, dry_run=dry_run))
+        """Revoke many (principal, group) pairs in as few PATCH requests as possible.
+
+        With `blind=True` no read is sent first: one PATCH per group (per
+        `batch_size` members) and outcomes `RevokeOutcome.APPLIED`.
+        """
+        return self._run(self._flows.revoke_many(pairs, dry_run=dry_run, blind=blind))
 
     def __repr__(self) -> str:
         return f"MembershipManager({self.client!r})"
@@ -582,16 +656,24 @@ class AsyncMembershipManager:
         return await self._run(self._flows.revoke(principal, group))
 
     async def grant_many(
-        self, pairs: Iterable[tuple[Principal, GroupLike]], dry_run: bool = False
+        self,
+        pairs: Iterable[tuple[Principal, GroupLike]],
+        dry_run: bool = False,
+        *,
+        blind: bool = False,
     ) -> MembershipBatch[GrantResult]:
         """Grant many (principal, group) pairs in as few PATCH requests as possible."""
-        return await self._run(self._flows.grant_many(pairs, dry_run=dry_run))
+        return await self._run(self._flows.grant_many(pairs, dry_run=dry_run, blind=blind))
 
     async def revoke_many(
-        self, pairs: Iterable[tuple[Principal, GroupLike]], dry_run: bool = False
+        self,
+        pairs: Iterable[tuple[Principal, GroupLike]],
+        dry_run: bool = False,
+        *,
+        blind: bool = False,
     ) -> MembershipBatch[RevokeResult]:
         """Revoke many (principal, group) pairs in as few PATCH requests as possible."""
-        return await self._run(self._flows.revoke_many(pairs, dry_run=dry_run))
+        return await self._run(self._flows.revoke_many(pairs, dry_run=dry_run, blind=blind))
 
     def __repr__(self) -> str:
         return f"AsyncMembershipManager({self.client!r})"
