@@ -22,7 +22,14 @@ from databricks_access._api import AccountApi, Principal, rule_set_principal
 from databricks_access._auth import OAuthM2M
 from databricks_access._clock import Clock, SystemClock
 from databricks_access._config import AccountConfig
-from databricks_access._drivers import AsyncDriver, AsyncPager, Pager, SyncDriver
+from databricks_access._drivers import (
+    AsyncDriver,
+    AsyncPager,
+    Pager,
+    SyncDriver,
+    new_async_http,
+    new_sync_http,
+)
 from databricks_access._errors import ConfigError
 from databricks_access._models import (
     Group,
@@ -163,9 +170,7 @@ class AccountClient:
         self.clock = setup.clock
         self.auth = setup.auth
         self._owns_http = http_client is None
-        http = http_client or httpx.Client(
-            transport=transport, timeout=setup.timeout, verify=setup.verify
-        )
+        http = http_client or new_sync_http(transport, setup.timeout, verify=setup.verify)
         self._driver = SyncDriver(http, **setup.driver_args())
         self._api = setup.api
         self.groups = Groups(self)
@@ -242,9 +247,7 @@ class AsyncAccountClient:
         self.workspace_assignments = AsyncWorkspaceAssignments(self)
 
     def _new_http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            transport=self._transport, timeout=self._timeout, verify=self._verify
-        )
+        return new_async_http(self._transport, self._timeout, verify=self._verify)
 
     @property
     def requests_sent(self) -> int:
