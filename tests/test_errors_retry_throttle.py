@@ -198,10 +198,14 @@ def test_retry_after_waits_are_jittered_never_shortened():
     # Two replicas told the same Retry-After come back at different times.
     waits = {policy.delay(attempt=1, elapsed=0, retry_after=1.0) for _ in range(20)}
     assert len(waits) > 1 and all(1.0 <= w <= 1.2 for w in waits)
+    # A wait already capped is spread below the cap, never past it.
+    assert policy.delay(attempt=1, elapsed=0, retry_after=600.0, rand=lambda: 0.5) == 54.0
+    assert policy.delay(attempt=1, elapsed=0, retry_after=59.0, rand=lambda: 0.5) == 60.0
     steady = da.RetryPolicy(retry_after_jitter=0.0)
     assert steady.delay(attempt=1, elapsed=0, retry_after=2.0, rand=lambda: 0.9) == 2.0
-    with pytest.raises(ValueError, match="retry_after_jitter"):
-        da.RetryPolicy(retry_after_jitter=-0.1)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="retry_after_jitter"):
+            da.RetryPolicy(retry_after_jitter=bad)
 
 
 @pytest.mark.parametrize(

@@ -233,10 +233,6 @@ class _DriverBase:
         if not self._retry.retryable(error, idempotent=call.idempotent):
             return None
         retry_after = error.retry_after if isinstance(error, ApiError) else None
-        if retry_after is not None and self._throttle is not None:
-            # The server's bucket is emptier than ours thought: every request of the
-            # class waits, not only this one.
-            self._throttle.defer(call.op, retry_after)
         delay = self._retry.delay(
             attempt=attempt,
             elapsed=self._clock.monotonic() - started,
@@ -244,6 +240,10 @@ class _DriverBase:
             rand=self._rand,
             deadline=call.deadline,
         )
+        if delay is not None and retry_after is not None and self._throttle is not None:
+            # The server's bucket is emptier than ours thought: every request of the
+            # class waits (as long as this retry does), not only this one.
+            self._throttle.defer(call.op, delay)
         if delay is not None:
             logger.debug(
                 "%s %s failed (%s); retry %d in %.2fs",
