@@ -114,7 +114,9 @@ def workload(
 
 def run(work: Workload, settings: Settings) -> Row:
     """Run one workload; its row carries the workload's name and title."""
+    started = time.perf_counter()
     row = work.run(settings)
+    row.details["workload_s"] = time.perf_counter() - started  # setup and both sides
     return dataclasses.replace(row, workload=work.name, title=work.title)
 
 

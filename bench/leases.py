@@ -216,8 +216,8 @@ def sweep(settings: Settings) -> Row:
 def _expiry_lag(settings: Settings, *, limited: bool) -> dict[str, Any]:
     """Leases due over a window, `run()` on a real clock; how late each one ended."""
     count = settings.size(1_000, 60)
-    window = settings.size(30, 3)
-    groups = settings.size(20, 4)
+    window = settings.size(30, 2 if limited else 3)
+    groups = settings.size(20, 2 if limited else 4)
     lead = 2.0  # seconds for the loop to start before the first lease is due
     fake = FakeAccount(log_size=None)
     creds = fake.add_service_principal("bench")

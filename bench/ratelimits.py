@@ -167,8 +167,8 @@ def _bulk_sdk(url: str, fake: FakeAccount, creds: Any, pairs: list[Any]) -> dict
     order=92,
 )
 def limits_bulk(settings: Settings) -> Row:
-    principals = settings.size(1_000, 100)
-    groups = settings.size(20, 4)
+    principals = settings.size(1_000, 20)
+    groups = settings.size(20, 2)
     patches = 2 * groups * -(-(principals // groups) // 100)
     ideal = _ideal(patches)
     results: dict[str, dict[str, Any]] = {}
@@ -218,8 +218,8 @@ def _sweep_limited(settings: Settings) -> tuple[dict[str, Any], dict[str, Any], 
     from bench.leases import _remove_per_group, _sweep_account  # noqa: PLC0415
     from databricks_access._sqlite_store import SqliteLeaseStore  # noqa: PLC0415
 
-    due = settings.size(2_000, 100)
-    groups = settings.size(20, 4)
+    due = settings.size(2_000, 20)
+    groups = settings.size(20, 2)
     ideal = _ideal(groups * -(-(due // groups) // 100))
     limits = FaultPlan(rate_limits=ServerRateLimits(scale=1))
     with tempfile.TemporaryDirectory() as tmp:
