@@ -358,3 +358,17 @@ def test_the_cli_client_throttles_as_configured(tmp_path, fake, credentials):
         with _Session(args, env) as session:
             throttle = session.client._driver._throttle
             assert (throttle.limits if throttle else None) == expected
+
+
+def test_a_forked_child_starts_with_its_own_limits():
+    from databricks_access import _throttle
+
+    clock = da.ManualClock()
+    host, account = "https://accounts.cloud.databricks.com", "0a1b2c3d-0000-4000-8000-000000000004"
+    parent = shared_throttle(PUBLISHED, host=host, account_id=account, clock=clock)
+    assert parent is not None
+    assert [parent.reserve(OpClass.PATCH) for _ in range(3)] == [0.0, 0.0, 0.5]
+    _throttle._forget_after_fork()  # what os.register_at_fork runs in a child
+    child = shared_throttle(PUBLISHED, host=host, account_id=account, clock=clock)
+    assert child is not None
+    assert child.reserve(OpClass.PATCH) == 0.0

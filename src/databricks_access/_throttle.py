@@ -11,6 +11,7 @@ the clients' clock: clients on different clocks (a test's `ManualClock`) never s
 from __future__ import annotations
 
 import math
+import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -236,6 +237,19 @@ _system: dict[tuple[str, str], _Timeline] = {}
 _by_clock: weakref.WeakKeyDictionary[object, dict[tuple[str, str], _Timeline]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def _forget_after_fork() -> None:
+    # A child process is a new process: its own limits, and no lock held by a thread
+    # that did not survive the fork.
+    global _registry_lock  # noqa: PLW0603
+    _registry_lock = threading.Lock()
+    _system.clear()
+    _by_clock.clear()
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - POSIX
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def shared_throttle(
