@@ -13,6 +13,7 @@ import threading
 import pytest
 
 import databricks_access as da
+from databricks_access import _throttle
 from databricks_access._cli import _Session, build_parser
 from databricks_access._flows import OpClass
 from databricks_access._throttle import Throttle, shared_throttle
@@ -361,8 +362,6 @@ def test_the_cli_client_throttles_as_configured(tmp_path, fake, credentials):
 
 
 def test_a_forked_child_starts_with_its_own_limits():
-    from databricks_access import _throttle
-
     clock = da.ManualClock()
     host, account = "https://accounts.cloud.databricks.com", "0a1b2c3d-0000-4000-8000-000000000004"
     parent = shared_throttle(PUBLISHED, host=host, account_id=account, clock=clock)
