@@ -15,12 +15,14 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
-from databricks_access._clock import Clock, SystemClock
 from databricks_access._flows import OpClass
+
+if TYPE_CHECKING:
+    from databricks_access._clock import Clock
 
 __all__ = ["RateLimits", "Throttle", "shared_throttle"]
 
@@ -262,6 +264,8 @@ def shared_throttle(
     """
     if limits is None or not limits.enabled:
         return None
+    from databricks_access._clock import SystemClock  # noqa: PLC0415 - asyncio, when used
+
     key = (host, account_id)
     with _registry_lock:
         timelines: dict[tuple[str, str], _Timeline] | None
