@@ -104,6 +104,8 @@ def rate_limited_writes(settings: Settings) -> Row:
             "ours": ours,
             "sdk": sdk,
         },
+        ours_samples=[ours["seconds"]],
+        baseline_samples=[sdk["seconds"]],
     )
 
 

@@ -34,7 +34,7 @@ def _range(spread: dict[str, Any] | None, suffix: str = "") -> str:
         return "-"
     if spread["n"] < 2:
         return "1 run"
-    return f"{_figure(spread['min'])}-{_figure(spread['max'])}{suffix} (n={spread['n']})"
+    return f"{_figure(spread['min'])}-{_figure(spread['max'])}{suffix}, n={spread['n']}"
 
 
 def table(document: dict[str, Any]) -> str:
