@@ -278,7 +278,7 @@ def run(quick: bool, *, reps: int = 1, limited: bool = False) -> dict[str, Any]:
     samples = interleaved({"ours": side("ours", _ours), "sdk": side("sdk", _sdk)}, reps)
     timed = {name: outcomes[-1] for name, outcomes in runs.items()}
     traced: dict[str, dict[str, Any] | None] = {"ours": None, "sdk": None}
-    if not limited:
+    if not (limited or quick):  # memory is measured at full size only
         fast, secrets, _ = _account(sizes, 0.0)
         traced = {
             "ours": _measure(fast, secrets, _ours, trace=True),
