@@ -143,7 +143,9 @@ class AccountClient:
             (default: `EnvSecretStore()`). Ignored when `auth` is given.
         auth: Any `httpx.Auth` instead of OAuth M2M.
         transport: An httpx transport (the emulator's `fake.transport()`, say).
-        http_client: An `httpx.Client` to use; it is not closed by this client.
+        http_client: An `httpx.Client` to use; it is not closed by this client. Its
+            default headers and timeout apply; its cookie jar does not (the account API
+            authenticates with a bearer token).
         rate_limits: Client-side limits per operation class (default: the config's,
             which are the published figures); None for no throttle. Clients of one
             account in one process share one set of buckets.

@@ -148,7 +148,10 @@ class _DriverBase:
         self._rand = rand
         self._headers = {"Accept": "application/json", "User-Agent": user_agent}
         # What every request of one httpx client shares, built once for it.
-        self._prepared: tuple[object, httpx.Headers, dict[str, Any]] | None = None
+        self._prepared: (
+            tuple[weakref.ref[httpx.Client | httpx.AsyncClient], httpx.Headers, dict[str, Any]]
+            | None
+        ) = None
         self._urls: dict[str, httpx.URL] = {}
         self.requests_sent = 0
         """Requests sent by this driver, retries included (token requests excluded)."""
@@ -159,10 +162,11 @@ class _DriverBase:
         # copying the jar each time. Here the merged headers are made once per client and
         # the URL of a repeated target is parsed once.
         prepared = self._prepared
-        if prepared is None or prepared[0] is not http:
+        if prepared is None or prepared[0]() is not http:
             headers = httpx.Headers(http.headers)
             headers.update(self._headers)
-            prepared = self._prepared = (http, headers, {"timeout": http.timeout.as_dict()})
+            timeout = {"timeout": http.timeout.as_dict()}
+            prepared = self._prepared = (weakref.ref(http), headers, timeout)
         _, headers, extensions = prepared
         target = call.target
         url = self._urls.get(target)
