@@ -317,6 +317,10 @@ def test_integration_config_rate_limits_from_the_environment():
     assert da.IntegrationConfig.from_env(env).rate_limits == PUBLISHED
     env["DATABRICKS_ACCESS_RATE_LIMITS"] = "off"
     assert da.IntegrationConfig.from_env(env).rate_limits is None
+    env["DATABRICKS_ACCESS_RATE_LIMITS"] = "patch=fast"
+    with pytest.raises(da.ConfigError) as info:
+        da.IntegrationConfig.from_env(env)
+    assert info.value.fields == ("DATABRICKS_ACCESS_RATE_LIMITS",)
 
 
 @pytest.mark.parametrize(

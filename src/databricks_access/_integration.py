@@ -1242,7 +1242,11 @@ class IntegrationConfig:
             }
         _, found = _validate(raw)
         problems.extend(
-            ConfigProblem(names.get(problem.field, problem.field), problem.message)
+            ConfigProblem(
+                names.get(problem.field)
+                or names.get(problem.field.partition(".")[0], problem.field),
+                problem.message,
+            )
             for problem in found
         )
         if problems:
