@@ -58,6 +58,10 @@ class Row:
     target: str
     met: bool | None
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ours_samples: list[float] = dataclasses.field(default_factory=list)
+    """Every repetition's figure, in `unit` (the row's `ours` is their median)."""
+    baseline_samples: list[float] = dataclasses.field(default_factory=list)
+    """Every repetition's baseline figure, in `unit` (empty for a fixed target)."""
     workload: str = ""
     title: str = ""
 
@@ -66,9 +70,20 @@ class Row:
         """Ours divided by the baseline (below 1: we are smaller or faster)."""
         return self.ours / self.baseline if self.baseline else None
 
+    @property
+    def ratios(self) -> list[float]:
+        """The ratio of each repetition, ours / baseline (interleaved pairs)."""
+        pairs = zip(self.ours_samples, self.baseline_samples, strict=False)
+        return [o / b for o, b in pairs if b]
+
     def as_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["ratio"] = self.ratio
+        data["spread"] = {
+            "ours": spread(self.ours_samples),
+            "baseline": spread(self.baseline_samples),
+            "ratio": spread(self.ratios),
+        }
         return data
 
 
@@ -99,7 +114,9 @@ def workload(
 
 def run(work: Workload, settings: Settings) -> Row:
     """Run one workload; its row carries the workload's name and title."""
+    started = time.perf_counter()
     row = work.run(settings)
+    row.details["workload_s"] = time.perf_counter() - started  # setup and both sides
     return dataclasses.replace(row, workload=work.name, title=work.title)
 
 
@@ -129,6 +146,28 @@ def timed(action: Callable[[], object]) -> float:
 
 def median(samples: list[float]) -> float:
     return statistics.median(samples)
+
+
+def spread(samples: list[float]) -> dict[str, float] | None:
+    """Min, median and max of some samples (None when there are none)."""
+    if not samples:
+        return None
+    return {"n": len(samples), "min": min(samples), "median": median(samples), "max": max(samples)}
+
+
+def interleaved(sides: dict[str, Callable[[], float]], reps: int) -> dict[str, list[float]]:
+    """Run each side `reps` times, alternating sides (and which goes first) each time.
+
+    Each side is a callable returning its own figure for one repetition (seconds, say),
+    so setup outside the measured part stays out of it. Drift on a shared machine (other
+    work starting or stopping) then hits both sides alike.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    names = list(sides)
+    for rep in range(reps):
+        for name in names if rep % 2 == 0 else reversed(names):
+            samples[name].append(sides[name]())
+    return samples
 
 
 # ---- the official SDK -------------------------------------------------------------------
@@ -186,9 +225,26 @@ def _number(value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def _range(samples: list[float]) -> str:
+    if len(samples) < 2:
+        return "1 run" if samples else "-"
+    return f"{_number(min(samples))}-{_number(max(samples))} (n={len(samples)})"
+
+
 def table(rows: list[Row]) -> str:
     """The rows as one plain-text table."""
-    header = ["workload", "unit", "ours", "baseline", "vs", "ratio", "req ours", "req vs", "target"]
+    header = [
+        "workload",
+        "unit",
+        "ours",
+        "baseline",
+        "vs",
+        "ratio",
+        "ratio range",
+        "req ours",
+        "req vs",
+        "target",
+    ]
     lines = [
         [
             row.workload,
@@ -197,6 +253,7 @@ def table(rows: list[Row]) -> str:
             _number(row.baseline),
             row.baseline_name,
             _number(row.ratio) + ("x" if row.ratio is not None else ""),
+            _range(row.ratios),
             str(row.ours_requests),
             str(row.baseline_requests),
             row.target + ("" if row.met is None else (" ok" if row.met else " MISSED")),
@@ -204,7 +261,7 @@ def table(rows: list[Row]) -> str:
         for row in rows
     ]
     widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
-    numeric = {2, 3, 5, 6, 7}
+    numeric = {2, 3, 5, 6, 7, 8}
 
     def render(cells: list[str]) -> str:
         return "  ".join(

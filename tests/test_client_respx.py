@@ -458,8 +458,10 @@ def test_scim_throttling_as_500_is_retried(client, mock, clock):
     )
     assert client.groups.get("1").id == "1"
     assert route.call_count == 4
-    # Jittered backoff for the 500, the exact 1.58 s, then the date capped at 60 s.
-    assert clock.slept[1:] == [1.58, 60.0]
+    # Jittered backoff for the 500; 1.58 s lengthened by up to 20%, so that clients told
+    # the same wait do not return together; the date capped at 60 s, spread below it.
+    assert 1.58 <= clock.slept[1] <= 1.58 * 1.2
+    assert 48.0 <= clock.slept[2] <= 60.0
     assert 0 <= clock.slept[0] <= 0.5
 
 
@@ -620,7 +622,7 @@ def test_token_endpoint_throttling_is_retried(mock, clock):
     with da.AccountClient(cfg, secrets=da.StaticSecretStore("app", SECRET), clock=clock) as client:
         client.groups.get("1")
     assert token.call_count == 3
-    assert clock.slept[0] == 2.0
+    assert 2.0 <= clock.slept[0] <= 2.4
 
 
 def test_a_refused_token_is_replaced_once(client, mock):
@@ -730,3 +732,77 @@ def test_client_side_throttle_spaces_patches(mock, clock):
             client.groups.add_members("7", [str(i)])
     assert route.call_count == 5
     assert sum(clock.slept) == pytest.approx(2.0)
+
+
+# -- what every request is built with ------------------------------------------------------
+
+
+def test_no_cookie_is_kept_or_sent(client, mock):
+    route = mock.get(f"{SCIM}/Groups/1").mock(
+        return_value=httpx.Response(
+            200, json=group_json("1", "a"), headers={"Set-Cookie": "session=abc; Path=/"}
+        )
+    )
+    client.groups.get("1")
+    client.groups.get("1")
+    assert route.call_count == 2
+    assert all("cookie" not in call.request.headers for call in route.calls)
+    assert list(client._driver.http.cookies.jar) == []
+
+
+def test_async_client_keeps_no_cookie(mock):
+    route = mock.get(f"{SCIM}/Groups/1").mock(
+        return_value=httpx.Response(
+            200, json=group_json("1", "a"), headers={"Set-Cookie": "session=abc; Path=/"}
+        )
+    )
+    cfg = da.AccountConfig(host=HOST, account_id=ACCOUNT)
+
+    async def main():
+        async with da.AsyncAccountClient(cfg, secrets=da.StaticSecretStore("a", SECRET)) as c:
+            await c.groups.get("1")
+            await c.groups.get("1")
+
+    asyncio.run(main())
+    assert route.call_count == 2
+    assert all("cookie" not in call.request.headers for call in route.calls)
+
+
+def test_requests_carry_the_client_headers_and_timeouts(client, mock):
+    route = mock.patch(f"{SCIM}/Groups/7").mock(return_value=httpx.Response(204))
+    get = mock.get(f"{SCIM}/Groups/7").mock(
+        return_value=httpx.Response(200, json=group_json("7", "a"))
+    )
+    client.groups.add_members("7", ["1"])
+    client.groups.get("7")
+    client.groups.get("7")  # the same target again: the same URL, parsed once
+    patch, read = route.calls[0].request, get.calls[1].request
+    assert patch.headers["content-type"] == "application/json"
+    assert json.loads(patch.content)["Operations"][0]["value"] == [{"value": "1"}]
+    for request in (patch, read):
+        assert request.headers["user-agent"].startswith("databricks-access/")
+        assert request.headers["accept"] == "application/json"
+        assert "gzip" in request.headers["accept-encoding"]
+        assert request.headers["authorization"] == "Bearer tok-1"
+        assert request.extensions["timeout"]["read"] == 30.0
+    assert "content-type" not in read.headers
+    assert str(read.url) == f"{SCIM}/Groups/7"
+
+
+def test_clients_share_one_ssl_context():
+    cfg = da.AccountConfig(host=HOST, account_id=ACCOUNT)
+    secrets = da.StaticSecretStore("a", SECRET)
+    with (
+        da.AccountClient(cfg, secrets=secrets) as one,
+        da.AccountClient(cfg, secrets=secrets) as two,
+    ):
+        first = one._driver.http._transport._pool._ssl_context
+        second = two._driver.http._transport._pool._ssl_context
+    asynchronous = da.AsyncAccountClient(cfg, secrets=secrets)
+    http = asynchronous._new_http()
+    third = http._transport._pool._ssl_context
+    asyncio.run(http.aclose())
+    assert first is second is third
+    insecure = da.AccountConfig(host=HOST, account_id=ACCOUNT, insecure_skip_tls_verify=True)
+    with da.AccountClient(insecure, secrets=secrets) as unverified:
+        assert unverified._driver.http._transport._pool._ssl_context is not first

@@ -226,10 +226,28 @@ def test_backoff_is_full_jitter_capped_and_inside_the_deadline():
     assert policy.delay(attempt=4, elapsed=0, rand=lambda: 1.0) == 4.0  # capped
     assert policy.delay(attempt=5, elapsed=0, rand=lambda: 0.5) is None  # attempts spent
     assert policy.delay(attempt=1, elapsed=9.9, rand=lambda: 0.5) is None  # past the deadline
-    assert policy.delay(attempt=1, elapsed=0, retry_after=3.0) == 3.0
+    assert policy.delay(attempt=1, elapsed=0, retry_after=3.0, rand=lambda: 0.0) == 3.0
     assert policy.delay(attempt=1, elapsed=0, retry_after=3600.0) is None  # capped at 60 > deadline
-    assert da.RetryPolicy().delay(attempt=1, elapsed=0, retry_after=3600.0) == 60.0
+    assert da.RetryPolicy().delay(attempt=1, elapsed=0, retry_after=3600.0, rand=lambda: 0) == 60.0
     assert policy.delay(attempt=1, elapsed=0, retry_after=1.0, deadline=0.5) is None
+
+
+def test_retry_after_waits_are_jittered_never_shortened():
+    policy = da.RetryPolicy()
+    assert policy.delay(attempt=1, elapsed=0, retry_after=2.0, rand=lambda: 0.0) == 2.0
+    assert policy.delay(attempt=1, elapsed=0, retry_after=2.0, rand=lambda: 0.5) == 2.2
+    assert policy.delay(attempt=1, elapsed=0, retry_after=2.0, rand=lambda: 0.999) < 2.4
+    # Two replicas told the same Retry-After come back at different times.
+    waits = {policy.delay(attempt=1, elapsed=0, retry_after=1.0) for _ in range(20)}
+    assert len(waits) > 1 and all(1.0 <= w <= 1.2 for w in waits)
+    # A wait already capped is spread below the cap, never past it.
+    assert policy.delay(attempt=1, elapsed=0, retry_after=600.0, rand=lambda: 0.5) == 54.0
+    assert policy.delay(attempt=1, elapsed=0, retry_after=59.0, rand=lambda: 0.5) == 60.0
+    steady = da.RetryPolicy(retry_after_jitter=0.0)
+    assert steady.delay(attempt=1, elapsed=0, retry_after=2.0, rand=lambda: 0.9) == 2.0
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="retry_after_jitter"):
+            da.RetryPolicy(retry_after_jitter=bad)
 
 
 @pytest.mark.parametrize(

@@ -262,3 +262,109 @@ def test_async_manager_matches_the_sync_one(fake, async_client_factory):
     assert single.outcome is REMOVED
     assert users[0] not in fake.group_members(groups[0])
     assert users[1] in fake.group_members(groups[1])
+
+
+# -- blind bulk changes: no read first ----------------------------------------------------------
+
+APPLIED_GRANT, APPLIED_REVOKE = da.GrantOutcome.APPLIED, da.RevokeOutcome.APPLIED
+
+
+def test_blind_grant_many_sends_one_patch_per_group_and_nothing_else(fake, client):
+    users, groups, pairs = seed_pairs(fake)
+    fake.add_member(groups[0], users[0])  # already a member: blind mode cannot tell
+    manager = da.MembershipManager(client)
+    client.workspaces.list().collect()  # the token, outside the count
+    fake.reset_log()
+    batch = manager.grant_many(pairs, blind=True)
+    assert batch.ok
+    assert {r.outcome for r in batch.results} == {APPLIED_GRANT}
+    assert methods(fake) == [("PATCH", "patch")] * 20
+    for i, user in enumerate(users):
+        assert user in fake.group_members(groups[i % 20])
+    assert len(batch.requests) == 20
+
+
+def test_blind_revoke_many_removes_members_and_non_members_alike(fake, client):
+    users, groups, pairs = seed_pairs(fake, principals=30, groups=3)
+    for i, user in enumerate(users[:20]):
+        fake.add_member(groups[i % 3], user)
+    manager = da.MembershipManager(client)
+    fake.reset_log()
+    batch = manager.revoke_many(pairs, blind=True)
+    assert batch.ok
+    assert {r.outcome for r in batch.results} == {APPLIED_REVOKE}
+    assert {m for m, _ in methods(fake)} == {"PATCH"}
+    assert all(fake.group_members(g) == set() for g in groups)
+
+
+def test_blind_revoke_from_a_missing_group_fails_its_pairs_only(fake, client):
+    alice, bob = fake.add_user("alice@example.com"), fake.add_user("bob@example.com")
+    ops = fake.add_group("ops", members=[alice])
+    manager = da.MembershipManager(client)
+    batch = manager.revoke_many(
+        [(da.PrincipalRef("user", alice), ops), (da.PrincipalRef("user", bob), "99999999")],
+        blind=True,
+    )
+    assert [r.outcome for r in batch.results] == [APPLIED_REVOKE, da.RevokeOutcome.FAILED]
+    assert isinstance(batch.failures[0].error, da.NotFoundError)
+    assert fake.group_members(ops) == set()
+
+
+def test_blind_grant_into_a_missing_group_fails_its_pairs_only(fake, client):
+    alice = fake.add_user("alice@example.com")
+    ops = fake.add_group("ops")
+    manager = da.MembershipManager(client)
+    batch = manager.grant_many(
+        [(da.PrincipalRef("user", alice), ops), (da.PrincipalRef("user", alice), "99999999")],
+        blind=True,
+    )
+    assert [r.outcome for r in batch.results] == [APPLIED_GRANT, da.GrantOutcome.FAILED]
+    assert fake.group_members(ops) == {alice}
+
+
+def test_blind_dry_run_sends_nothing_and_plans_the_batches(fake, client):
+    users = [fake.add_user(f"u{i}@example.com") for i in range(25)]
+    ops = fake.add_group("ops")
+    manager = da.MembershipManager(client, batch_size=10)
+    fake.reset_log()
+    plan = manager.grant_many([(da.PrincipalRef("user", u), ops) for u in users], True, blind=True)
+    assert methods(fake) == []
+    assert [len(r.body["Operations"][0]["value"]) for r in plan.requests] == [10, 10, 5]
+    assert {r.outcome for r in plan.results} == {APPLIED_GRANT}
+    assert fake.group_members(ops) == set()
+    done = manager.grant_many([(da.PrincipalRef("user", u), ops) for u in users], blind=True)
+    assert len([m for m, _ in methods(fake) if m == "PATCH"]) == len(done.requests) == 3
+    assert fake.group_members(ops) == set(users)
+
+
+def test_blind_must_be_a_flag(fake, client):
+    alice = fake.add_user("alice@example.com")
+    ops = fake.add_group("ops")
+    fake.reset_log()
+    with pytest.raises(da.ConfigError, match="blind"):
+        da.MembershipManager(client).grant_many([(da.PrincipalRef("user", alice), ops)], blind=1)
+    assert methods(fake) == []
+    assert fake.group_members(ops) == set()
+
+
+def test_async_blind_bulk_changes(fake, async_client_factory):
+    users, groups, pairs = seed_pairs(fake, principals=40, groups=4)
+    fake.add_member(groups[1], users[1])
+
+    async def main():
+        async with async_client_factory() as client:
+            manager = da.AsyncMembershipManager(client)
+            await client.workspaces.list().collect()  # the token
+            fake.reset_log()
+            granted = await manager.grant_many(pairs, blind=True)
+            members = {g: fake.group_members(g) for g in groups}
+            revoked = await manager.revoke_many(pairs, blind=True)
+            return granted, members, revoked
+
+    granted, members, revoked = asyncio.run(main())
+    assert {r.outcome for r in granted.results} == {APPLIED_GRANT}
+    assert {r.outcome for r in revoked.results} == {APPLIED_REVOKE}
+    assert methods(fake) == [("PATCH", "patch")] * 8
+    for i, user in enumerate(users):
+        assert user in members[groups[i % 4]]
+    assert all(fake.group_members(g) == set() for g in groups)

@@ -8,11 +8,12 @@ Jupyter kernel; the async client sits on `httpx.AsyncClient`.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import logging
 import sys
 from collections.abc import Iterable, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from typing_extensions import Self
@@ -22,7 +23,14 @@ from databricks_access._api import AccountApi, Principal, rule_set_principal
 from databricks_access._auth import OAuthM2M
 from databricks_access._clock import Clock, SystemClock
 from databricks_access._config import AccountConfig
-from databricks_access._drivers import AsyncDriver, AsyncPager, Pager, SyncDriver
+from databricks_access._drivers import (
+    AsyncDriver,
+    AsyncPager,
+    Pager,
+    SyncDriver,
+    new_async_http,
+    new_sync_http,
+)
 from databricks_access._errors import ConfigError
 from databricks_access._models import (
     Group,
@@ -39,7 +47,7 @@ from databricks_access._models import (
 )
 from databricks_access._retry import RetryPolicy
 from databricks_access._secrets import EnvSecretStore, SecretStore
-from databricks_access._throttle import RateLimits, Throttle
+from databricks_access._throttle import RateLimits, shared_throttle
 
 __all__ = [
     "AccountClient",
@@ -57,6 +65,15 @@ __all__ = [
     "WorkspaceAssignments",
     "Workspaces",
 ]
+
+
+class _Default(enum.Enum):
+    FROM_CONFIG = "from config"
+
+
+FROM_CONFIG = _Default.FROM_CONFIG
+"""The default of `rate_limits`: the config's `rate_limits` (the published figures)."""
+LimitsArg = RateLimits | None | Literal[_Default.FROM_CONFIG]
 
 logger = logging.getLogger("databricks_access")
 
@@ -111,7 +128,7 @@ class _Setup:
         *,
         secrets: SecretStore | None,
         auth: httpx.Auth | None,
-        rate_limits: RateLimits | None,
+        rate_limits: LimitsArg,
         retry: RetryPolicy | None,
         clock: Clock | None,
     ) -> None:
@@ -125,7 +142,13 @@ class _Setup:
         if auth is None:
             auth = OAuthM2M(config, secrets or EnvSecretStore(), clock=self.clock, retry=self.retry)
         self.auth = auth
-        self.throttle = Throttle(rate_limits, self.clock.monotonic) if rate_limits else None
+        limits = config.rate_limits if rate_limits is FROM_CONFIG else rate_limits
+        if limits is not None and not isinstance(limits, RateLimits):
+            raise ConfigError("must be a databricks_access.RateLimits or None", "rate_limits")
+        # One throttle per account and clock in the process, whichever client asks.
+        self.throttle = shared_throttle(
+            limits, host=config.host, account_id=config.account_id, clock=self.clock
+        )
         self.api = AccountApi(config)
         self.timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
         self.verify = not config.insecure_skip_tls_verify
@@ -162,8 +185,12 @@ class AccountClient:
             (default: `EnvSecretStore()`). Ignored when `auth` is given.
         auth: Any `httpx.Auth` instead of OAuth M2M.
         transport: An httpx transport (the emulator's `fake.transport()`, say).
-        http_client: An `httpx.Client` to use; it is not closed by this client.
-        rate_limits: Client-side limits per operation class (default: none).
+        http_client: An `httpx.Client` to use; it is not closed by this client. Its
+            default headers and timeout apply; its cookie jar does not (the account API
+            authenticates with a bearer token).
+        rate_limits: Client-side limits per operation class (default: the config's,
+            which are the published figures); None for no throttle. Clients of one
+            account in one process share one set of buckets.
         retry: The retry policy (default from `config.max_attempts`/`config.deadline`).
         clock: Time and sleep, injectable for tests.
 
@@ -184,7 +211,7 @@ class AccountClient:
         auth: httpx.Auth | None = None,
         transport: httpx.BaseTransport | None = None,
         http_client: httpx.Client | None = None,
-        rate_limits: RateLimits | None = None,
+        rate_limits: LimitsArg = FROM_CONFIG,
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -195,9 +222,7 @@ class AccountClient:
         self.clock = setup.clock
         self.auth = setup.auth
         self._owns_http = http_client is None
-        http = http_client or httpx.Client(
-            transport=transport, timeout=setup.timeout, verify=setup.verify
-        )
+        http = http_client or new_sync_http(transport, setup.timeout, verify=setup.verify)
         self._driver = SyncDriver(http, **setup.driver_args())
         self._api = setup.api
         self.groups = Groups(self)
@@ -262,7 +287,7 @@ class AsyncAccountClient:
         auth: httpx.Auth | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         http_client: httpx.AsyncClient | None = None,
-        rate_limits: RateLimits | None = None,
+        rate_limits: LimitsArg = FROM_CONFIG,
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -287,9 +312,7 @@ class AsyncAccountClient:
         self.workspace_assignments = AsyncWorkspaceAssignments(self)
 
     def _new_http(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
-            transport=self._transport, timeout=self._timeout, verify=self._verify
-        )
+        return new_async_http(self._transport, self._timeout, verify=self._verify)
 
     @property
     def requests_sent(self) -> int:

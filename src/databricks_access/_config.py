@@ -32,6 +32,7 @@ from databricks_access._durations import Duration, lenient
 from databricks_access._durations import problem as duration_problem
 from databricks_access._errors import ConfigError, ConfigProblem
 from databricks_access._redact import url_secret
+from databricks_access._throttle import RateLimits
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -497,8 +498,10 @@ class _Options(TypedDict, total=False):
     allow_custom_host: bool
     allow_insecure_http: bool
     insecure_skip_tls_verify: bool
+    rate_limits: RateLimits | None
 
 
+_PUBLISHED = RateLimits.published()
 _HOST_VARS = ("DATABRICKS_HOST", "DATABRICKS_ACCOUNTS_URL")
 _ACCOUNT_ID_VAR = "DATABRICKS_ACCOUNT_ID"
 
@@ -524,6 +527,9 @@ class AccountConfig:
         allow_insecure_http: Accept plain http for a loopback host (the emulator).
         insecure_skip_tls_verify: Do not verify TLS certificates (never read from the
             environment; for a test proxy only).
+        rate_limits: The client-side rate limits (`RateLimits`), shared by every client
+            of this account in the process: the published figures by default; None for
+            no throttle.
 
     Example:
         >>> cfg = AccountConfig(
@@ -552,6 +558,7 @@ class AccountConfig:
     allow_custom_host: bool = False
     allow_insecure_http: bool = False
     insecure_skip_tls_verify: bool = False
+    rate_limits: RateLimits | None = _PUBLISHED
 
     def __attrs_post_init__(self) -> None:
         problems: list[ConfigProblem] = []
@@ -605,6 +612,17 @@ class AccountConfig:
             for name, flag in flags.items()
             if not isinstance(flag, bool)
         )
+        limits: object = self.rate_limits
+        if limits is not None and not isinstance(limits, RateLimits):
+            problems.append(
+                ConfigProblem(
+                    "rate_limits",
+                    (
+                        "must be a databricks_access.RateLimits or None, "
+                        f"not {type(limits).__name__}"
+                    ),
+                )
+            )
         if problems:
             raise ConfigError(problems)
         object.__setattr__(self, "host", host)

@@ -10,6 +10,8 @@ import asyncio
 import json
 import logging
 import random
+import ssl
+import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -31,11 +33,100 @@ from databricks_access._html import HtmlList, render_rows
 from databricks_access._retry import RetryPolicy, parse_retry_after
 from databricks_access._throttle import Throttle
 
-__all__ = ["AsyncDriver", "AsyncPager", "Pager", "SyncDriver"]
+__all__ = [
+    "AsyncDriver",
+    "AsyncPager",
+    "Pager",
+    "SyncDriver",
+    "new_async_http",
+    "new_sync_http",
+    "shared_ssl_context",
+]
 
 logger = logging.getLogger("databricks_access")
 
 T = TypeVar("T")
+
+# -- the httpx clients the account clients make ---------------------------------------------------
+
+_ssl_lock = threading.Lock()
+_ssl_context: ssl.SSLContext | None = None
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """The verifying SSL context of every client this process makes, built once, lazily.
+
+    Loading the CA bundle costs tens of milliseconds per context; one context serves any
+    number of connections and threads.
+    """
+    global _ssl_context  # noqa: PLW0603 - one per process, by design
+    with _ssl_lock:
+        if _ssl_context is None:
+            _ssl_context = httpx.create_ssl_context(verify=True, trust_env=True)
+        return _ssl_context
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing: the account API uses bearer tokens, not cookies.
+
+    httpx offers every response to the jar and every request to it for a `Cookie`
+    header; with urllib's cookie machinery that is a tenth of a request's CPU.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        """Keep no cookie."""
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        """Send no cookie."""
+
+
+_NO_COOKIES = _NoCookies()
+
+
+class _SyncHttp(httpx.Client):
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        pass
+
+
+class _AsyncHttp(httpx.AsyncClient):
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        pass
+
+
+def _verify(verify: bool) -> ssl.SSLContext | bool:
+    return shared_ssl_context() if verify else False
+
+
+def new_sync_http(
+    transport: httpx.BaseTransport | None, timeout: httpx.Timeout, *, verify: bool
+) -> httpx.Client:
+    """The `httpx.Client` of an `AccountClient`: no cookie jar, the shared SSL context."""
+    # A given transport carries its own TLS settings: do not load certificates for it.
+    return _SyncHttp(
+        transport=transport, timeout=timeout, verify=verify if transport else _verify(verify)
+    )
+
+
+def new_async_http(
+    transport: httpx.AsyncBaseTransport | None, timeout: httpx.Timeout, *, verify: bool
+) -> httpx.AsyncClient:
+    """The `httpx.AsyncClient` of an `AsyncAccountClient`, made like `new_sync_http`'s."""
+    return _AsyncHttp(
+        transport=transport, timeout=timeout, verify=verify if transport else _verify(verify)
+    )
+
+
+_URL_CACHE = 512  # parsed URLs kept per driver (targets repeat: a group polled, a token)
 
 
 class _DriverBase:
@@ -57,17 +148,40 @@ class _DriverBase:
         self._clock = clock
         self._rand = rand
         self._headers = {"Accept": "application/json", "User-Agent": user_agent}
+        # What every request of one httpx client shares, built once for it.
+        self._prepared: (
+            tuple[weakref.ref[httpx.Client | httpx.AsyncClient], httpx.Headers, dict[str, Any]]
+            | None
+        ) = None
+        self._urls: dict[str, httpx.URL] = {}
         self.requests_sent = 0
         """Requests sent by this driver, retries included (token requests excluded)."""
 
     def _request(self, http: httpx.Client | httpx.AsyncClient, call: Call) -> httpx.Request:
-        headers = dict(self._headers)
-        content = None
-        if call.body is not None:
-            content = json.dumps(call.body, separators=(",", ":")).encode()
-            headers["Content-Type"] = "application/json"
-        return http.build_request(
-            call.method, self._host + call.target, content=content, headers=headers
+        # Built directly rather than by `http.build_request`: that merges the client's
+        # base URL, headers and cookie jar into every request, re-parsing the URL and
+        # copying the jar each time. Here the merged headers are made once per client and
+        # the URL of a repeated target is parsed once.
+        prepared = self._prepared
+        if prepared is None or prepared[0]() is not http:
+            headers = httpx.Headers(http.headers)
+            headers.update(self._headers)
+            timeout = {"timeout": http.timeout.as_dict()}
+            prepared = self._prepared = (weakref.ref(http), headers, timeout)
+        _, headers, extensions = prepared
+        target = call.target
+        url = self._urls.get(target)
+        if url is None:
+            if len(self._urls) >= _URL_CACHE:
+                self._urls.clear()
+            url = self._urls[target] = httpx.URL(self._host + target)
+        if call.body is None:
+            return httpx.Request(call.method, url, headers=headers, extensions=extensions)
+        request_headers = headers.copy()
+        request_headers["Content-Type"] = "application/json"
+        content = json.dumps(call.body, separators=(",", ":")).encode()
+        return httpx.Request(
+            call.method, url, headers=request_headers, content=content, extensions=extensions
         )
 
     def _auth_for(self, call: Call) -> httpx.Auth | None:
@@ -136,13 +250,18 @@ class _DriverBase:
     ) -> float | None:
         if not call.retries or not self._retry.retryable(error, idempotent=call.idempotent):
             return None
+        retry_after = error.retry_after if isinstance(error, ApiError) else None
         delay = self._retry.delay(
             attempt=attempt,
             elapsed=self._clock.monotonic() - started,
-            retry_after=error.retry_after if isinstance(error, ApiError) else None,
+            retry_after=retry_after,
             rand=self._rand,
             deadline=call.deadline,
         )
+        if delay is not None and retry_after is not None and self._throttle is not None:
+            # The server's bucket is emptier than ours thought: every request of the
+            # class waits (as long as this retry does), not only this one.
+            self._throttle.defer(call.op, delay)
         if delay is not None:
             logger.debug(
                 "%s %s failed (%s); retry %d in %.2fs",
@@ -170,7 +289,9 @@ class SyncDriver(_DriverBase):
         while True:
             attempt += 1
             if self._throttle is not None:
-                self._clock.sleep(self._throttle.reserve(call.op))
+                wait = self._throttle.reserve(call.op)
+                if wait > 0:
+                    self._clock.sleep(wait)
             request = self._request(self.http, call)
             self.requests_sent += 1
             try:

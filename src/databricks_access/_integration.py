@@ -72,6 +72,7 @@ from databricks_access._policy import (
 from databricks_access._redact import url_secret
 from databricks_access._secrets import EnvSecretStore, FileSecretStore, SecretStore
 from databricks_access._terminal import first_unsafe
+from databricks_access._throttle import RateLimits
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -681,6 +682,26 @@ def _tags_in(value: OwnerTags | Mapping[str, object] | None) -> OwnerTags | None
     return value  # type: ignore[return-value] # a mapping is converted in validation
 
 
+def _limits_in(
+    value: RateLimits | Mapping[str, float] | str | None,
+) -> RateLimits | None:
+    """Take what the caller gave; `__attrs_post_init__` validates and converts it."""
+    return value  # type: ignore[return-value] # text and mappings are converted in validation
+
+
+def _limits_out(limits: RateLimits | None) -> str | dict[str, float | str]:
+    if limits is None:
+        return "off"
+    figures: dict[str, float | str] = {
+        name: "off" if getattr(limits, name) is None else getattr(limits, name)
+        for name in ("get", "list", "patch", "write")
+    }
+    return {**figures, "burst": limits.burst}
+
+
+_PUBLISHED = RateLimits.published()
+
+
 class _AccountOptions(TypedDict, total=False):
     """The `AccountConfig` fields `IntegrationConfig.account_config` passes through."""
 
@@ -691,6 +712,7 @@ class _AccountOptions(TypedDict, total=False):
     max_attempts: int
     token_endpoint: str | None
     insecure_skip_tls_verify: bool
+    rate_limits: RateLimits | None
 
 
 _REQUIRED = ("name", "accounts_url", "account_id")
@@ -708,6 +730,7 @@ _FIELDS = (
     "lease_policy",
     "audit_sink",
     "owner_tags",
+    "rate_limits",
 )
 # Tables, read from several environment variables each.
 _TABLE_FIELDS = ("resource_owner", "lease_policy", "owner_tags")
@@ -918,6 +941,11 @@ def _validate(raw: Mapping[str, object]) -> tuple[dict[str, Any], list[ConfigPro
             "owner_tags",
             ["needs resource_owner: its tag_key names the tag to read from these tags"],
         )
+    if "rate_limits" in raw:
+        try:
+            values["rate_limits"] = RateLimits.from_setting(raw["rate_limits"])
+        except ConfigError as exc:
+            problems.extend(exc.problems)
     return values, problems
 
 
@@ -960,6 +988,9 @@ class IntegrationConfig:
         owner_tags: Where the resource-owner tag of a group is read (`OwnerTags`, or a
             mapping with `pattern` or `groups`); needs `resource_owner`. `Integration`
             uses it when it is given no `tags=`.
+        rate_limits: The client-side rate limits: the published figures by default;
+            `"off"` (or None) for none; a table (or text `"patch=1.5,get=10"`) of
+            per-class figures, the classes not named keeping the published figure.
 
     Example:
         >>> cfg = IntegrationConfig(
@@ -994,6 +1025,7 @@ class IntegrationConfig:
     lease_policy: LeasePolicy = attrs.field(factory=LeasePolicy, converter=_policy_in)
     audit_sink: str | None = None
     owner_tags: OwnerTags | None = attrs.field(default=None, converter=_tags_in)
+    rate_limits: RateLimits | None = attrs.field(default=_PUBLISHED, converter=_limits_in)
 
     def __attrs_post_init__(self) -> None:
         raw = {field: getattr(self, field) for field in _FIELDS}
@@ -1034,6 +1066,7 @@ class IntegrationConfig:
             >>> cfg.account_config(timeout=5).host
             'https://accounts.azuredatabricks.net'
         """
+        options.setdefault("rate_limits", self.rate_limits)
         return AccountConfig(
             host=self.accounts_url,
             account_id=self.account_id,
@@ -1162,6 +1195,8 @@ class IntegrationConfig:
             data["audit_sink"] = self.audit_sink
         if self.owner_tags is not None:
             data["owner_tags"] = self.owner_tags.to_dict()
+        if self.rate_limits != _PUBLISHED:
+            data["rate_limits"] = _limits_out(self.rate_limits)
         return data
 
     @classmethod
@@ -1303,6 +1338,10 @@ class IntegrationConfig:
         `..._LEASE_POLICY_MAX_EXTENSIONS`, `..._OWNER_TAGS_PATTERN`. An empty variable
         counts as unset; other variables with the prefix are ignored. Problems name the
         variable.
+        `..._SECRET_STORE`, `..._RATE_LIMITS` (`published`, `off`, `patch=1.5,get=10`),
+        `..._ALLOW_CUSTOM_HOST` and `..._ALLOW_INSECURE_HTTP`
+        (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`). An empty variable counts as
+        unset; other variables with the prefix are ignored. Problems name the variable.
 
         Example:
             >>> IntegrationConfig.from_env({
@@ -1378,7 +1417,11 @@ class IntegrationConfig:
             raw["owner_tags"] = {"pattern": pattern}
         _, found = _validate(raw)
         problems.extend(
-            ConfigProblem(names.get(problem.field, problem.field), problem.message)
+            ConfigProblem(
+                names.get(problem.field)
+                or names.get(problem.field.partition(".")[0], problem.field),
+                problem.message,
+            )
             for problem in found
         )
         if problems:

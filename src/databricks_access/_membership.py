@@ -12,6 +12,9 @@ Bulk changes are coalesced per group into as few PATCH requests as the protocol 
 concurrently within a bound, and each pair gets its own result: a partial failure names
 the pairs that failed and never hides a success. With `dry_run=True` only reads are
 sent, and the plan (expected outcomes and the exact PATCH requests) is returned.
+With `blind=True` the reads are skipped too: a bulk change is one PATCH per group and
+chunk, and each pair's outcome is `APPLIED` (the end state is right; whether it was
+already so is not known).
 """
 
 from __future__ import annotations
@@ -67,18 +70,28 @@ DEFAULT_WINDOW = 300.0
 
 
 class GrantOutcome(enum.Enum):
-    """What a grant did: added the member, found it already there, or failed (bulk only)."""
+    """What a grant did: added the member, found it already there, or failed (bulk only).
+
+    `APPLIED`: a blind bulk grant sent the add without reading first; the principal is a
+    member, whether or not it was one before.
+    """
 
     ADDED = "added"
     ALREADY_MEMBER = "already_member"
+    APPLIED = "applied"
     FAILED = "failed"
 
 
 class RevokeOutcome(enum.Enum):
-    """What a revoke did: removed the member, found it absent, or failed (bulk only)."""
+    """What a revoke did: removed the member, found it absent, or failed (bulk only).
+
+    `APPLIED`: a blind bulk revoke sent the removal without reading first; the principal
+    is not a member, whether or not it was one before.
+    """
 
     REMOVED = "removed"
     NOT_MEMBER = "not_member"
+    APPLIED = "applied"
     FAILED = "failed"
 
 
@@ -202,6 +215,7 @@ class _Outcomes:
     deadline: float | None
     guard: Guard | None
     unproven: set[Pair] | None = attrs.field(eq=False)
+    check_group: bool = False
 
 
 def _transient(error: DatabricksAccessError) -> bool:
@@ -341,20 +355,37 @@ class MembershipFlows:
     # -- many pairs --------------------------------------------------------------------------
 
     def grant_many(
-        self, pairs: Iterable[tuple[Principal, GroupLike]], *, dry_run: bool = False
+        self,
+        pairs: Iterable[tuple[Principal, GroupLike]],
+        *,
+        dry_run: bool = False,
+        blind: bool = False,
     ) -> Flow[MembershipBatch[GrantResult]]:
         """Grant every pair with as few PATCH requests as possible."""
-        return self._many(pairs, adding=True, dry_run=dry_run)
+        return self._many(pairs, adding=True, dry_run=dry_run, blind=blind)
 
     def revoke_many(
-        self, pairs: Iterable[tuple[Principal, GroupLike]], *, dry_run: bool = False
+        self,
+        pairs: Iterable[tuple[Principal, GroupLike]],
+        *,
+        dry_run: bool = False,
+        blind: bool = False,
     ) -> Flow[MembershipBatch[RevokeResult]]:
         """Revoke every pair with as few PATCH requests as possible."""
-        return self._many(pairs, adding=False, dry_run=dry_run)
+        return self._many(pairs, adding=False, dry_run=dry_run, blind=blind)
 
     def _many(
-        self, pairs: Iterable[tuple[Principal, GroupLike]], *, adding: bool, dry_run: bool
+        self,
+        pairs: Iterable[tuple[Principal, GroupLike]],
+        *,
+        adding: bool,
+        dry_run: bool,
+        blind: bool,
     ) -> Flow[MembershipBatch[Any]]:
+        if not isinstance(dry_run, bool):
+            raise ConfigError("must be True or False", "dry_run")
+        if not isinstance(blind, bool):
+            raise ConfigError("must be True or False", "blind")
         pairs = list(pairs)
         for index, item in enumerate(pairs):
             if not isinstance(item, tuple) or len(item) != 2:
@@ -369,11 +400,16 @@ class MembershipFlows:
                 members.setdefault(gid, {})[ref.id] = ref
         groups = list(members)
 
-        # One projected read per group tells who is there already.
-        reads = yield from concurrently(
-            [self.api.group_member_ids(g) for g in groups], self.concurrency
-        )
-        before = dict(zip(groups, reads, strict=True))
+        # One projected read per group tells who is there already (unless blind: the
+        # add and the remove are idempotent, so the read only serves the outcome).
+        before: dict[str, frozenset[str] | DatabricksAccessError | None]
+        if blind:
+            before = dict.fromkeys(groups)
+        else:
+            reads = yield from concurrently(
+                [self.api.group_member_ids(g) for g in groups], self.concurrency
+            )
+            before = dict(zip(groups, reads, strict=True))
 
         chunks = {
             g: _chunks(list(members[g]), self.batch_size)
@@ -395,10 +431,12 @@ class MembershipFlows:
         }
         failures: dict[Pair, DatabricksAccessError] = {}
         if not dry_run:
-            failures = yield from self.apply({g: list(members[g]) for g in chunks}, adding=adding)
+            failures = yield from self.apply(
+                {g: list(members[g]) for g in chunks}, adding=adding, check_group=blind
+            )
 
         results = [
-            self._result(ref, gid, before.get(gid), failures, stale, adding=adding)
+            self._result(ref, gid, before.get(gid), failures, stale, adding=adding, blind=blind)
             for ref, gid in zip(refs, group_ids, strict=True)
         ]
         return MembershipBatch(results=tuple(results), requests=planned, dry_run=dry_run)
@@ -415,6 +453,7 @@ class MembershipFlows:
         deadline: float | None = None,
         guard: Guard | None = None,
         unproven: set[Pair] | None = None,
+        check_group: bool = False,
     ) -> Flow[dict[Pair, DatabricksAccessError]]:
         """Add (or remove) member ids per group, coalesced; returns the pairs that failed.
 
@@ -433,10 +472,19 @@ class MembershipFlows:
                 here). The others fail with `ChangeNotSentError`, unsent.
             unproven: Filled with the pairs whose removal the server answered "not a
                 member" (404, or 400 `noTarget`): an answer, not proof.
+            check_group: When a removal is answered "not a member", read the group once:
+                a group that does not exist fails its pairs instead of counting them as
+                not members.
         """
         groups = [g for g, ids in changes.items() if ids]
         chunked = {g: _chunks(list(dict.fromkeys(changes[g])), self.batch_size) for g in groups}
-        sink = _Outcomes(adding=adding, deadline=deadline, guard=guard, unproven=unproven)
+        sink = _Outcomes(
+            adding=adding,
+            deadline=deadline,
+            guard=guard,
+            unproven=unproven,
+            check_group=check_group and not adding,
+        )
         outcomes = yield from concurrently(
             [self._apply(g, chunked[g], sink) for g in groups], self.concurrency
         )
@@ -460,8 +508,17 @@ class MembershipFlows:
     ) -> Flow[dict[Pair, DatabricksAccessError]]:
         """Send one group's chunks in order; returns the pairs that failed."""
         failed: dict[Pair, DatabricksAccessError] = {}
+        local = attrs.evolve(sink, unproven=set()) if sink.check_group else sink
         for chunk in group_chunks:
-            yield from self._send(gid, chunk, sink, failed)
+            yield from self._send(gid, chunk, local, failed)
+        if local is not sink and local.unproven:
+            # "Not a member" may also mean the group does not exist: then every pair fails.
+            try:
+                yield from self.api.group_member_ids(gid, deadline=sink.deadline)
+            except DatabricksAccessError as missing:
+                return {Pair(m, gid): missing for chunk in group_chunks for m in chunk}
+            if sink.unproven is not None:
+                sink.unproven.update(local.unproven)
         return failed
 
     def _send(
@@ -556,6 +613,7 @@ class MembershipFlows:
         stale: set[Pair],
         *,
         adding: bool,
+        blind: bool = False,
     ) -> GrantResult | RevokeResult:
         cls: Callable[..., GrantResult | RevokeResult] = GrantResult if adding else RevokeResult
         failed_outcome = GrantOutcome.FAILED if adding else RevokeOutcome.FAILED
@@ -568,6 +626,9 @@ class MembershipFlows:
         if pair in failures:
             return cls(principal=ref, group_id=gid, outcome=failed_outcome, error=failures[pair])
         present = before is not None and ref.id in before
+        if blind:
+            applied = GrantOutcome.APPLIED if adding else RevokeOutcome.APPLIED
+            return cls(principal=ref, group_id=gid, outcome=applied)
         if adding:
             outcome: GrantOutcome | RevokeOutcome = (
                 GrantOutcome.ALREADY_MEMBER if present else GrantOutcome.ADDED
@@ -648,16 +709,32 @@ class MembershipManager:
         return self._run(self._flows.revoke(principal, group))
 
     def grant_many(
-        self, pairs: Iterable[tuple[Principal, GroupLike]], dry_run: bool = False
+        self,
+        pairs: Iterable[tuple[Principal, GroupLike]],
+        dry_run: bool = False,
+        *,
+        blind: bool = False,
     ) -> MembershipBatch[GrantResult]:
-        """Grant many (principal, group) pairs in as few PATCH requests as possible."""
-        return self._run(self._flows.grant_many(pairs, dry_run=dry_run))
+        """Grant many (principal, group) pairs in as few PATCH requests as possible.
+
+        With `blind=True` no read is sent first: one PATCH per group (per
+        `batch_size` members) and outcomes `GrantOutcome.APPLIED`.
+        """
+        return self._run(self._flows.grant_many(pairs, dry_run=dry_run, blind=blind))
 
     def revoke_many(
-        self, pairs: Iterable[tuple[Principal, GroupLike]], dry_run: bool = False
+        self,
+        pairs: Iterable[tuple[Principal, GroupLike]],
+        dry_run: bool = False,
+        *,
+        blind: bool = False,
     ) -> MembershipBatch[RevokeResult]:
-        """Revoke many (principal, group) pairs in as few PATCH requests as possible."""
-        return self._run(self._flows.revoke_many(pairs, dry_run=dry_run))
+        """Revoke many (principal, group) pairs in as few PATCH requests as possible.
+
+        With `blind=True` no read is sent first: one PATCH per group (per
+        `batch_size` members) and outcomes `RevokeOutcome.APPLIED`.
+        """
+        return self._run(self._flows.revoke_many(pairs, dry_run=dry_run, blind=blind))
 
     def __repr__(self) -> str:
         return f"MembershipManager({self.client!r})"
@@ -697,16 +774,24 @@ class AsyncMembershipManager:
         return await self._run(self._flows.revoke(principal, group))
 
     async def grant_many(
-        self, pairs: Iterable[tuple[Principal, GroupLike]], dry_run: bool = False
+        self,
+        pairs: Iterable[tuple[Principal, GroupLike]],
+        dry_run: bool = False,
+        *,
+        blind: bool = False,
     ) -> MembershipBatch[GrantResult]:
         """Grant many (principal, group) pairs in as few PATCH requests as possible."""
-        return await self._run(self._flows.grant_many(pairs, dry_run=dry_run))
+        return await self._run(self._flows.grant_many(pairs, dry_run=dry_run, blind=blind))
 
     async def revoke_many(
-        self, pairs: Iterable[tuple[Principal, GroupLike]], dry_run: bool = False
+        self,
+        pairs: Iterable[tuple[Principal, GroupLike]],
+        dry_run: bool = False,
+        *,
+        blind: bool = False,
     ) -> MembershipBatch[RevokeResult]:
         """Revoke many (principal, group) pairs in as few PATCH requests as possible."""
-        return await self._run(self._flows.revoke_many(pairs, dry_run=dry_run))
+        return await self._run(self._flows.revoke_many(pairs, dry_run=dry_run, blind=blind))
 
     def __repr__(self) -> str:
         return f"AsyncMembershipManager({self.client!r})"

@@ -71,6 +71,11 @@ class RetryPolicy:
         max_retry_after: The longest server-requested wait honoured; longer waits are
             capped to it (a server asking for an hour does not stall a sweep).
         deadline: Seconds from the first attempt after which no retry starts.
+        retry_after_jitter: A server-requested wait is lengthened by up to this
+            fraction of itself, at random (up to `max_retry_after`), so that clients
+            told the same `Retry-After` (replicas, threads) do not come back in lockstep.
+            It is never shortened, except a wait already capped at `max_retry_after`,
+            which is spread below the cap instead.
     """
 
     max_attempts: int = 6
@@ -78,6 +83,9 @@ class RetryPolicy:
     max_delay: float = 20.0
     max_retry_after: float = 60.0
     deadline: float = 120.0
+    retry_after_jitter: float = attrs.field(
+        default=0.2, validator=[attrs.validators.ge(0.0), attrs.validators.le(1.0)]
+    )
 
     def __attrs_post_init__(self) -> None:
         max_attempts: object = self.max_attempts
@@ -128,7 +136,12 @@ class RetryPolicy:
         if attempt >= self.max_attempts:
             return None
         if retry_after is not None:
-            wait = min(retry_after, self.max_retry_after)
+            spread = self.retry_after_jitter * rand()
+            if retry_after >= self.max_retry_after:
+                # Already less than asked: spread below the cap, never past it.
+                wait = self.max_retry_after * (1.0 - spread)
+            else:
+                wait = min(retry_after * (1.0 + spread), self.max_retry_after)
         else:
             # Full jitter: spreads retries of many clients evenly over the window.
             ceiling = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
