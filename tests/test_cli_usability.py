@@ -58,7 +58,7 @@ def test_every_ttl_example_in_the_help_is_accepted_by_the_defaults(command):
     examples = re.findall(r"\b\d+[dhms](?:\d+[hms])*\b", ttl.help.split("(")[0])
     assert len(examples) >= 3, ttl.help
     for example in examples:
-        seconds = _cli.parse_duration(example).total_seconds()
+        seconds = da.parse_duration(example).total_seconds()
         assert 60 <= seconds <= 12 * 3600, example
 
 

@@ -399,7 +399,7 @@ def test_the_async_submit_validates_the_same_way(fake, async_client_factory, icf
         ({"retry_delay": 0}, "retry_delay"),
         ({"max_retry_delay": -1}, "max_retry_delay"),
         ({"retry_delay": 60, "max_retry_delay": 30}, "max_retry_delay"),
-        ({"pending_ttl": "1h"}, "pending_ttl"),
+        ({"pending_ttl": "soon"}, "pending_ttl"),
     ],
 )
 def test_retry_settings_are_checked(tracker, icfg, client, settings, field):

@@ -288,7 +288,7 @@ class SyncDriver(_DriverBase):
         landed = False  # whether an attempt so far may have taken effect
         while True:
             attempt += 1
-            if self._throttle is not None:
+            if self._throttle is not None and call.throttled:
                 wait = self._throttle.reserve(call.op)
                 if wait > 0:
                     self._clock.sleep(wait)
@@ -406,7 +406,7 @@ class AsyncDriver(_DriverBase):
         landed = False  # whether an attempt so far may have taken effect
         while True:
             attempt += 1
-            if self._throttle is not None:
+            if self._throttle is not None and call.throttled:
                 wait = self._throttle.reserve(call.op)
                 if wait > 0:
                     await self._clock.asleep(wait)

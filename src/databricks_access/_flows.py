@@ -63,6 +63,8 @@ class Call:
             (the lease tracker keeps retries inside its claim on the membership).
         retries: Whether a failed attempt may be sent again; False hands every answer
             to the flow as the server gave it (the account probe measures them).
+        throttled: Whether the client-side rate limits pace it; only the account probe's
+            opt-in rate-limit runs, which look for the server's own limits, send without.
     """
 
     method: str
@@ -74,6 +76,7 @@ class Call:
     authenticate: bool = True
     deadline: float | None = None
     retries: bool = True
+    throttled: bool = True
 
     @property
     def target(self) -> str:

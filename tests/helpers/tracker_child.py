@@ -39,7 +39,10 @@ def main() -> int:
     )
     secrets = da.StaticSecretStore(spec["client_id"], spec["client_secret"])
     with (
-        da.AccountClient(cfg, secrets=secrets, clock=clock) as client,
+        # No client-side throttle: the served emulator has no limits here, and the
+        # throttle's waits would move this process's manual clock, which only the
+        # test's own steps may move.
+        da.AccountClient(cfg, secrets=secrets, clock=clock, rate_limits=None) as client,
         _open_store(spec) as store,
     ):
         tracker = da.LeaseTracker(

@@ -287,7 +287,7 @@ def expected_leases(
 
 STORY = re.compile(
     r"^(grant_failed"
-    r"|(granted( extended)*( expired)?( revoke_failed)* )?revoked"
+    r"|(granted( extended)*( expired)?( revoke_failed)* )?(revoked|ended)"
     r"|granted( extended)*)$"
 )
 
