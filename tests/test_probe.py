@@ -555,7 +555,7 @@ def test_the_emulator_plays_a_report_and_the_probe_measures_it_back():
 
 
 def test_a_report_that_measured_nothing_changes_no_behaviour():
-    report = da.ProbeReport(generated_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), host="h")
+    report = da.ProbeReport(generated_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), host="h")
     base = Behaviour(page_cap=7)
     assert Behaviour.from_probe(report, base) == base
     assert report.batch_size_or_default() == 100
