@@ -8,7 +8,8 @@ new server field never breaks a parse.
 from __future__ import annotations
 
 import enum
-from typing import Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, cast
 
 import attrs
 
@@ -322,7 +323,9 @@ class ListPage(Generic[T]):
 
 # Resolve the string annotations now, while this module's namespace is the one they
 # refer to (the package re-exports these classes under `databricks_access`).
-for _cls in (
+# attrs' stubs before 23.2 bind `resolve_types` to instances, not classes: one typed view.
+_resolve_types = cast("Callable[[type[Any]], object]", attrs.resolve_types)
+_MODELS: tuple[type[Any], ...] = (
     PrincipalRef,
     ComplexValue,
     MemberRef,
@@ -338,6 +341,7 @@ for _cls in (
     GrantRule,
     RuleSet,
     ListPage,
-):
-    attrs.resolve_types(_cls)
+)
+for _cls in _MODELS:
+    _resolve_types(_cls)
 del _cls

@@ -13,7 +13,8 @@ import datetime as dt
 import functools
 import json
 import math
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 
@@ -421,7 +422,9 @@ def _report_converter() -> cattrs.Converter:
     import cattrs  # noqa: PLC0415 - imported on first use, like the API converter
 
     # The public classes show as `databricks_access.X`: resolve their annotations here.
-    for cls in (
+    # attrs' stubs before 23.2 bind `resolve_types` to instances, not classes.
+    resolve = cast("Callable[[type[Any], dict[str, Any]], object]", attrs.resolve_types)
+    classes: tuple[type[Any], ...] = (
         BatchLimit,
         ReadLag,
         MemberAnswers,
@@ -430,8 +433,9 @@ def _report_converter() -> cattrs.Converter:
         TransientAnswer,
         RateLimitRun,
         ProbeReport,
-    ):
-        attrs.resolve_types(cls, globalns=globals())
+    )
+    for cls in classes:
+        resolve(cls, globals())
     converter = cattrs.Converter()
     converter.register_unstructure_hook(dt.datetime, lambda value: value.isoformat())
     converter.register_structure_hook(

@@ -110,13 +110,29 @@ DEEP_OBJECT = b'{"a":' * 5_000 + b"1" + b"}" * 5_000
 MODERATE = b'{"id": "1", "displayName": ' + b"[" * 500 + b"]" * 500 + b"}"
 
 
+def _typed_outcome(outcome: object, group: str) -> None:
+    """A deep reply ends typed: a malformed response, or (where the interpreter's parser
+    takes that depth, as Python 3.13's does for `DEEP_OBJECT`) the group with the deep
+    member it does not know ignored. Never a bare `RecursionError`.
+    """
+    if isinstance(outcome, da.ServerError):
+        assert outcome.error_code == "MALFORMED_RESPONSE"
+    else:
+        assert isinstance(outcome, da.Group)
+        assert outcome.id == group
+
+
 @pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT, MODERATE], ids=["array", "object", "500"])
 def test_a_deep_api_reply_is_a_malformed_response(fake, client, body):
     group = fake.add_group("ops")
     fake.interceptor = _answer_gets(body)
-    with pytest.raises(da.ServerError) as info:
-        client.groups.get(group)
-    assert info.value.error_code == "MALFORMED_RESPONSE"
+    try:
+        outcome: object = client.groups.get(group)
+    except da.ServerError as exc:
+        outcome = exc
+    if body is not DEEP_OBJECT:
+        assert isinstance(outcome, da.ServerError)
+    _typed_outcome(outcome, group)
 
 
 @pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT, MODERATE], ids=["array", "object", "500"])
@@ -124,13 +140,17 @@ def test_a_deep_api_reply_is_a_malformed_response_async(fake, async_client_facto
     group = fake.add_group("ops")
     fake.interceptor = _answer_gets(body)
 
-    async def main() -> None:
+    async def main() -> object:
         async with async_client_factory() as client:
-            with pytest.raises(da.ServerError) as info:
-                await client.groups.get(group)
-            assert info.value.error_code == "MALFORMED_RESPONSE"
+            try:
+                return await client.groups.get(group)
+            except da.ServerError as exc:
+                return exc
 
-    asyncio.run(main())
+    outcome = asyncio.run(main())
+    if body is not DEEP_OBJECT:
+        assert isinstance(outcome, da.ServerError)
+    _typed_outcome(outcome, group)
 
 
 @pytest.mark.parametrize("body", [DEEP, DEEP_OBJECT, MODERATE, b"x" * 10_000_000])
