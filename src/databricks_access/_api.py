@@ -200,6 +200,20 @@ def _flag(value: object, field: str) -> bool:
     return value
 
 
+def _shared_fields(
+    external_id: str | None, roles: Iterable[str], entitlements: Iterable[str]
+) -> dict[str, object]:
+    """The create body's fields that users, service principals and groups share."""
+    fields: dict[str, object] = {}
+    if external_id is not None:
+        fields["externalId"] = _text(external_id, "external_id")
+    if role_names := _names(roles, "roles"):
+        fields["roles"] = _complex(role_names)
+    if entitlement_names := _names(entitlements, "entitlements"):
+        fields["entitlements"] = _complex(entitlement_names)
+    return fields
+
+
 def _complex(values: Iterable[str]) -> list[dict[str, str]]:
     return [{"value": value} for value in values]
 
@@ -655,12 +669,7 @@ class AccountApi:
                 for i, email in enumerate(addresses)
             ]
         body["active"] = _flag(active, "active")
-        if external_id is not None:
-            body["externalId"] = _text(external_id, "external_id")
-        if role_names := _names(roles, "roles"):
-            body["roles"] = _complex(role_names)
-        if entitlement_names := _names(entitlements, "entitlements"):
-            body["entitlements"] = _complex(entitlement_names)
+        body.update(_shared_fields(external_id, roles, entitlements))
         return self._create("Users", User, body)
 
     def update_user(
@@ -760,12 +769,7 @@ class AccountApi:
             if not isinstance(application_id, str) or not _is_uuid(application_id):
                 raise ConfigError(f"{application_id!r} is not a UUID", "application_id")
             body["applicationId"] = application_id
-        if external_id is not None:
-            body["externalId"] = _text(external_id, "external_id")
-        if role_names := _names(roles, "roles"):
-            body["roles"] = _complex(role_names)
-        if entitlement_names := _names(entitlements, "entitlements"):
-            body["entitlements"] = _complex(entitlement_names)
+        body.update(_shared_fields(external_id, roles, entitlements))
         return self._create("ServicePrincipals", ServicePrincipal, body)
 
     def update_service_principal(

@@ -307,9 +307,6 @@ class MembershipFlows:
 
     def recently_written(self, pair: Pair) -> bool:
         """Whether this manager changed `pair` within the consistency window (monotonic)."""
-        return self._recently_written(pair)
-
-    def _recently_written(self, pair: Pair) -> bool:
         written = self._written.get(pair)
         return written is not None and self.clock.monotonic() - written < self.window
 
@@ -320,7 +317,7 @@ class MembershipFlows:
         gid = _group_id(group)
         ref = yield from self.resolve(principal)
         pair = Pair(ref.id, gid)
-        stale = self._recently_written(pair)
+        stale = self.recently_written(pair)
         before = yield from self.api.principal_group_ids(ref)
         outcome = GrantOutcome.ALREADY_MEMBER if gid in before else GrantOutcome.ADDED
         try:
@@ -337,7 +334,7 @@ class MembershipFlows:
         gid = _group_id(group)
         ref = yield from self.resolve(principal)
         pair = Pair(ref.id, gid)
-        stale = self._recently_written(pair)
+        stale = self.recently_written(pair)
         before = yield from self.api.principal_group_ids(ref)
         outcome = RevokeOutcome.REMOVED if gid in before else RevokeOutcome.NOT_MEMBER
         try:
@@ -427,7 +424,7 @@ class MembershipFlows:
         )
 
         stale = {
-            Pair(m, g) for g in groups for m in members[g] if self._recently_written(Pair(m, g))
+            Pair(m, g) for g in groups for m in members[g] if self.recently_written(Pair(m, g))
         }
         failures: dict[Pair, DatabricksAccessError] = {}
         if not dry_run:
