@@ -78,6 +78,12 @@ class TrackerMachine(RuleBasedStateMachine):
             return UNAVAILABLE
         return None
 
+    def _removal_pending(self, user, group):
+        return any(
+            lease.state in (LeaseState.REVOKING, LeaseState.REVOKE_FAILED)
+            for lease in self.store.find_leases(principal_id=user, group_id=group)
+        )
+
     def _holding(self, user, group):
         return [
             lease
@@ -175,6 +181,11 @@ class TrackerMachine(RuleBasedStateMachine):
     def out_of_band_add(self, u, g):
         user, group = self.users[u], self.groups[g]
         if user in self.fake.group_members(group) or self._holding(user, group):
+            return
+        if self._removal_pending(user, group):
+            # The documented limit: a removal of ours still being retried (a revocation,
+            # or the undo of a grant whose add may have landed) removes the member,
+            # whoever added them meanwhile.
             return
         self.fake.add_member(group, user)
         self.standing.add((user, group))
