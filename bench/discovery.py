@@ -40,7 +40,7 @@ from bench.harness import (
     sdk_account_client,
     workload,
 )
-from databricks_access._discovery import Inventory, discover
+from databricks_access import Inventory, discover
 from databricks_access.testing import (
     FakeAccount,
     Fault,

@@ -32,7 +32,7 @@ from typing import Any
 
 import databricks_access as da
 from bench.harness import Row, Settings, workload
-from databricks_access._lease import Lease, LeaseState
+from databricks_access import Lease, LeaseState
 from databricks_access.testing import FakeAccount, OperationClass
 
 START = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.timezone.utc)
@@ -51,10 +51,10 @@ WORKER = textwrap.dedent(
     )
     secrets = da.StaticSecretStore(spec["client_id"], spec["client_secret"])
     if spec["kind"] == "postgres":
-        from databricks_access._postgres_store import PostgresLeaseStore
+        from databricks_access import PostgresLeaseStore
         store = PostgresLeaseStore(spec["target"], schema=spec["schema"])
     else:
-        from databricks_access._sqlite_store import SqliteLeaseStore
+        from databricks_access import SqliteLeaseStore
         store = SqliteLeaseStore(spec["target"])
     with da.AccountClient(config, secrets=secrets, clock=clock) as client, store:
         tracker = da.LeaseTracker(
@@ -152,10 +152,8 @@ def _lease(index: int, principal: str, group: str) -> Lease:
 def _seed(kind: str, target: str, schema: str, leases: list[Lease]) -> None:
     """Write the leases in one transaction (the stores' API writes one at a time)."""
     if kind == "postgres":
-        from databricks_access._postgres_store import (  # noqa: PLC0415
-            PostgresLeaseStore,
-            _lease_values,
-        )
+        from databricks_access import PostgresLeaseStore  # noqa: PLC0415
+        from databricks_access._postgres_store import _lease_values  # noqa: PLC0415
 
         with PostgresLeaseStore(target, schema=schema) as pg:
             pool = pg._pool
@@ -163,11 +161,8 @@ def _seed(kind: str, target: str, schema: str, leases: list[Lease]) -> None:
             with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 cur.executemany(pg._sql.insert_lease, [[x.id, *_lease_values(x)] for x in leases])
         return
-    from databricks_access._sqlite_store import (  # noqa: PLC0415
-        _INSERT_LEASE,
-        SqliteLeaseStore,
-        _lease_values,
-    )
+    from databricks_access import SqliteLeaseStore  # noqa: PLC0415
+    from databricks_access._sqlite_store import _INSERT_LEASE, _lease_values  # noqa: PLC0415
 
     rows = [[x.id, *_lease_values(x)] for x in leases]
     with SqliteLeaseStore(target) as sqlite:

@@ -218,7 +218,7 @@ def _sweep_limited(settings: Settings) -> tuple[dict[str, Any], dict[str, Any], 
     from pathlib import Path  # noqa: PLC0415
 
     from bench.leases import _remove_per_group, _sweep_account  # noqa: PLC0415
-    from databricks_access._sqlite_store import SqliteLeaseStore  # noqa: PLC0415
+    from databricks_access import SqliteLeaseStore  # noqa: PLC0415
 
     due = settings.size(2_000, 20)
     groups = settings.size(20, 2)

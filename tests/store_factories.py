@@ -13,9 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
-from databricks_access._memory_store import MemoryLeaseStore
-from databricks_access._sqlite_store import SqliteLeaseStore
-from databricks_access._store import LeaseStore
+from databricks_access import LeaseStore, MemoryLeaseStore, SqliteLeaseStore
 from postgres_server import BlockingAsyncStore
 
 
@@ -30,7 +28,7 @@ def sqlite_store(tmp: pathlib.Path, request: pytest.FixtureRequest) -> LeaseStor
 def postgres_store(tmp: pathlib.Path, request: pytest.FixtureRequest) -> LeaseStore:
     """A `PostgresLeaseStore` in a fresh schema of the session's server."""
     server = request.getfixturevalue("postgres_server")
-    from databricks_access._postgres_store import PostgresLeaseStore  # noqa: PLC0415
+    from databricks_access import PostgresLeaseStore  # noqa: PLC0415
 
     return PostgresLeaseStore(server.url, schema=server.new_schema())
 
@@ -38,7 +36,7 @@ def postgres_store(tmp: pathlib.Path, request: pytest.FixtureRequest) -> LeaseSt
 def postgres_async_store(tmp: pathlib.Path, request: pytest.FixtureRequest) -> LeaseStore:
     """An `AsyncPostgresLeaseStore`, run natively on an event loop, behind sync calls."""
     server = request.getfixturevalue("postgres_server")
-    from databricks_access._postgres_store import AsyncPostgresLeaseStore  # noqa: PLC0415
+    from databricks_access import AsyncPostgresLeaseStore  # noqa: PLC0415
 
     store = BlockingAsyncStore(AsyncPostgresLeaseStore(server.url, schema=server.new_schema()))
     request.addfinalizer(store.shutdown)

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 
 import databricks_access as da
-from databricks_access._memory_store import MemoryLeaseStore
+from databricks_access import MemoryLeaseStore
 
 HOUR = dt.timedelta(hours=1)
 

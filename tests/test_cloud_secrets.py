@@ -31,20 +31,23 @@ from moto import mock_aws
 
 from conftest import run_doctests
 from databricks_access import (
+    AwsSecretsManagerStore,
+    AzureKeyVaultStore,
+    ClientCredentials,
+    ConfigError,
+    GcpSecretManagerStore,
+    HashiCorpVaultStore,
+    ManualClock,
+    SecretStore,
+    SecretStoreError,
     _aws_secrets,
     _azure_secrets,
     _cloud_secrets,
     _gcp_secrets,
     _vault_secrets,
+    open_secret_store,
 )
-from databricks_access._aws_secrets import AwsSecretsManagerStore
-from databricks_access._azure_secrets import AzureKeyVaultStore
-from databricks_access._clock import ManualClock
-from databricks_access._errors import ConfigError, SecretStoreError
-from databricks_access._gcp_secrets import GcpSecretManagerStore, crc32c
-from databricks_access._integration import open_secret_store
-from databricks_access._secrets import ClientCredentials, SecretStore
-from databricks_access._vault_secrets import HashiCorpVaultStore
+from databricks_access._gcp_secrets import crc32c
 from helpers.fake_gcp_secrets import FakeSecretManager
 from helpers.fake_key_vault import FakeCredential, FakeKeyVault
 from helpers.fake_vault import FakeVault

@@ -15,17 +15,21 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conftest import run_doctests
-from databricks_access import _config
-from databricks_access._config import (
+from databricks_access import (
     AccountConfig,
     Cloud,
+    ConfigError,
+    ConfigProblem,
+    DatabricksAccessError,
+    _config,
+)
+from databricks_access._config import (
     check_account_id,
     check_endpoint,
     check_host,
     cloud_for_host,
     normalize_host,
 )
-from databricks_access._errors import ConfigError, ConfigProblem, DatabricksAccessError
 
 ACCOUNT_ID = "0a1b2c3d-0000-4000-8000-00000000abcd"
 AWS = "https://accounts.cloud.databricks.com"

@@ -24,17 +24,19 @@ import respx
 
 import databricks_access as da
 from conftest import run_doctests
-from databricks_access import _html, _progress
-from databricks_access._discovery import (
+from databricks_access import (
     Access,
     DiscoveryFailure,
-    DiscoveryOptions,
     Inventory,
+    _html,
+    _progress,
     adiscover,
     discover,
+    tqdm_progress,
 )
+from databricks_access._discovery import DiscoveryOptions
 from databricks_access._html import render_html, render_table
-from databricks_access._progress import TqdmProgress, tqdm_progress
+from databricks_access._progress import TqdmProgress
 from databricks_access.testing import (
     EmptyPage,
     FakeAccount,

@@ -17,23 +17,31 @@ from hypothesis import strategies as st
 
 import databricks_access as da
 from conftest import run_doctests
-from databricks_access import _diagnose, _integration, _owners, _postgres_store
-from databricks_access._aws_secrets import AwsSecretsManagerStore
-from databricks_access._azure_secrets import AzureKeyVaultStore
-from databricks_access._config import AccountConfig, Cloud
-from databricks_access._errors import ConfigError, LeaseError
-from databricks_access._gcp_secrets import GcpSecretManagerStore
-from databricks_access._integration import (
-    MAX_ACCESS_DETAILS,
+from databricks_access import (
+    AccountConfig,
+    AwsSecretsManagerStore,
+    AzureKeyVaultStore,
+    Cloud,
+    ConfigError,
+    EnvSecretStore,
+    FileSecretStore,
+    GcpSecretManagerStore,
+    HashiCorpVaultStore,
     IntegrationConfig,
+    LeaseError,
     LeaseStoreRef,
+    Owner,
+    OwnerKind,
+    ResourceOwnerSetting,
     SecretStoreRef,
+    SqliteLeaseStore,
+    _diagnose,
+    _integration,
+    _owners,
+    _postgres_store,
     open_secret_store,
 )
-from databricks_access._owners import Owner, OwnerKind, ResourceOwnerSetting
-from databricks_access._secrets import EnvSecretStore, FileSecretStore
-from databricks_access._sqlite_store import SqliteLeaseStore
-from databricks_access._vault_secrets import HashiCorpVaultStore
+from databricks_access._integration import MAX_ACCESS_DETAILS
 
 ACCOUNT_ID = "0a1b2c3d-0000-4000-8000-00000000abcd"
 AWS = "https://accounts.cloud.databricks.com"

@@ -28,9 +28,7 @@ import threading
 import pytest
 
 import databricks_access as da
-from databricks_access._lease import LeaseState
-from databricks_access._memory_store import MemoryLeaseStore
-from databricks_access._sqlite_store import SqliteLeaseStore
+from databricks_access import LeaseState, MemoryLeaseStore, SqliteLeaseStore
 from databricks_access.testing import Behaviour, FakeAccount, Fault, FaultPlan, StaleReads
 from helpers.clocks import WallClock
 from postgres_server import postgres_server_fixture  # noqa: F401 - the server fixture
@@ -265,10 +263,7 @@ def test_tasks_of_an_async_tracker_and_a_thread_keep_the_account_in_step(config,
 def test_the_model_holds_on_postgresql_sync_and_async_across_a_restart(
     config, seed, postgres_server
 ):
-    from databricks_access._postgres_store import (  # noqa: PLC0415
-        AsyncPostgresLeaseStore,
-        PostgresLeaseStore,
-    )
+    from databricks_access import AsyncPostgresLeaseStore, PostgresLeaseStore  # noqa: PLC0415
 
     schema = postgres_server.new_schema()
     store = PostgresLeaseStore(postgres_server.url, schema=schema)

@@ -22,8 +22,7 @@ import httpx
 import pytest
 
 import databricks_access as da
-from databricks_access._lease import EventKind, LeaseState
-from databricks_access._memory_store import MemoryLeaseStore
+from databricks_access import EventKind, LeaseState, MemoryLeaseStore
 from databricks_access.testing import (
     Behaviour,
     FakeAccount,

@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 import databricks_access as da
+from databricks_access import Lease, LeaseState, SqliteLeaseStore
 from databricks_access._crash import CRASH_ENV, CRASH_EXIT_CODE
-from databricks_access._lease import Lease, LeaseState
-from databricks_access._sqlite_store import SqliteLeaseStore
 from databricks_access.testing import FakeAccount
 
 CHILD = Path(__file__).parent / "helpers" / "tracker_child.py"

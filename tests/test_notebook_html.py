@@ -10,8 +10,7 @@ import sys
 import types
 
 import databricks_access as da
-from databricks_access._memory_store import MemoryLeaseStore
-from databricks_access._progress import tqdm_progress
+from databricks_access import MemoryLeaseStore, tqdm_progress
 from databricks_access.testing import OperationClass
 
 HOUR = dt.timedelta(hours=1)

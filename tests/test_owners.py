@@ -13,40 +13,38 @@ import pytest
 
 import databricks_access as da
 from conftest import run_doctests
-from databricks_access import _diagnose, _integration, _owners
-from databricks_access._errors import (
-    ConfigError,
-    NotFoundError,
-    RequestTimeoutError,
-)
-from databricks_access._integration import (
+from databricks_access import (
     Approvers,
     ApproverSource,
-    AsyncIntegration,
-    Integration,
-    IntegrationConfig,
-    _Workers,
-)
-from databricks_access._models import Group
-from databricks_access._owners import (
     AsyncDatabricksDirectory,
     AsyncIdentityDirectory,
+    AsyncIntegration,
     AsyncOwnerResolver,
     AsyncTagOwnerResolver,
+    ConfigError,
     DatabricksDirectory,
     DisplayNamePatternTagSource,
+    Group,
     IdentityDirectory,
+    Integration,
+    IntegrationConfig,
     MappingTagSource,
+    NotFoundError,
     Owner,
     OwnerKind,
     OwnerResolver,
+    RequestTimeoutError,
     ResourceOwnerSetting,
     StaticDirectory,
     StaticOwnerResolver,
     TagOwnerResolver,
     TagSource,
-    split_tag_value,
+    _diagnose,
+    _integration,
+    _owners,
 )
+from databricks_access._integration import _Workers
+from databricks_access._owners import split_tag_value
 from databricks_access.testing import FakeResponse
 
 ACCOUNT_ID = "0a1b2c3d-0000-4000-8000-00000000abcd"

@@ -31,11 +31,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import databricks_access as da
+from databricks_access import (
+    AsyncLeaseStore,
+    AuditEvent,
+    ConfigError,
+    EventKind,
+    Lease,
+    LeaseError,
+    LeaseState,
+    LeaseStore,
+    Pair,
+    PrincipalKind,
+    PrincipalRef,
+)
 from databricks_access._crash import CRASH_ENV, CRASH_EXIT_CODE
-from databricks_access._errors import ConfigError, LeaseError
-from databricks_access._lease import AuditEvent, EventKind, Lease, LeaseState, Pair
-from databricks_access._models import PrincipalKind, PrincipalRef
-from databricks_access._store import AsyncLeaseStore, LeaseStore, threaded
+from databricks_access._store import threaded
 from databricks_access.testing import FakeAccount
 from postgres_server import postgres_server_fixture  # noqa: F401 - the server fixture
 
@@ -43,11 +53,10 @@ try:
     import psycopg
     from psycopg import sql
 
+    from databricks_access import AsyncPostgresLeaseStore, PostgresLeaseStore
     from databricks_access._postgres_store import (
         CHANNEL,
         SCHEMA_VERSION,
-        AsyncPostgresLeaseStore,
-        PostgresLeaseStore,
         _after,
         _Attempt,
         _dec,
@@ -129,12 +138,11 @@ def test_without_psycopg_the_module_imports_and_the_stores_name_the_extra():
         import sys
         sys.modules["psycopg"] = None
         import databricks_access as da
-        from databricks_access import _postgres_store as module
-        from databricks_access._errors import ConfigError
-        for cls in (module.PostgresLeaseStore, module.AsyncPostgresLeaseStore):
+        from databricks_access import _postgres_store
+        for cls in (da.PostgresLeaseStore, da.AsyncPostgresLeaseStore):
             try:
                 cls("postgresql://jit@db.internal/jit")
-            except ConfigError as exc:
+            except da.ConfigError as exc:
                 print(exc.fields, exc)
         """
     )
@@ -824,8 +832,7 @@ def test_a_bare_notify_wakes_every_store(store, raw):
 WRITER = textwrap.dedent(
     """
     import datetime as dt, sys, time
-    from databricks_access._lease import AuditEvent, EventKind
-    from databricks_access._postgres_store import PostgresLeaseStore
+    from databricks_access import AuditEvent, EventKind, PostgresLeaseStore
 
     with PostgresLeaseStore(sys.argv[1], schema=sys.argv[2]) as store:
         print("ready", flush=True)

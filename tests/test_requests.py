@@ -9,9 +9,7 @@ import attrs
 import pytest
 
 import databricks_access as da
-from databricks_access._lease import RequestState
-from databricks_access._memory_store import MemoryLeaseStore
-from databricks_access._requests import AccessRequests, AsyncAccessRequests
+from databricks_access import AccessRequests, AsyncAccessRequests, MemoryLeaseStore, RequestState
 
 HOUR = dt.timedelta(hours=1)
 

@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 
 from conftest import run_doctests
-from databricks_access import _secrets
-from databricks_access._errors import ConfigError, SecretStoreError
-from databricks_access._secrets import (
+from databricks_access import (
     ClientCredentials,
+    ConfigError,
     EnvSecretStore,
     FileSecretStore,
     SecretStore,
+    SecretStoreError,
     StaticSecretStore,
+    _secrets,
 )
 
 SECRET = "dose-RECOGNISABLE-S3CR3T-7f3a9c"

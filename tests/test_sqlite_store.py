@@ -23,23 +23,25 @@ import time
 import attrs
 import pytest
 
-from databricks_access._errors import ConfigError, LeaseError
-from databricks_access._lease import (
+from databricks_access import (
     AccessRequest,
     AuditEvent,
+    ConfigError,
     EventKind,
     Lease,
+    LeaseError,
     LeaseState,
     Pair,
+    PrincipalKind,
+    PrincipalRef,
     RequestState,
+    SqliteLeaseStore,
 )
-from databricks_access._models import PrincipalKind, PrincipalRef
 from databricks_access._sqlite_store import (
     _DUE_LEASES,
     _INSERT_LEASE,
     _NEXT_DUE,
     SCHEMA_VERSION,
-    SqliteLeaseStore,
     _lease_values,
 )
 
@@ -556,8 +558,7 @@ def test_connections_of_finished_threads_are_closed(store):
 CLAIMER = textwrap.dedent(
     """
     import datetime as dt, json, os, sys, time
-    from databricks_access._lease import Pair
-    from databricks_access._sqlite_store import SqliteLeaseStore
+    from databricks_access import Pair, SqliteLeaseStore
 
     path, owner, locks, go = sys.argv[1:]
     t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -626,7 +627,7 @@ def test_two_processes_never_hold_one_pair_at_once(path, tmp_path):
 OPENER = textwrap.dedent(
     """
     import os, sys, time
-    from databricks_access._sqlite_store import SqliteLeaseStore
+    from databricks_access import SqliteLeaseStore
 
     path, go = sys.argv[1:]
     while not os.path.exists(go):
@@ -661,9 +662,15 @@ def test_processes_creating_one_file_at_once_all_succeed(path, tmp_path):
 WRITER = textwrap.dedent(
     """
     import datetime as dt, sys, time
-    from databricks_access._lease import AuditEvent, EventKind, Lease, LeaseState
-    from databricks_access._models import PrincipalKind, PrincipalRef
-    from databricks_access._sqlite_store import SqliteLeaseStore
+    from databricks_access import (
+        AuditEvent,
+        EventKind,
+        Lease,
+        LeaseState,
+        PrincipalKind,
+        PrincipalRef,
+        SqliteLeaseStore,
+    )
 
     t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     with SqliteLeaseStore(sys.argv[1]) as store:

@@ -18,19 +18,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from databricks_access._errors import ConfigError, LeaseError
-from databricks_access._lease import (
+from databricks_access import (
     AccessRequest,
     AuditEvent,
+    ConfigError,
     EventKind,
     Lease,
+    LeaseError,
     LeaseState,
+    LeaseStore,
     Pair,
+    PrincipalKind,
+    PrincipalRef,
     RequestState,
-    StoredEvent,
 )
-from databricks_access._models import PrincipalKind, PrincipalRef
-from databricks_access._store import LeaseStore, StaleStateError, threaded
+from databricks_access._lease import StoredEvent
+from databricks_access._store import StaleStateError, threaded
 from postgres_server import postgres_server_fixture  # noqa: F401 - used by the postgres factories
 from store_factories import STORE_FACTORIES
 

@@ -10,8 +10,7 @@ import threading
 import pytest
 
 import databricks_access as da
-from databricks_access._lease import EventKind, LeaseState
-from databricks_access._memory_store import MemoryLeaseStore
+from databricks_access import EventKind, LeaseState, MemoryLeaseStore
 from databricks_access.testing import Behaviour, FakeAccount, FakeResponse, StaleReads
 
 HOUR = dt.timedelta(hours=1)

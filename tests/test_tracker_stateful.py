@@ -14,8 +14,8 @@ from hypothesis import settings
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 
 import databricks_access as da
-from databricks_access._lease import ACTIVE_STATES, LeaseState
-from databricks_access._memory_store import MemoryLeaseStore
+from databricks_access import LeaseState, MemoryLeaseStore
+from databricks_access._lease import ACTIVE_STATES
 from databricks_access.testing import FakeAccount, FakeResponse
 
 USERS = 4

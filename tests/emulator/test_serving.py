@@ -9,13 +9,13 @@ import httpx
 import pytest
 
 from databricks_access.testing import (
+    Endpoint,
     FakeAccount,
     FakeRequest,
     FakeResponse,
     FakeTransport,
     OperationClass,
 )
-from databricks_access.testing._routing import Endpoint
 
 from .conftest import Clock, add_members
 

@@ -13,14 +13,14 @@ import json
 import sys
 
 import databricks_access as da
-from databricks_access._sqlite_store import SqliteLeaseStore
+from databricks_access import SqliteLeaseStore
 
 
 def _open_store(spec):
     """The store the spec names: `"store": "postgres:<url>"`, else the SQLite file `db`."""
     kind, _, target = spec.get("store", "").partition(":")
     if kind == "postgres":
-        from databricks_access._postgres_store import PostgresLeaseStore  # noqa: PLC0415
+        from databricks_access import PostgresLeaseStore  # noqa: PLC0415
 
         return PostgresLeaseStore(target, schema=spec.get("schema", "databricks_access"))
     return SqliteLeaseStore(spec["db"])
@@ -88,7 +88,7 @@ _STEP = [-1]  # the sequence step running now, for traces
 
 def _requests(spec, client, tracker):
     """AccessRequests whose approvers are the spec's integration owners."""
-    from databricks_access._requests import AccessRequests  # noqa: PLC0415
+    from databricks_access import AccessRequests  # noqa: PLC0415
 
     config = da.IntegrationConfig(
         name="crash-matrix",

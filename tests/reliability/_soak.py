@@ -16,8 +16,8 @@ from typing import Any
 import attrs
 
 import databricks_access as da
-from databricks_access._lease import TERMINAL_STATES, EventKind, LeaseState
-from databricks_access._memory_store import MemoryLeaseStore
+from databricks_access import EventKind, LeaseState, MemoryLeaseStore
+from databricks_access._lease import TERMINAL_STATES
 from databricks_access.testing import (
     FakeAccount,
     FakeRequest,

@@ -17,8 +17,7 @@ import datetime as dt
 import pytest
 
 import databricks_access as da
-from databricks_access._lease import LeaseState
-from databricks_access._memory_store import MemoryLeaseStore
+from databricks_access import LeaseState, MemoryLeaseStore
 from databricks_access.testing import Fault, FaultPlan
 
 HOUR = dt.timedelta(hours=1)
@@ -213,7 +212,7 @@ def test_the_async_tracker_undoes_an_ambiguous_grant_too(
 def test_an_access_request_whose_grant_is_undone_stays_approved_and_is_retried(
     fake, client, tracker, store, clock, alice, ops
 ):
-    from databricks_access._requests import AccessRequests  # noqa: PLC0415
+    from databricks_access import AccessRequests  # noqa: PLC0415
 
     config = da.IntegrationConfig(
         name="outage",

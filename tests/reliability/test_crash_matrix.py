@@ -34,10 +34,8 @@ import attrs
 import pytest
 
 import databricks_access as da
+from databricks_access import AccessRequests, LeaseState, RequestState, SqliteLeaseStore
 from databricks_access._crash import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
-from databricks_access._lease import LeaseState, RequestState
-from databricks_access._requests import AccessRequests
-from databricks_access._sqlite_store import SqliteLeaseStore
 from databricks_access.testing import FakeAccount
 
 pytestmark = pytest.mark.slow

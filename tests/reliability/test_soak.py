@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import pytest
 
-from databricks_access._sqlite_store import SqliteLeaseStore
+from databricks_access import SqliteLeaseStore
 
 from ._soak import SeededIds, Soak
 

@@ -14,8 +14,7 @@ import datetime as dt
 import pytest
 
 import databricks_access as da
-from databricks_access._lease import AuditEvent, EventKind, LeaseState
-from databricks_access._sqlite_store import SqliteLeaseStore
+from databricks_access import AuditEvent, EventKind, LeaseState, SqliteLeaseStore
 
 HOUR = dt.timedelta(hours=1)
 

@@ -19,8 +19,7 @@ from collections import Counter
 import pytest
 
 import databricks_access as da
-from databricks_access._lease import LeaseState
-from databricks_access._memory_store import MemoryLeaseStore
+from databricks_access import LeaseState, MemoryLeaseStore
 from databricks_access.testing import FakeAccount, Fault, FaultPlan, OperationClass
 
 START = dt.datetime(2026, 7, 1, 6, 0, tzinfo=dt.timezone.utc)

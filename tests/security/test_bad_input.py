@@ -20,7 +20,7 @@ import attrs
 import pytest
 
 import databricks_access as da
-from databricks_access._memory_store import MemoryLeaseStore
+from databricks_access import MemoryLeaseStore
 from databricks_access.testing import FakeRequest, FakeResponse, OperationClass
 from databricks_access.testing._scim_filter import Comparison, parse_filter
 

@@ -20,11 +20,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import databricks_access as da
+from databricks_access import SqliteLeaseStore
 from databricks_access._drivers import SyncDriver
 from databricks_access._errors import parse_error_body
 from databricks_access._flows import Call, OpClass
 from databricks_access._json import loads
-from databricks_access._sqlite_store import SqliteLeaseStore
 from databricks_access.testing import FakeRequest, FakeResponse
 
 HOUR = dt.timedelta(hours=1)

@@ -15,7 +15,7 @@ import datetime as dt
 import pytest
 
 import databricks_access as da
-from databricks_access._memory_store import MemoryLeaseStore
+from databricks_access import MemoryLeaseStore
 from databricks_access._scim import check_id
 
 HOUR = dt.timedelta(hours=1)

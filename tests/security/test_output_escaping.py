@@ -17,9 +17,7 @@ import re
 import pytest
 
 import databricks_access as da
-from databricks_access import _cli
-from databricks_access._lease import EventKind, RequestState
-from databricks_access._models import ComplexValue, MemberRef, Name
+from databricks_access import ComplexValue, EventKind, MemberRef, Name, RequestState, _cli
 from databricks_access.testing import FakeAccount
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>"\'&'
