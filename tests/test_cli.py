@@ -28,8 +28,8 @@ import pytest
 
 import databricks_access as da
 from databricks_access import _cli
-from databricks_access._durations import human
 from databricks_access.testing import FakeAccount
+from helpers.internals import human
 
 WAIT = 60  # seconds: a bound on every wait for a child, never a timing assertion
 

@@ -47,10 +47,10 @@ from databricks_access import (
     _vault_secrets,
     open_secret_store,
 )
-from databricks_access._gcp_secrets import crc32c
 from helpers.fake_gcp_secrets import FakeSecretManager
 from helpers.fake_key_vault import FakeCredential, FakeKeyVault
 from helpers.fake_vault import FakeVault
+from helpers.internals import crc32c
 from test_secrets import CLIENT_ID, SECRET, assert_no_secret
 
 GOOD = {"client_id": CLIENT_ID, "client_secret": SECRET}

@@ -14,8 +14,8 @@ import pytest
 
 import databricks_access as da
 from databricks_access import LeaseState, SqliteLeaseStore
-from databricks_access._crash import CRASH_ENV, CRASH_EXIT_CODE
 from databricks_access.testing import FakeAccount
+from helpers.internals import CRASH_ENV, CRASH_EXIT_CODE
 
 CHILD = Path(__file__).parent / "helpers" / "tracker_child.py"
 START = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.timezone.utc)

@@ -10,10 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import databricks_access as da
-from databricks_access._errors import error_from_reply, parse_error_body
-from databricks_access._flows import OpClass
-from databricks_access._retry import parse_retry_after
-from databricks_access._throttle import Throttle
+from helpers.internals import (
+    OpClass,
+    Throttle,
+    error_from_reply,
+    parse_error_body,
+    parse_retry_after,
+)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 
 import databricks_access as da
-from databricks_access._converter import parse_list, structure, unstructure
+from helpers.internals import parse_list, structure, unstructure
 
 text = st.text(min_size=1, max_size=20)
 ids = st.from_regex(r"[0-9]{1,16}", fullmatch=True)

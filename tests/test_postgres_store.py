@@ -44,9 +44,8 @@ from databricks_access import (
     PrincipalKind,
     PrincipalRef,
 )
-from databricks_access._crash import CRASH_ENV, CRASH_EXIT_CODE
-from databricks_access._store import threaded
 from databricks_access.testing import FakeAccount
+from helpers.internals import CRASH_ENV, CRASH_EXIT_CODE, threaded
 from postgres_server import postgres_server_fixture  # noqa: F401 - the server fixture
 
 try:

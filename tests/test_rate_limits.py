@@ -15,9 +15,9 @@ import pytest
 import databricks_access as da
 from databricks_access import _throttle
 from databricks_access._cli import _Session, build_parser
-from databricks_access._flows import OpClass
-from databricks_access._throttle import Throttle, shared_throttle
+from databricks_access._throttle import shared_throttle
 from databricks_access.testing import FakeAccount, ServerRateLimits
+from helpers.internals import OpClass, Throttle
 
 PUBLISHED = da.RateLimits.published()
 

@@ -33,7 +33,8 @@ from databricks_access import (
     RequestState,
 )
 from databricks_access._lease import StoredEvent
-from databricks_access._store import StaleStateError, threaded
+from databricks_access._store import StaleStateError
+from helpers.internals import threaded
 from postgres_server import postgres_server_fixture  # noqa: F401 - used by the postgres factories
 from store_factories import STORE_FACTORIES
 

@@ -15,8 +15,8 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initial
 
 import databricks_access as da
 from databricks_access import LeaseState, MemoryLeaseStore
-from databricks_access._lease import ACTIVE_STATES
 from databricks_access.testing import FakeAccount, FakeResponse
+from helpers.internals import ACTIVE_STATES
 
 USERS = 4
 GROUPS = 2

@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 from typing_extensions import Self
 
-from databricks_access._gcp_secrets import crc32c
+from helpers.internals import crc32c
 
 _ACCESS = re.compile(r"/v1/projects/([^/]+)/secrets/([^/]+)/versions/([^/:]+):access")
 

@@ -17,7 +17,6 @@ import attrs
 
 import databricks_access as da
 from databricks_access import EventKind, LeaseState, MemoryLeaseStore
-from databricks_access._lease import TERMINAL_STATES
 from databricks_access.testing import (
     FakeAccount,
     FakeRequest,
@@ -27,6 +26,7 @@ from databricks_access.testing import (
     OperationClass,
     StaleReads,
 )
+from helpers.internals import TERMINAL_STATES
 
 ACCOUNT_ID = "5eed5eed-0000-4000-8000-00000000a11c"
 MAX_TTL = dt.timedelta(hours=4)

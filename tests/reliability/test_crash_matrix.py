@@ -35,8 +35,8 @@ import pytest
 
 import databricks_access as da
 from databricks_access import AccessRequests, LeaseState, RequestState, SqliteLeaseStore
-from databricks_access._crash import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
 from databricks_access.testing import FakeAccount
+from helpers.internals import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
 
 pytestmark = pytest.mark.slow
 

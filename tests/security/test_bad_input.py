@@ -22,7 +22,7 @@ import pytest
 import databricks_access as da
 from databricks_access import MemoryLeaseStore
 from databricks_access.testing import FakeRequest, FakeResponse, OperationClass
-from databricks_access.testing._scim_filter import Comparison, parse_filter
+from helpers.internals import Comparison, parse_filter
 
 HOUR = dt.timedelta(hours=1)
 UUID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"

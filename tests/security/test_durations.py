@@ -18,7 +18,8 @@ import pytest
 
 import databricks_access as da
 from databricks_access import MemoryLeaseStore
-from databricks_access._durations import MAX_SECONDS, human, seconds
+from databricks_access._durations import MAX_SECONDS, seconds
+from helpers.internals import human
 
 HOUR = dt.timedelta(hours=1)
 UUID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"

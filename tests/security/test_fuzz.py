@@ -21,12 +21,18 @@ from hypothesis import example, given
 import databricks_access as da
 from databricks_access import AssignedPrincipal, ComplexValue, GrantRule, MemberRef, Name, filter_eq
 from databricks_access._config import check_host, normalize_host
-from databricks_access._converter import parse_list, structure
-from databricks_access._errors import error_from_reply, parse_error_body
 from databricks_access._flows import Reply
-from databricks_access._retry import parse_retry_after
-from databricks_access._scim import check_id, encode_query
-from databricks_access.testing._scim_filter import Comparison, parse_filter
+from databricks_access._scim import encode_query
+from helpers.internals import (
+    Comparison,
+    check_id,
+    error_from_reply,
+    parse_error_body,
+    parse_filter,
+    parse_list,
+    parse_retry_after,
+    structure,
+)
 
 # Any code point, surrogates included.
 ANY_CHAR = st.characters(exclude_categories=())

@@ -16,7 +16,7 @@ import pytest
 
 import databricks_access as da
 from databricks_access import MemoryLeaseStore
-from databricks_access._scim import check_id
+from helpers.internals import check_id
 
 HOUR = dt.timedelta(hours=1)
 BAD_IDS = {
