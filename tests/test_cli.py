@@ -27,7 +27,7 @@ import attrs
 import pytest
 
 import databricks_access as da
-from databricks_access import _cli
+from databricks_access._cli import app as _cli
 from databricks_access.testing import FakeAccount
 from helpers.internals import human
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import databricks_access as da
-from databricks_access import _cli
+from databricks_access._cli import app as _cli
 from test_cli import (  # noqa: F401 - fixtures
     WAIT,
     Cli,

@@ -40,13 +40,13 @@ from databricks_access import (
     ManualClock,
     SecretStore,
     SecretStoreError,
-    _aws_secrets,
-    _azure_secrets,
-    _cloud_secrets,
-    _gcp_secrets,
-    _vault_secrets,
     open_secret_store,
 )
+from databricks_access._secrets import aws as _aws_secrets
+from databricks_access._secrets import azure as _azure_secrets
+from databricks_access._secrets import cloud as _cloud_secrets
+from databricks_access._secrets import gcp as _gcp_secrets
+from databricks_access._secrets import vault as _vault_secrets
 from helpers.fake_gcp_secrets import FakeSecretManager
 from helpers.fake_key_vault import FakeCredential, FakeKeyVault
 from helpers.fake_vault import FakeVault
@@ -148,8 +148,9 @@ def test_cache_ttl_takes_a_timedelta():
 def test_modules_load_no_sdk_until_a_store_is_built():
     code = (
         "import sys, json\n"
-        "import databricks_access, databricks_access._integration\n"
-        "from databricks_access import _aws_secrets, _azure_secrets, _gcp_secrets, _vault_secrets\n"
+        "import databricks_access, databricks_access._integration.config\n"
+        "import databricks_access._secrets.aws, databricks_access._secrets.azure\n"
+        "import databricks_access._secrets.gcp, databricks_access._secrets.vault\n"
         "print(json.dumps(sorted(sys.modules)))"
     )
     out = subprocess.run(

@@ -21,9 +21,9 @@ from databricks_access import (
     ConfigError,
     ConfigProblem,
     DatabricksAccessError,
-    _config,
 )
-from databricks_access._config import (
+from databricks_access._account import config as _config
+from databricks_access._account.config import (
     check_account_id,
     check_endpoint,
     check_host,

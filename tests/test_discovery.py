@@ -28,15 +28,15 @@ from databricks_access import (
     Access,
     DiscoveryFailure,
     Inventory,
-    _html,
-    _progress,
     adiscover,
     discover,
     tqdm_progress,
 )
-from databricks_access._discovery import DiscoveryOptions
-from databricks_access._html import render_html, render_table
-from databricks_access._progress import TqdmProgress
+from databricks_access._discovery import progress as _progress
+from databricks_access._discovery.discovery import DiscoveryOptions
+from databricks_access._discovery.progress import TqdmProgress
+from databricks_access._util import html as _html
+from databricks_access._util.html import render_html, render_table
 from databricks_access.testing import (
     EmptyPage,
     FakeAccount,
@@ -871,7 +871,7 @@ def test_tqdm_progress_without_tqdm_says_how_to_get_it(monkeypatch):
 
 def test_discovery_imports_no_tqdm():
     code = (
-        "import sys, databricks_access._discovery as d, databricks_access._html;"
+        "import sys, databricks_access._discovery.discovery as d, databricks_access._util.html;"
         "print('tqdm' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -16,7 +16,8 @@ import pytest
 import respx
 
 import databricks_access as da
-from databricks_access import _cli, testing
+from databricks_access import testing
+from databricks_access._cli import app as _cli
 from databricks_access.testing import FakeAccount
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

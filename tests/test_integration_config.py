@@ -35,13 +35,13 @@ from databricks_access import (
     ResourceOwnerSetting,
     SecretStoreRef,
     SqliteLeaseStore,
-    _diagnose,
-    _integration,
-    _owners,
-    _postgres_store,
     open_secret_store,
 )
-from databricks_access._integration import MAX_ACCESS_DETAILS
+from databricks_access._diagnose import diagnose as _diagnose
+from databricks_access._integration import config as _integration
+from databricks_access._integration import owners as _owners
+from databricks_access._integration.config import MAX_ACCESS_DETAILS
+from databricks_access._stores import postgres as _postgres_store
 
 ACCOUNT_ID = "0a1b2c3d-0000-4000-8000-00000000abcd"
 AWS = "https://accounts.cloud.databricks.com"

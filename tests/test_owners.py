@@ -39,12 +39,12 @@ from databricks_access import (
     StaticOwnerResolver,
     TagOwnerResolver,
     TagSource,
-    _diagnose,
-    _integration,
-    _owners,
 )
-from databricks_access._integration import _Workers
-from databricks_access._owners import split_tag_value
+from databricks_access._diagnose import diagnose as _diagnose
+from databricks_access._integration import config as _integration
+from databricks_access._integration import owners as _owners
+from databricks_access._integration.config import _Workers
+from databricks_access._integration.owners import split_tag_value
 from databricks_access.testing import FakeResponse
 
 ACCOUNT_ID = "0a1b2c3d-0000-4000-8000-00000000abcd"

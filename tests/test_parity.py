@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 import databricks_access as da
-from databricks_access import _client
+from databricks_access._account import client as _client
 
 
 def public_methods(cls):

@@ -53,7 +53,7 @@ try:
     from psycopg import sql
 
     from databricks_access import AsyncPostgresLeaseStore, PostgresLeaseStore
-    from databricks_access._postgres_store import (
+    from databricks_access._stores.postgres import (
         CHANNEL,
         SCHEMA_VERSION,
         _after,
@@ -137,7 +137,7 @@ def test_without_psycopg_the_module_imports_and_the_stores_name_the_extra():
         import sys
         sys.modules["psycopg"] = None
         import databricks_access as da
-        from databricks_access import _postgres_store
+        from databricks_access._stores import postgres as _postgres_store
         for cls in (da.PostgresLeaseStore, da.AsyncPostgresLeaseStore):
             try:
                 cls("postgresql://jit@db.internal/jit")
@@ -382,7 +382,7 @@ def test_a_user_who_may_not_create_the_schema_gets_a_clear_error(postgres_server
 
 
 def test_an_older_schema_is_migrated_once_under_the_lock(postgres_server, store, monkeypatch):
-    import databricks_access._postgres_store as module  # noqa: PLC0415
+    import databricks_access._stores.postgres as module  # noqa: PLC0415
 
     store.add_lease(item := lease())
     store.close()

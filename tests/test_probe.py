@@ -23,7 +23,8 @@ import pytest
 import respx
 
 import databricks_access as da
-from databricks_access import _cli, _client
+from databricks_access._account import client as _client
+from databricks_access._cli import app as _cli
 from databricks_access.testing import (
     Behaviour,
     FakeAccount,

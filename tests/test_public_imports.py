@@ -1,7 +1,7 @@
 """Tests, benchmarks and docs reach public names through the public package only.
 
 A public name (in `databricks_access.__all__` or `databricks_access.testing.__all__`)
-imported through a private module path (`from databricks_access._lease import Lease`,
+imported through a private module path (`from databricks_access._leases.values import Lease`,
 `import databricks_access._errors as errors; errors.ConfigError`) ties that code to the
 package's private layout. Private names (helpers a test checks on their own) may still
 be imported from their private modules.
@@ -194,27 +194,27 @@ def test_tests_bench_and_docs_import_public_names_from_the_public_package():
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
-        ("from databricks_access._lease import Lease\n", [1]),
+        ("from databricks_access._leases.values import Lease\n", [1]),
         (
-            "import os\nfrom databricks_access._lease import (\n    TERMINAL_STATES,\n    Lease,\n)\n",
+            "import os\nfrom databricks_access._leases.values import (\n    TERMINAL_STATES,\n    Lease,\n)\n",
             [2],
         ),
         ("from databricks_access.testing._oauth import ServicePrincipalCredentials\n", [1]),
         ("import databricks_access._errors as e\n\nraise e.ConfigError('x')\n", [3]),
         ("from databricks_access import _errors\n\nx = _errors.LeaseError\n", [3]),
         ("import databricks_access._errors\n\nx = databricks_access._errors.LeaseError\n", [3]),
-        ("def f():\n    from databricks_access._sqlite_store import SqliteLeaseStore\n", [2]),
+        ("def f():\n    from databricks_access._stores.sqlite import SqliteLeaseStore\n", [2]),
         # Private names through private paths, public names through public ones: fine.
-        ("from databricks_access._lease import TERMINAL_STATES\n", []),
+        ("from databricks_access._leases.values import TERMINAL_STATES\n", []),
         ("from databricks_access import _cli\n\n_cli.main([])\n", []),
         ("from databricks_access import Lease, SqliteLeaseStore\n", []),
         ("import databricks_access as da\n\nda.Lease\n", []),
         ("from databricks_access.testing import FakeAccount\n", []),
-        ("import databricks_access._postgres_store as module\n\nmodule._MIGRATIONS\n", []),
+        ("import databricks_access._stores.postgres as module\n\nmodule._MIGRATIONS\n", []),
         # Code in a string, run in a child process.
-        ('code = """\nimport sys\nfrom databricks_access._lease import Lease\n"""\n', [3]),
-        ('run(["python", "-c", "import databricks_access._lease as m; m.Lease"])\n', [1]),
-        ('run(["python", "-c", "import databricks_access._html"])\n', []),
+        ('code = """\nimport sys\nfrom databricks_access._leases.values import Lease\n"""\n', [3]),
+        ('run(["python", "-c", "import databricks_access._leases.values as m; m.Lease"])\n', [1]),
+        ('run(["python", "-c", "import databricks_access._util.html"])\n', []),
     ],
 )
 def test_the_checker_finds_public_names_on_private_paths(source, expected):
@@ -227,16 +227,16 @@ def test_the_checker_reads_markdown_blocks_and_names_the_line(tmp_path):
         "# Title\n\n"
         "```python\n"
         "import databricks_access as da\n"
-        "from databricks_access._sqlite_store import SqliteLeaseStore\n"
+        "from databricks_access._stores.sqlite import SqliteLeaseStore\n"
         "```\n\n"
         "```pycon\n"
         ">>> from databricks_access._errors import ConfigError\n"
         "```\n\n"
         "```bash\n"
-        'python -c "from databricks_access._lease import Lease, TERMINAL_STATES"\n'
+        'python -c "from databricks_access._leases.values import Lease, TERMINAL_STATES"\n'
         "```\n\n"
         "```python\n"
-        "from databricks_access._store_values import micros\n"
+        "from databricks_access._stores.rows import micros\n"
         "```\n",
         encoding="utf-8",
     )
@@ -254,19 +254,22 @@ def test_the_checker_reads_markdown_blocks_and_names_the_line(tmp_path):
 def test_the_checker_reads_python_files_and_notebooks(tmp_path):
     module = tmp_path / "bad_test.py"
     module.write_text(
-        '"""A test."""\n\nfrom databricks_access._memory_store import MemoryLeaseStore\n',
+        '"""A test."""\n\nfrom databricks_access._stores.memory import MemoryLeaseStore\n',
         encoding="utf-8",
     )
     assert violations_in(module) == [
-        f"{module}:3: from databricks_access._memory_store import MemoryLeaseStore"
+        f"{module}:3: from databricks_access._stores.memory import MemoryLeaseStore"
     ]
     notebook = tmp_path / "bad.ipynb"
     cells = [
-        {"cell_type": "markdown", "source": ["from databricks_access._lease import Lease"]},
+        {"cell_type": "markdown", "source": ["from databricks_access._leases.values import Lease"]},
         {"cell_type": "code", "source": ["%pip install x\n", "import databricks_access as da"]},
-        {"cell_type": "code", "source": ["x = 1\n", "from databricks_access._lease import Lease"]},
+        {
+            "cell_type": "code",
+            "source": ["x = 1\n", "from databricks_access._leases.values import Lease"],
+        },
     ]
     notebook.write_text(json.dumps({"cells": cells}), encoding="utf-8")
     assert violations_in(notebook) == [
-        f"{notebook}:cell 2 line 2: from databricks_access._lease import Lease"
+        f"{notebook}:cell 2 line 2: from databricks_access._leases.values import Lease"
     ]

@@ -19,8 +19,8 @@ from databricks_access import (
     SecretStore,
     SecretStoreError,
     StaticSecretStore,
-    _secrets,
 )
+from databricks_access._secrets import base as _secrets
 
 SECRET = "dose-RECOGNISABLE-S3CR3T-7f3a9c"
 CLIENT_ID = "6f1c2d3e-aaaa-4bbb-8ccc-0123456789ab"

@@ -37,7 +37,7 @@ from databricks_access import (
     RequestState,
     SqliteLeaseStore,
 )
-from databricks_access._sqlite_store import (
+from databricks_access._stores.sqlite import (
     _DUE_LEASES,
     _INSERT_LEASE,
     _NEXT_DUE,

@@ -1,6 +1,6 @@
 """The `LeaseStore` contract, run against every implementation in `STORE_FACTORIES`.
 
-Each test states one promise of the protocol (see `databricks_access._store`); a new
+Each test states one promise of the protocol (see `databricks_access._leases.store`); a new
 store passes this file unchanged or it is not a `LeaseStore`.
 """
 
@@ -32,8 +32,8 @@ from databricks_access import (
     PrincipalRef,
     RequestState,
 )
-from databricks_access._lease import StoredEvent
-from databricks_access._store import StaleStateError
+from databricks_access._leases.store import StaleStateError
+from databricks_access._leases.values import StoredEvent
 from helpers.internals import threaded
 from postgres_server import postgres_server_fixture  # noqa: F401 - used by the postgres factories
 from store_factories import STORE_FACTORIES

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from databricks_access._cli import main
+from databricks_access._cli.app import main
 
 __all__ = ["main"]
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import attrs
 
-from databricks_access._json import loads
-from databricks_access._redact import redact
+from databricks_access._util.json import loads
+from databricks_access._util.redact import redact
 
 __all__ = [
     "ApiError",

@@ -13,17 +13,17 @@ throttle; and the emulator's SCIM filter parser.
 
 from __future__ import annotations
 
-from databricks_access._converter import parse_list, structure, unstructure
-from databricks_access._crash import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
+from databricks_access._account.flows import OpClass
+from databricks_access._account.retry import parse_retry_after
+from databricks_access._account.scim import check_id
+from databricks_access._account.serde import parse_list, structure, unstructure
+from databricks_access._account.throttle import Throttle
 from databricks_access._durations import human
 from databricks_access._errors import error_from_reply, parse_error_body
-from databricks_access._flows import OpClass
-from databricks_access._gcp_secrets import crc32c
-from databricks_access._lease import ACTIVE_STATES, TERMINAL_STATES
-from databricks_access._retry import parse_retry_after
-from databricks_access._scim import check_id
-from databricks_access._store import threaded
-from databricks_access._throttle import Throttle
+from databricks_access._leases.store import threaded
+from databricks_access._leases.values import ACTIVE_STATES, TERMINAL_STATES
+from databricks_access._secrets.gcp import crc32c
+from databricks_access._util.crash import CRASH_ENV, CRASH_EXIT_CODE, CRASH_POINTS
 from databricks_access.testing._scim_filter import Comparison, parse_filter
 
 __all__ = [

@@ -103,8 +103,8 @@ def _requests(spec, client, tracker):
 
 def _trace_crash_points() -> None:
     """Print each crash point reached, with its step, instead of crashing."""
-    import databricks_access._requests as requests_module  # noqa: PLC0415
-    import databricks_access._tracker as tracker_module  # noqa: PLC0415
+    import databricks_access._integration.requests as requests_module  # noqa: PLC0415
+    import databricks_access._leases.tracker as tracker_module  # noqa: PLC0415
 
     def trace(name: str) -> None:
         print(f"point {_STEP[0]} {name}", flush=True)

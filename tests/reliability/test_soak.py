@@ -33,7 +33,7 @@ from ._soak import SeededIds, Soak
 @pytest.fixture
 def seeded_ids(monkeypatch):
     def install(seed: int) -> None:
-        monkeypatch.setattr("databricks_access._lease.secrets", SeededIds(seed))
+        monkeypatch.setattr("databricks_access._leases.values.secrets", SeededIds(seed))
 
     return install
 

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 
 import databricks_access as da
 from databricks_access import SqliteLeaseStore
-from databricks_access._drivers import SyncDriver
-from databricks_access._flows import Call
-from databricks_access._json import loads
+from databricks_access._account.drivers import SyncDriver
+from databricks_access._account.flows import Call
+from databricks_access._util.json import loads
 from databricks_access.testing import FakeRequest, FakeResponse
 from helpers.internals import OpClass, parse_error_body
 

@@ -26,7 +26,8 @@ from urllib.parse import quote
 import pytest
 
 import databricks_access as da
-from databricks_access import SqliteLeaseStore, _demo
+from databricks_access import SqliteLeaseStore
+from databricks_access._cli import demo as _demo
 from databricks_access.testing import FakeAccount, Fault, FaultPlan
 from databricks_access.testing._oauth import TokenRegistry
 

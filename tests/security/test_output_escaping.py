@@ -17,7 +17,8 @@ import re
 import pytest
 
 import databricks_access as da
-from databricks_access import ComplexValue, EventKind, MemberRef, Name, RequestState, _cli
+from databricks_access import ComplexValue, EventKind, MemberRef, Name, RequestState
+from databricks_access._cli import app as _cli
 from databricks_access.testing import FakeAccount
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>"\'&'

@@ -17,9 +17,9 @@ import logging
 import pytest
 
 import databricks_access as da
-from databricks_access import _cli
-from databricks_access._store_values import storable
-from databricks_access._terminal import UNSAFE, terminal_safe
+from databricks_access._cli import app as _cli
+from databricks_access._stores.rows import storable
+from databricks_access._util.terminal import UNSAFE, terminal_safe
 from databricks_access.testing import FakeAccount
 
 HOSTILE = {

@@ -13,8 +13,8 @@ import json
 import pytest
 
 import databricks_access as da
-from databricks_access import _cli
-from databricks_access._redact import redact, url_secret
+from databricks_access._cli import app as _cli
+from databricks_access._util.redact import redact, url_secret
 
 SECRET = "hunter2"
 UUID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 if TYPE_CHECKING:
-    from databricks_access._probe_report import ProbeReport
+    from databricks_access._diagnose.probe_report import ProbeReport
 
 __all__ = ["Behaviour", "EmptyPage", "MemberAnswer", "StaleReads"]
 

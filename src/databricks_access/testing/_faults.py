@@ -34,7 +34,7 @@ from databricks_access.testing._routing import Endpoint, OperationClass
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
-    from databricks_access._probe_report import ProbeReport
+    from databricks_access._diagnose.probe_report import ProbeReport
     from databricks_access.testing._account import FakeAccount
 
 __all__ = ["Fault", "FaultPlan", "ServerRateLimits", "Where"]

@@ -1,0 +1,1 @@
+"""The `databricks-access` command line."""

@@ -1,0 +1,1 @@
+"""Diagnosis: `doctor`'s checks and the account probe."""

@@ -1,0 +1,1 @@
+"""Discovery: who holds what across groups and workspaces, with progress display."""

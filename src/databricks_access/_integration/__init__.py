@@ -1,0 +1,1 @@
+"""The integration: its configuration, owners, policy and access requests with approvals."""

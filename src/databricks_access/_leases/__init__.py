@@ -1,0 +1,4 @@
+"""The just-in-time domain.
+
+Lease values, audit events, the store protocol, membership and the tracker.
+"""

@@ -1,0 +1,1 @@
+"""Secret stores: the protocol, the built-in stores and the cloud adapters."""

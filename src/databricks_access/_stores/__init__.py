@@ -1,0 +1,1 @@
+"""Lease store implementations: in memory, SQLite and PostgreSQL."""
