@@ -11,7 +11,7 @@ import attrs
 import pytest
 
 from databricks_access import _store
-from databricks_access._sansio import Effect, perform, run_async, run_sync
+from databricks_access._sansio import Effect, perform, relay, relay_async, run_async, run_sync
 from databricks_access._store import LeaseStore
 
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src" / "databricks_access"
@@ -126,3 +126,38 @@ def test_no_effect_is_named_by_a_string():
         if any(p.search(line) for p in banned)
     ]
     assert found == []
+
+
+def _relayed(log: list[str]):
+    try:
+        x = yield from perform(Double(3))
+        reply = yield f"out {x}"
+        log.append(f"reply {reply}")
+        yield "out again"
+        log.append("never")
+    finally:
+        log.append("cleanup")
+
+
+def test_relay_yields_outward_steps_and_answers_the_others():
+    log: list[str] = []
+    relayed = relay(_relayed(log), _handle, str)
+    assert next(relayed) == "out 6"
+    assert relayed.send("hello") == "out again"
+    relayed.close()  # closing the relay closes the flow: its cleanup runs now
+    assert log == ["reply hello", "cleanup"]
+
+
+def test_relay_async_yields_outward_steps_and_answers_the_others():
+    async def handle(step: Effect[object]) -> object:
+        return _handle(step)
+
+    async def main() -> None:
+        relayed = relay_async(_relayed(log), handle, str)
+        assert await relayed.asend(None) == "out 6"
+        assert await relayed.asend("hello") == "out again"
+        await relayed.aclose()
+
+    log: list[str] = []
+    asyncio.run(main())
+    assert log == ["reply hello", "cleanup"]

@@ -13,9 +13,9 @@ A handler's exception is thrown into the flow at its `yield`, so the flow's own 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
-__all__ = ["Effect", "perform", "relay_async", "run_async", "run_sync"]
+__all__ = ["Effect", "perform", "relay", "relay_async", "run_async", "run_sync"]
 
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
@@ -80,25 +80,53 @@ async def run_async(flow: Generator[S, Any, R], handle: Callable[[S], Awaitable[
     return step.value
 
 
+def relay(
+    flow: Generator[S | Out, Any, None],
+    handle: Callable[[S], object],
+    outward: type[Out],
+) -> Generator[Out, Any, None]:
+    """Run `flow` inside a generator: steps of type `outward` are yielded out.
+
+    The answer sent back to this generator goes to the flow; every other step is answered
+    by `handle`. (httpx drives an auth flow this way: a token request goes out to the
+    client, a sleep or a secret read is the flow's own business.) If this generator is
+    closed or interrupted, the flow is closed too, so its `finally` blocks run now.
+    """
+    answer: object = None
+    failure: Exception | None = None
+    try:
+        while not isinstance(step := _resume(flow, answer, failure), _Done):
+            answer, failure = None, None
+            if isinstance(step, outward):
+                answer = yield step
+                continue
+            try:
+                answer = handle(cast("S", step))
+            except Exception as exc:  # noqa: BLE001 - thrown into the flow, which re-raises
+                failure = exc
+    except BaseException:
+        flow.close()
+        raise
+
+
 async def relay_async(
     flow: Generator[S | Out, Any, None],
     handle: Callable[[S], Awaitable[object]],
     outward: type[Out],
 ) -> AsyncGenerator[Out, Any]:
-    """Run `flow` inside an async generator: steps of type `outward` are yielded out.
-
-    The answer sent back to this generator goes to the flow; every other step is answered
-    by the awaited `handle`. (httpx drives an auth flow this way: a token request goes
-    out to the client, a sleep or a secret read is the flow's own business.)
-    """
+    """`relay` as an async generator, with an awaited handler."""
     answer: object = None
     failure: Exception | None = None
-    while not isinstance(step := _resume(flow, answer, failure), _Done):
-        answer, failure = None, None
-        if isinstance(step, outward):
-            answer = yield step
-            continue
-        try:
-            answer = await handle(step)  # type: ignore[arg-type]  # not `outward`: an S
-        except Exception as exc:  # noqa: BLE001 - thrown into the flow, which re-raises
-            failure = exc
+    try:
+        while not isinstance(step := _resume(flow, answer, failure), _Done):
+            answer, failure = None, None
+            if isinstance(step, outward):
+                answer = yield step
+                continue
+            try:
+                answer = await handle(cast("S", step))
+            except Exception as exc:  # noqa: BLE001 - thrown into the flow, which re-raises
+                failure = exc
+    except BaseException:
+        flow.close()
+        raise
