@@ -8,6 +8,11 @@ handler, sync or async, and sends the answer back.
 
 A handler's exception is thrown into the flow at its `yield`, so the flow's own cleanup
 (releasing a claim, recording a failure) runs before the exception propagates.
+
+`_resume` is the only place a flow is resumed. The loop around it comes in the two
+colours a handler can have (`run_sync`, `run_async`) and, for a flow that runs inside
+another generator whose driver must see some of its steps (an httpx auth flow), as
+`relay` and `relay_async`. Everything else that runs a flow keeps only its handler.
 """
 
 from __future__ import annotations
