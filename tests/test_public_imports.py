@@ -14,6 +14,7 @@ block is not Python.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import re
 import textwrap
@@ -38,6 +39,14 @@ def is_private_path(module: str) -> bool:
     """Whether a dotted module path goes through a private part of the package."""
     parts = module.split(".")
     return parts[0] == "databricks_access" and any(part.startswith("_") for part in parts[1:])
+
+
+def is_module(dotted_path: str) -> bool:
+    """Whether `dotted_path` names a module of the package (not a name inside one)."""
+    try:
+        return importlib.util.find_spec(dotted_path) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def dotted(node: ast.expr) -> str | None:
@@ -69,7 +78,9 @@ def python_violations(source: str) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             for alias in node.names:
                 full = f"{node.module}.{alias.name}"
-                if is_private_path(node.module) and alias.name in PUBLIC:
+                if is_module(full):
+                    modules[alias.asname or alias.name] = full
+                elif is_private_path(node.module) and alias.name in PUBLIC:
                     found.append((node.lineno, f"from {node.module} import {alias.name}"))
                 elif alias.name.startswith("_"):
                     modules[alias.asname or alias.name] = full

@@ -10,8 +10,8 @@ import re
 import attrs
 import pytest
 
-from databricks_access import _store
-from databricks_access._leases.store import LeaseStore
+from databricks_access import LeaseStore
+from databricks_access._leases import store as _store
 from databricks_access._sansio import Effect, perform, relay, relay_async, run_async, run_sync
 
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src" / "databricks_access"
