@@ -14,7 +14,7 @@ from databricks_access import LeaseStore
 from databricks_access._leases import store as _store
 from databricks_access._sansio import Effect, perform, relay, relay_async, run_async, run_sync
 
-SRC = pathlib.Path(__file__).resolve().parent.parent / "src" / "databricks_access"
+SRC = pathlib.Path(__file__).resolve().parents[2] / "src" / "databricks_access"
 
 
 @attrs.frozen
