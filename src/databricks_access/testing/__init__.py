@@ -40,9 +40,12 @@ from databricks_access.testing._routing import Endpoint, OperationClass, RouteMa
 from databricks_access.testing._seed import SeedSummary
 from databricks_access.testing._server import ServedAccount
 from databricks_access.testing._transport import FakeTransport
+from databricks_access.testing._unity_seed import CatalogSeedSummary
+from databricks_access.testing._unity_state import Metastore, SecurableType
 
 __all__ = [
     "Behaviour",
+    "CatalogSeedSummary",
     "ConnectionFault",
     "DropConnection",
     "EmptyPage",
@@ -56,10 +59,12 @@ __all__ = [
     "HoldConnection",
     "Interceptor",
     "MemberAnswer",
+    "Metastore",
     "OperationClass",
     "PassThrough",
     "RequestRecord",
     "RouteMatch",
+    "SecurableType",
     "SeedSummary",
     "ServedAccount",
     "ServerRateLimits",
