@@ -36,7 +36,14 @@ from databricks_access.testing._oauth import (
     redact_form,
     token_endpoint,
 )
-from databricks_access.testing._routing import Endpoint, OperationClass, classify, resolve
+from databricks_access.testing._routing import (
+    Endpoint,
+    OperationClass,
+    RouteMatch,
+    classify,
+    resolve,
+    resolve_workspace,
+)
 from databricks_access.testing._rule_sets import (
     handle_assignable_roles,
     handle_rule_sets,
@@ -53,6 +60,7 @@ from databricks_access.testing._state import (
     ServicePrincipal,
 )
 from databricks_access.testing._transport import FakeTransport
+from databricks_access.testing._unity import handle_unity
 from databricks_access.testing._unity_seed import (
     DEFAULT_OWNER,
     CatalogSeedSummary,
@@ -63,6 +71,13 @@ from databricks_access.testing._unity_state import (
     Metastore,
     ObjectDetails,
     SecurableType,
+)
+from databricks_access.testing._workspace_hosts import (
+    authorize_workspace,
+    handle_workspace_oauth,
+    locate_workspace,
+    workspace_of,
+    workspace_url,
 )
 from databricks_access.testing._workspaces import handle_workspaces, normalised_permissions
 
@@ -235,13 +250,15 @@ class FakeAccount:
         """
         perf_started, started = self._timer(), self._clock()
         method = method.upper()
+        lowered = {name.lower(): value for name, value in (headers or {}).items()}
+        host = lowered.get("host")
         if target.startswith(("http://", "https://")):
             after_host = target.split("://", 1)[1].partition("/")
             target = after_host[1] + after_host[2]
+            host = host or after_host[0]
         path, _, query = target.partition("?")
-        route = resolve(method, path, self._state.behaviour.token_path)
+        route, workspace_id = self._route(method, host, path)
         op_class = classify(method, route)
-        lowered = {name.lower(): value for name, value in (headers or {}).items()}
         request = FakeRequest(method, path, query, lowered, body, op_class, route)
         interceptor = self.interceptor
         verdict: FakeResponse | PassThrough | None = None
@@ -283,11 +300,34 @@ class FakeAccount:
                     perf_started=perf_started,
                     perf_finished=self._timer(),
                     fault=fault_name,
+                    workspace_id=workspace_id,
                 )
             )
         if lost is not None:
             raise lost
         return response
+
+    def _route(
+        self, method: str, host: str | None, path: str
+    ) -> tuple[RouteMatch | None, int | None]:
+        """The endpoint a request names, and the workspace whose host it was sent to."""
+        with self._lock:
+            state = self._state
+            located = locate_workspace(state, host, path)
+            if located is None:
+                return resolve(method, path, state.behaviour.token_path), None
+        workspace_id, inner = located
+        return resolve_workspace(method, inner, workspace_id), workspace_id
+
+    def _handle_workspace(self, request: FakeRequest, route: RouteMatch) -> FakeResponse:
+        state = self._state
+        answer = handle_workspace_oauth(state, self._tokens, request, route)
+        if answer is not None:
+            return answer
+        workspace = workspace_of(state, route)
+        if self.require_auth:
+            authorize_workspace(state, self._tokens, request, workspace)
+        return handle_unity(state, request, route, workspace.workspace_id)
 
     def _handle(self, request: FakeRequest) -> FakeResponse:
         state = self._state
@@ -298,6 +338,8 @@ class FakeAccount:
                 raise rest_error(
                     404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} {request.path}'"
                 )
+            if route.workspace is not None:
+                return self._handle_workspace(request, route)
             if route.account_id is not None and route.account_id != state.account_id:
                 raise rest_error(
                     404, "RESOURCE_DOES_NOT_EXIST", f"Account {route.account_id} does not exist."
@@ -387,18 +429,49 @@ class FakeAccount:
         with self._lock:
             return self._tokens.static()
 
-    def issue_token(self, client_id: str) -> str:
+    def issue_token(self, client_id: str, *, workspace_id: int | None = None) -> str:
         """A bearer token for a service principal, as the token endpoint would issue it.
 
         It expires after `behaviour.token_ttl` seconds on the injected clock.
 
+        Args:
+            client_id: The service principal's client (application) id.
+            workspace_id: Issue it as this workspace's token endpoint does (valid on that
+                workspace host only); None for an accounts-host token.
+
         Raises:
-            ValueError: No service principal has this client (application) id.
+            ValueError: No service principal has this client id, or no workspace this id.
         """
         with self._lock:
             self._service_principal(client_id)
+            if workspace_id is not None:
+                self._assignments(workspace_id)
             state = self._state
-            return self._tokens.issue(client_id, now=state.clock(), ttl=state.behaviour.token_ttl)
+            return self._tokens.issue(
+                client_id, now=state.clock(), ttl=state.behaviour.token_ttl, audience=workspace_id
+            )
+
+    def workspace_host(self, workspace_id: int) -> str:
+        """The URL the emulator answers as this workspace, without a trailing slash.
+
+        In-process it is the realistic `https://<deployment name>.<zone>` (such as
+        `https://dbc-1a2b3c4d.cloud.databricks.com`): `transport()` routes by the
+        request's host. While served on loopback (or under any host that is not an
+        accounts host) it is `<host>/ws/<workspace id>`, a path prefix on the same
+        server: `http://127.0.0.1:<port>/ws/<id>`.
+
+        Example:
+            >>> fake = FakeAccount()
+            >>> workspace = fake.add_workspace("analytics", deployment_name="dbc-analytics")
+            >>> fake.workspace_host(workspace)
+            'https://dbc-analytics.cloud.databricks.com'
+
+        Raises:
+            ValueError: No workspace has this id.
+        """
+        with self._lock:
+            self._assignments(workspace_id)
+            return workspace_url(self._state, self._state.workspaces[workspace_id])
 
     def revoke_tokens(self) -> None:
         """Invalidate every token issued so far, the static one included."""

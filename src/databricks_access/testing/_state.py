@@ -163,6 +163,16 @@ def cloud_of(host: str) -> str:
     return "aws"
 
 
+def _dns_zone(host: str, cloud: str) -> str:
+    name = host.partition("://")[2].split("/", 1)[0].split(":", 1)[0].lower()
+    for label in ("accounts.", "accounts-dod."):
+        if name.startswith(label):
+            return name.removeprefix(label)
+    return {"azure": "azuredatabricks.net", "gcp": "gcp.databricks.com"}.get(
+        cloud, "cloud.databricks.com"
+    )
+
+
 def _key(text: str) -> str:
     return text.casefold()
 
@@ -189,6 +199,9 @@ class AccountState:
         self.account_id = account_id
         self.host = host
         self.cloud = cloud_of(host)
+        # The DNS zone of workspace hosts (`cloud.databricks.com`): fixed at creation, so a
+        # served emulator still recognises realistic workspace hosts.
+        self.dns_zone = _dns_zone(host, self.cloud)
         self.clock = clock
         self.rng = rng
         self._behaviour = behaviour
