@@ -11,6 +11,8 @@ Each check answers in plain words, with a fix when it fails:
    nothing is written.
 6. `group_manager`: it may change a group's members (as account admin, or as a
    manager of a sample group, read from the group's rule set).
+7. `workspace:<id>` (opt-in, `workspaces=`): the service principal may use the workspace
+   (assigned to it), read through the workspace's own token endpoint.
 
 The checks are one I/O-free plan that the sync and async drivers run. No secret, token or
 credential ever appears in a verdict: the messages come from errors that never carry
@@ -46,6 +48,7 @@ from databricks_access._models import ComplexValue, Group, RuleSet, ServicePrinc
 from databricks_access._secrets import ClientCredentials, SecretStore
 
 if TYPE_CHECKING:
+    from databricks_access._catalog._diagnosis import WorkspacesArg
     from databricks_access._client import AccountClient, AsyncAccountClient
     from databricks_access._probe_report import ProbeReport
 
@@ -673,6 +676,7 @@ def diagnose(
     *,
     group: Group | str | None = None,
     probe_report: ProbeReport | None = None,
+    workspaces: WorkspacesArg = None,
 ) -> Diagnosis:
     """Check that this client can work, and say what to fix when it cannot.
 
@@ -695,6 +699,10 @@ def diagnose(
         probe_report: A `ProbeReport` (from `da.probe`): adds the `probe_report` check,
             which fails when the library's defaults (100 members per PATCH, a 5 minute
             consistency window) disagree with what the probe measured.
+        workspaces: Check workspaces too (one `workspace:<id>` check each): `True` for
+            every workspace of the account, ids, or a mapping of id to host where the
+            host cannot be derived. A workspace the service principal is not assigned
+            to fails, with the fix.
 
     Returns:
         A `Diagnosis`; it holds no secret.
@@ -708,7 +716,14 @@ def diagnose(
         try:
             step = plan.send(answer) if failure is None else plan.throw(failure)
         except StopIteration as stop:
-            return _with_probe(_scrubbed(stop.value, secret), report)
+            diagnosis = _with_probe(_scrubbed(stop.value, secret), report)
+            # -- Unity Catalog: workspace assignments (opt-in) --
+            if workspaces:
+                from databricks_access._catalog._diagnosis import workspace_checks  # noqa: PLC0415
+
+                checks = diagnosis.checks + workspace_checks(client, workspaces)
+                diagnosis = _scrubbed(checks, secret)
+            return diagnosis
         answer, failure = None, None
         try:
             answer = _answer(client, step)
@@ -723,6 +738,7 @@ async def adiagnose(
     *,
     group: Group | str | None = None,
     probe_report: ProbeReport | None = None,
+    workspaces: WorkspacesArg = None,
 ) -> Diagnosis:
     """The async twin of `diagnose`, on an `AsyncAccountClient`.
 
@@ -739,7 +755,14 @@ async def adiagnose(
         try:
             step = plan.send(answer) if failure is None else plan.throw(failure)
         except StopIteration as stop:
-            return _with_probe(_scrubbed(stop.value, secret), report)
+            diagnosis = _with_probe(_scrubbed(stop.value, secret), report)
+            # -- Unity Catalog: workspace assignments (opt-in) --
+            if workspaces:
+                from databricks_access._catalog._diagnosis import aworkspace_checks  # noqa: PLC0415
+
+                checks = diagnosis.checks + await aworkspace_checks(client, workspaces)
+                diagnosis = _scrubbed(checks, secret)
+            return diagnosis
         answer, failure = None, None
         try:
             answer = await _aanswer(client, step)
