@@ -16,7 +16,7 @@ from databricks_access._config import AccountConfig, Cloud, check_endpoint, chec
 from databricks_access._errors import ConfigError, ConfigProblem
 from databricks_access._models import Workspace
 
-__all__ = ["WorkspaceHosts", "check_workspace_host", "derived_host"]
+__all__ = ["WorkspaceHosts", "check_workspace_host", "check_workspace_hosts", "derived_host"]
 
 _DNS_ZONES = {
     Cloud.AWS: ".cloud.databricks.com",
@@ -30,7 +30,12 @@ _DNS_ZONES = {
 
 
 def check_workspace_host(
-    value: object, config: AccountConfig, *, field: str = "host"
+    value: object,
+    config: AccountConfig | None = None,
+    *,
+    field: str = "host",
+    allow_custom_host: bool = False,
+    allow_insecure_http: bool = False,
 ) -> tuple[str | None, tuple[ConfigProblem, ...]]:
     """A workspace host under the account's host rules, keeping a path prefix if any.
 
@@ -43,22 +48,51 @@ def check_workspace_host(
         >>> check_workspace_host("dbc-1.cloud.databricks.com/", cfg)
         ('https://dbc-1.cloud.databricks.com', ())
     """
-    origin, problems = check_host(
-        value,
-        allow_custom_host=config.allow_custom_host,
-        allow_insecure_http=config.allow_insecure_http,
-        field=field,
-    )
+    if config is not None:
+        allow_custom_host = config.allow_custom_host
+        allow_insecure_http = config.allow_insecure_http
+    flags = {"allow_custom_host": allow_custom_host, "allow_insecure_http": allow_insecure_http}
+    origin, problems = check_host(value, field=field, **flags)
     if origin is None:
         return None, problems
-    endpoint, _ = check_endpoint(
-        value,
-        allow_custom_host=config.allow_custom_host,
-        allow_insecure_http=config.allow_insecure_http,
-        field=field,
-    )
+    endpoint, _ = check_endpoint(value, field=field, **flags)
     path = urlsplit(endpoint).path.rstrip("/") if endpoint is not None else ""
     return origin + path, ()
+
+
+def check_workspace_hosts(
+    value: object,
+    *,
+    allow_custom_host: bool = False,
+    allow_insecure_http: bool = False,
+    field: str = "workspace_hosts",
+) -> tuple[dict[str, str], list[ConfigProblem]]:
+    """A table of workspace id (digits) to host, each host checked; problems name the key.
+
+    Example:
+        >>> check_workspace_hosts({1234: "adb-1234.5.azuredatabricks.net"})
+        ({'1234': 'https://adb-1234.5.azuredatabricks.net'}, [])
+    """
+    if not isinstance(value, Mapping):
+        return {}, [ConfigProblem(field, "must be a table of workspace id = host")]
+    hosts: dict[str, str] = {}
+    problems: list[ConfigProblem] = []
+    for key, host in value.items():
+        text = str(key).strip()
+        name = f"{field}.{text[:40]}"
+        if isinstance(key, bool) or not text.isdigit() or len(text) > 20:
+            problems.append(ConfigProblem(name, "the key must be a numeric workspace id"))
+            continue
+        checked, found = check_workspace_host(
+            host,
+            field=name,
+            allow_custom_host=allow_custom_host,
+            allow_insecure_http=allow_insecure_http,
+        )
+        problems.extend(found)
+        if checked is not None:
+            hosts[str(int(text))] = checked
+    return hosts, problems
 
 
 def derived_host(workspace: Workspace, cloud: Cloud) -> str | None:
@@ -95,20 +129,14 @@ class WorkspaceHosts:
         self, config: AccountConfig, configured: Mapping[int | str, str] | None = None
     ) -> None:
         self._cloud = config.cloud
-        hosts: dict[int, str] = {}
-        problems: list[ConfigProblem] = []
-        for key, value in (configured or {}).items():
-            field = f"workspace_hosts[{key!r}]"
-            text = str(key).strip()
-            if isinstance(key, bool) or not text.isdigit():
-                problems.append(ConfigProblem(field, "the key must be a numeric workspace id"))
-                continue
-            host, found = check_workspace_host(value, config, field=field)
-            problems.extend(found)
-            if host is not None:
-                hosts[int(text)] = host
+        checked, problems = check_workspace_hosts(
+            dict(configured or {}),
+            allow_custom_host=config.allow_custom_host,
+            allow_insecure_http=config.allow_insecure_http,
+        )
         if problems:
             raise ConfigError(problems)
+        hosts = {int(key): host for key, host in checked.items()}
         self._configured = hosts
 
     @property
