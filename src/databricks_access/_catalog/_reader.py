@@ -308,6 +308,13 @@ class CatalogReader:
         started = self._account.clock.now()
         flow = discover_flow(self._account._api, _DIRECTORY, generated_at=started)  # noqa: SLF001
         inventory = self._account._driver.run(flow)  # noqa: SLF001
+        view = CatalogView(inventory=inventory, snapshot=self.snapshot(inventory))
+        cache.view, cache.read_at = view, now
+        return view
+
+    def snapshot(self, inventory: Inventory) -> CatalogSnapshot:
+        """Read Unity Catalog through the workspaces of an inventory already read."""
+        started = self._account.clock.now()
         plan = _plan(list(inventory.workspaces.values()), self.hosts)
         clients = {wid: self._client(wid, host) for wid, host in plan.hosts.items()}
 
@@ -341,10 +348,7 @@ class CatalogReader:
         ids = list(by_metastore)
         with ThreadPoolExecutor(max_workers=max(1, len(ids))) as pool:
             parts = list(pool.map(walk, ids))
-        snapshot = _snapshot(started, parts, ids, plan.failures, self.options.include_tables)
-        view = CatalogView(inventory=inventory, snapshot=snapshot)
-        cache.view, cache.read_at = view, now
-        return view
+        return _snapshot(started, parts, ids, plan.failures, self.options.include_tables)
 
     def unlocks(self, group: Group | str) -> UnlocksReport:
         """What membership of `group` unlocks: every privilege, per metastore and securable."""
@@ -430,6 +434,13 @@ class AsyncCatalogReader:
         started = self._account.clock.now()
         flow = discover_flow(self._account._api, _DIRECTORY, generated_at=started)  # noqa: SLF001
         inventory = await self._account._driver.run(flow)  # noqa: SLF001
+        view = CatalogView(inventory=inventory, snapshot=await self.snapshot(inventory))
+        cache.view, cache.read_at = view, now
+        return view
+
+    async def snapshot(self, inventory: Inventory) -> CatalogSnapshot:
+        """Read Unity Catalog through the workspaces of an inventory already read."""
+        started = self._account.clock.now()
         plan = _plan(list(inventory.workspaces.values()), self.hosts)
         clients = {wid: await self._client(wid, host) for wid, host in plan.hosts.items()}
 
@@ -462,10 +473,7 @@ class AsyncCatalogReader:
 
         ids = list(by_metastore)
         parts = list(await asyncio.gather(*(walk(m) for m in ids)))
-        snapshot = _snapshot(started, parts, ids, plan.failures, self.options.include_tables)
-        view = CatalogView(inventory=inventory, snapshot=snapshot)
-        cache.view, cache.read_at = view, now
-        return view
+        return _snapshot(started, parts, ids, plan.failures, self.options.include_tables)
 
     async def unlocks(self, group: Group | str) -> UnlocksReport:
         """What membership of `group` unlocks: every privilege, per metastore and securable."""
