@@ -2,7 +2,10 @@
 
 `FakeAccount` speaks the account API (OAuth M2M, SCIM Users / Groups /
 ServicePrincipals with their roles and entitlements, service principal OAuth secrets,
-workspaces, permission assignments, rule sets, direct group members) from memory.
+workspaces, permission assignments, rule sets, direct group members) from memory, and
+answers as every workspace host too (workspace OAuth and the Unity Catalog read API:
+metastores, catalogs, schemas, tables, volumes, grants; see `FakeAccount.workspace_host`
+and the Unity Catalog builders such as `FakeAccount.seed_unity_catalog`).
 Plug it into httpx with `FakeAccount.transport()` or serve it on 127.0.0.1 with
 `FakeAccount.serve()`, seed it with the builders, switch its uncertain behaviours with
 `Behaviour`, inject faults and rate limits with `FaultPlan` and `ServerRateLimits`, and

@@ -104,7 +104,10 @@ class FakeAccount:
     SCIM Users / Groups / ServicePrincipals (API 2.0 and 2.1) with their roles and
     entitlements, service principal OAuth secrets, workspaces, workspace permission
     assignments, the rule sets of the account, groups and service principals, and the
-    direct-members identity API, following WIRE.md; where the real
+    direct-members identity API, following WIRE.md. It answers as every workspace host
+    too (`workspace_host`): workspace OAuth with per-workspace tokens and the Unity
+    Catalog read API, seeded with `add_metastore`, `add_catalog`, ..., `grant` or
+    `seed_unity_catalog`. Where the real
     server's answer is uncertain, `Behaviour` picks one. Nothing leaves the process:
     `transport()` plugs it into `httpx.Client` or `httpx.AsyncClient`, and `dispatch()`
     is the HTTP-library-free core any server can wrap. All methods are thread-safe.

@@ -221,6 +221,7 @@ class AccountState:
         self.members: dict[str, dict[str, None]] = {}
         self.parents: dict[str, dict[str, None]] = {}
         self.workspaces: dict[int, Workspace] = {}
+        self.workspace_by_deployment: dict[str, int] = {}
         self.assignments: dict[int, dict[str, tuple[str, ...]]] = {}
         # Keyed by resource: "groups/<id>", "servicePrincipals/<application id>", "".
         self.rule_sets: dict[str, RuleSet] = {}
@@ -553,6 +554,7 @@ class AccountState:
             created=self.clock(),
         )
         self.workspaces[workspace_id] = workspace
+        self.workspace_by_deployment.setdefault(workspace.deployment_name.lower(), workspace_id)
         self.assignments[workspace_id] = {}
         return workspace
 

@@ -64,10 +64,9 @@ def locate_workspace(state: AccountState, host: str | None, path: str) -> tuple[
     name = host.strip().lower().rsplit(":", 1)[0] if "]" not in host else ""
     for zone in (state.dns_zone, "localhost"):
         if name.endswith(f".{zone}"):
-            deployment = name[: -len(zone) - 1]
-            for workspace in state.workspaces.values():
-                if workspace.deployment_name.lower() == deployment:
-                    return workspace.workspace_id, path
+            workspace_id = state.workspace_by_deployment.get(name[: -len(zone) - 1])
+            if workspace_id is not None:
+                return workspace_id, path
     return None
 
 
