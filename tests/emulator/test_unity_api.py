@@ -76,6 +76,12 @@ def test_realistic_workspace_hosts_route_in_process(world: World):
     # The path prefix form works in-process too, and on other zones the host follows.
     prefixed = world.get(f"{world.fake.host}/ws/{world.ws}{UC}/current-metastore-assignment", token)
     assert prefixed.json() == {"workspace_id": world.ws, "metastore_id": world.ms}
+    localhost = world.get(f"http://dbc-two.localhost:8080{UC}/catalogs", token)
+    assert localhost.status_code == 401  # routed to workspace two: not this token's
+    assert world.fake.log[-1].workspace_id == world.ws2
+    account_side = world.http.get(f"{world.fake.host}/.well-known/databricks-config")
+    assert "workspace_id" not in account_side.json()
+    assert world.fake.log[-1].workspace_id is None
     azure = FakeAccount(host="https://accounts.azuredatabricks.net")
     workspace = azure.add_workspace("w", deployment_name="adb-1")
     assert azure.workspace_host(workspace) == "https://adb-1.azuredatabricks.net"
