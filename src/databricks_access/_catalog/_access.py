@@ -36,13 +36,13 @@ from databricks_access._models import Group, PrincipalKind, PrincipalRef, Servic
 __all__ = ["ACCOUNT_USERS", "AccessIndex"]
 
 ACCOUNT_USERS = "account users"
-_NOT_INHERITED = frozenset({"OWNER"})
+OWNER = "OWNER"
 
 PrincipalLike = User | ServicePrincipal | Group | PrincipalRef | str
 
 
-def _shown(grant: CatalogGrant) -> str:
-    return f"{grant.securable.securable_type.value} {grant.securable.full_name}"
+def _shown(securable: Securable) -> str:
+    return f"{securable.securable_type.value} {securable.full_name}"
 
 
 def _fold(name: str) -> str:
@@ -73,7 +73,11 @@ class AccessIndex:
         for grant in snapshot.grants:
             self._grants.setdefault(_fold(grant.principal), []).append(grant)
         self._children: dict[tuple[str, str], list[Securable]] = {}
+        # Ownership: the privilege OWNER on what is owned, never inherited.
+        self._owned: dict[str, list[Securable]] = {}
         for securable in snapshot.securables:
+            if securable.owner:
+                self._owned.setdefault(_fold(securable.owner), []).append(securable)
             parent = securable.parent
             if parent is not None:
                 key = (securable.metastore_id, parent)
@@ -84,20 +88,21 @@ class AccessIndex:
 
     def unmatched(self) -> tuple[UnmatchedPrincipal, ...]:
         """Names in the grants that match no account group, user or service principal."""
-        found: dict[tuple[str, str | None], list[CatalogGrant]] = {}
-        for grant in self.snapshot.grants:
-            name = grant.principal
+        found: dict[tuple[str, str | None], list[Securable]] = {}
+        named = [(g.principal, g.principal_id, g.securable) for g in self.snapshot.grants]
+        named += [(s.owner, None, s) for s in self.snapshot.securables if s.owner]
+        for name, principal_id, securable in named:
             if name and (_fold(name) in self._names or _fold(name) == ACCOUNT_USERS):
                 continue
-            found.setdefault((name, grant.principal_id), []).append(grant)
+            found.setdefault((name, principal_id), []).append(securable)
         return tuple(
             UnmatchedPrincipal(
                 name=name,
                 principal_id=pid,
-                grants=len(grants),
-                example=_shown(grants[0]),
+                grants=len(securables),
+                example=_shown(securables[0]),
             )
-            for (name, pid), grants in sorted(
+            for (name, pid), securables in sorted(
                 found.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")
             )
         )
@@ -172,30 +177,39 @@ class AccessIndex:
         for name, via in names.items():
             for grant in self._grants.get(_fold(name), ()):
                 rows += self._expand(grant, via)
+            rows += [
+                self._row(owned, owned, OWNER, owned.owner or name, via)
+                for owned in self._owned.get(_fold(name), ())
+            ]
         return sort_rows(rows)
+
+    def _row(
+        self,
+        target: Securable,
+        on: Securable,
+        privilege: str,
+        granted_to: str,
+        via: tuple[str, ...],
+    ) -> GrantedPrivilege:
+        return GrantedPrivilege(
+            metastore_id=on.metastore_id,
+            metastore_name=self._metastore_names.get(on.metastore_id, ""),
+            securable_type=target.securable_type,
+            securable=target.full_name,
+            privilege=privilege,
+            granted_on_type=on.securable_type,
+            granted_on=on.full_name,
+            granted_to=granted_to,
+            via=via,
+        )
 
     def _expand(self, grant: CatalogGrant, via: tuple[str, ...]) -> Iterable[GrantedPrivilege]:
         on = grant.securable
-        metastore_name = self._metastore_names.get(on.metastore_id, "")
-        below = (
-            self._below(on)
-            if on.securable_type in {SecurableType.CATALOG, SecurableType.SCHEMA}
-            else []
-        )
+        inheriting = on.securable_type in {SecurableType.CATALOG, SecurableType.SCHEMA}
+        targets = [on, *self._below(on)] if inheriting else [on]
         for privilege in grant.privileges:
-            targets = [on] if privilege in _NOT_INHERITED else [on, *below]
             for target in targets:
-                yield GrantedPrivilege(
-                    metastore_id=on.metastore_id,
-                    metastore_name=metastore_name,
-                    securable_type=target.securable_type,
-                    securable=target.full_name,
-                    privilege=privilege,
-                    granted_on_type=on.securable_type,
-                    granted_on=on.full_name,
-                    granted_to=grant.principal,
-                    via=via,
-                )
+                yield self._row(target, on, privilege, grant.principal, via)
 
     def _below(self, securable: Securable) -> list[Securable]:
         out: list[Securable] = []

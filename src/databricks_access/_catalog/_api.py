@@ -33,7 +33,7 @@ from databricks_access._catalog._models import (
     TableInfo,
 )
 from databricks_access._converter import malformed, structure
-from databricks_access._flows import Call, Flow, OpClass, collect, request
+from databricks_access._flows import Call, Flow, OpClass, request
 from databricks_access._scim import encode_query
 
 __all__ = ["UC_BASE", "UcListing", "UnityCatalogApi"]
@@ -166,15 +166,30 @@ class UnityCatalogApi:
     def grants(
         self, securable_type: SecurableType, full_name: str
     ) -> Flow[list[PrivilegeAssignment]]:
-        """Every direct grant on one securable (all pages)."""
-        listing = UcListing(
-            permissions_path(securable_type, full_name),
-            "privilege_assignments",
-            PrivilegeAssignment,
-            op=OpClass.GET,
-            page_size=-1,  # no max_results: the whole list, in one page where the server can
-        )
-        return collect(listing)
+        """Every direct grant on one securable (all pages).
+
+        Sent without `max_results`: the whole list, in one page where the server can. A
+        walk makes one of these per securable before running them, so it is one lean
+        generator rather than a listing object.
+        """
+        path = permissions_path(securable_type, full_name)
+        items: list[PrivilegeAssignment] = []
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            query = encode_query([("page_token", token)]) if token else ""
+            reply = yield from request(
+                Call(method="GET", path=path, query=query, op=OpClass.GET, idempotent=True)
+            )
+            data = _object(reply.json(), "permissions")
+            raw = data.get("privilege_assignments") or []
+            if not isinstance(raw, list):
+                raise malformed("privilege_assignments is not a list")
+            items += [structure(_without_nulls(item), PrivilegeAssignment) for item in raw]
+            token = data.get("next_page_token")
+            if not isinstance(token, str) or not token or token in seen:
+                return items
+            seen.add(token)
 
 
 def permissions_path(securable_type: SecurableType, full_name: str) -> str:

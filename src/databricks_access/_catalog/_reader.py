@@ -107,18 +107,23 @@ class CatalogView:
 
     inventory: Inventory
     snapshot: CatalogSnapshot
-    _index: AccessIndex = attrs.field(init=False, eq=False)
+    _index: AccessIndex | None = attrs.field(init=False, default=None, eq=False)
 
-    def __attrs_post_init__(self) -> None:
-        object.__setattr__(self, "_index", AccessIndex(self.inventory, self.snapshot))
+    @property
+    def index(self) -> AccessIndex:
+        """The names and grants indexed for questions, built on the first one."""
+        if self._index is None:
+            object.__setattr__(self, "_index", AccessIndex(self.inventory, self.snapshot))
+        assert self._index is not None  # noqa: S101 - set just above
+        return self._index
 
     def unlocks(self, group: Group | str) -> UnlocksReport:
         """What membership of `group` (a `Group`, an id or a display name) unlocks."""
-        return self._index.unlocks(group)
+        return self.index.unlocks(group)
 
     def explain_access(self, principal: PrincipalLike) -> AccessExplanation:
         """Every privilege `principal` holds and the group chain behind each."""
-        return self._index.explain_access(principal)
+        return self.index.explain_access(principal)
 
     def __repr__(self) -> str:
         return f"CatalogView({self.inventory!r}, {self.snapshot!r})"

@@ -47,7 +47,8 @@ class Securable:
         securable_type: What it is.
         full_name: `catalog`, `catalog.schema` or `catalog.schema.table`; the metastore id
             for a metastore.
-        owner: Its owner (a name, like a grant's principal), when listed.
+        owner: Its owner (a name, like a grant's principal), when listed; the answers
+            report ownership as the privilege `OWNER`.
     """
 
     _repr_html_ = render_html
@@ -142,18 +143,13 @@ def _grants(securable: Securable, found: Iterable[PrivilegeAssignment]) -> list[
     for item in found:
         privileges = merged.setdefault((item.principal, item.principal_id), [])
         privileges.extend(p for p in item.privileges if p not in privileges)
-    grants = [
+    return [
         CatalogGrant(
             securable=securable, principal=name, privileges=tuple(privileges), principal_id=pid
         )
         for (name, pid), privileges in merged.items()
         if privileges
     ]
-    if securable.owner:
-        grants.append(
-            CatalogGrant(securable=securable, principal=securable.owner, privileges=("OWNER",))
-        )
-    return grants
 
 
 def metastore_flow(
