@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import attrs
 import httpx
 import pytest
@@ -296,3 +298,33 @@ def test_routes_name_their_endpoint(world: World):
 def test_behaviour_validates_page_cap():
     with pytest.raises(ValueError, match="uc_page_cap"):
         Behaviour(uc_page_cap=0)
+
+
+def test_async_clients_reach_workspace_hosts(world: World):
+    token = world.fake.issue_token(world.creds.client_id, workspace_id=world.ws)
+
+    async def read() -> list[str]:
+        async with httpx.AsyncClient(
+            transport=world.fake.transport(),
+            base_url=world.host(),
+            headers={"Authorization": f"Bearer {token}"},
+        ) as client:
+            reply = await client.get(f"{UC}/schemas", params={"catalog_name": "c1"})
+            return [s["full_name"] for s in reply.json()["schemas"]]
+
+    assert asyncio.run(read()) == ["c1.s"]
+
+
+def test_seeded_catalog_served_from_a_process_keeps_its_scale():
+    fake = FakeAccount(require_auth=False)
+    summary = fake.seed_unity_catalog(seed=3)
+    server = fake.serve(process=True)
+    with server:
+        url = server.workspace_host(summary.workspace_ids[1])
+        reply = httpx.get(
+            f"{url}{UC}/tables",
+            params={"catalog_name": "catalog_001", "schema_name": "schema_007", "max_results": 0},
+        )
+        assert reply.status_code == 200
+        assert len(reply.json()["tables"]) == 50
+        assert server.call("unity_catalog_counts")["tables"] == 50_000
