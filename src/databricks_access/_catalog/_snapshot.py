@@ -15,7 +15,8 @@ read) is recorded in `errors` and the walk goes on.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import attrs
@@ -32,8 +33,10 @@ from databricks_access._catalog._models import (
 )
 from databricks_access._discovery import DiscoveryFailure
 from databricks_access._errors import DatabricksAccessError
-from databricks_access._flows import Flow, collect, concurrently
+from databricks_access._flows import Flow, Listing, collect, concurrently
 from databricks_access._html import render_html
+
+_Info = CatalogInfo | SchemaInfo | TableInfo
 
 __all__ = ["CatalogGrant", "CatalogSnapshot", "Metastore", "Securable", "metastore_flow"]
 
@@ -152,6 +155,50 @@ def _grants(securable: Securable, found: Iterable[PrivilegeAssignment]) -> list[
     ]
 
 
+@attrs.frozen
+class _Listed:
+    """A listing read in a round: what it is (`stage`, `item`) and how to start it."""
+
+    stage: str
+    item: str
+    listing: Callable[[], Listing[Any]]
+
+
+# A job of a round: a securable whose grants to read, or a listing.
+_Job = Securable | _Listed
+
+
+# Flows of a round are made and run in batches of this many per allowed request: the
+# drivers hold a future (threads) or task per flow of a batch, and a walk of thousands
+# of securables should not hold thousands at once. Each batch boundary waits for its
+# slowest request, a small cost at this size.
+_BATCH_PER_SLOT = 16
+
+
+def _start(api: UnityCatalogApi, job: _Job) -> Flow[Any]:
+    if isinstance(job, Securable):
+        return api.grants(job.securable_type, job.full_name)
+    return collect(job.listing())
+
+
+def _round(
+    api: UnityCatalogApi, jobs: list[_Job], concurrency: int
+) -> Flow[list[tuple[_Job, Any]]]:
+    size = max(1, concurrency) * _BATCH_PER_SLOT
+    done: list[tuple[_Job, Any]] = []
+    for start in range(0, len(jobs), size):
+        batch = jobs[start : start + size]
+        outcomes = yield from concurrently([_start(api, job) for job in batch], concurrency)
+        done += zip(batch, outcomes, strict=True)
+    return done
+
+
+def _securable(metastore_id: str, kind: SecurableType, info: _Info) -> Securable:
+    return Securable(
+        metastore_id=metastore_id, securable_type=kind, full_name=info.qualified, owner=info.owner
+    )
+
+
 def metastore_flow(
     api: UnityCatalogApi,
     assignment: MetastoreAssignment,
@@ -163,7 +210,6 @@ def metastore_flow(
     """Read one metastore (through the workspace this flow runs on), in rounds."""
     metastore_id = assignment.metastore_id
     failures: list[DiscoveryFailure] = []
-    securables: list[Securable] = []
     grants: list[CatalogGrant] = []
 
     first: list[Any] = yield from concurrently(
@@ -177,93 +223,56 @@ def metastore_flow(
         failures.append(DiscoveryFailure.from_error("catalogs", metastore_id, listed))
         listed = []
     catalogs: list[CatalogInfo] = [c for c in listed if c.metastore_id in {None, metastore_id}]
-
-    def read_grants(items: list[Securable]) -> list[tuple[str, str, Flow[Any]]]:
-        return [
-            (
-                f"{s.securable_type.value}_grants",
-                s.full_name,
-                api.grants(s.securable_type, s.full_name),
-            )
-            for s in items
-        ]
-
     metastore = Securable(
         metastore_id=metastore_id, securable_type=SecurableType.METASTORE, full_name=metastore_id
     )
-    level1 = [
-        Securable(
-            metastore_id=metastore_id,
-            securable_type=SecurableType.CATALOG,
-            full_name=c.qualified,
-            owner=c.owner,
-        )
-        for c in catalogs
-    ]
-    securables += [metastore, *level1]
-    by_level1 = {(f"{s.securable_type.value}_grants", s.full_name): s for s in securables}
-    jobs = read_grants([metastore, *level1]) + [
-        ("schemas", c.qualified, collect(api.schemas(c.name))) for c in catalogs
-    ]
-    schema_infos: list[SchemaInfo] = []
-    for (stage, item, _), outcome in zip(
-        jobs, (yield from concurrently([f for _, _, f in jobs], concurrency)), strict=True
-    ):
-        if isinstance(outcome, DatabricksAccessError):
-            failures.append(DiscoveryFailure.from_error(stage, item, outcome))
-        elif stage == "schemas":
-            schema_infos += outcome
-        else:
-            grants += _grants(by_level1[stage, item], outcome)
-    level2 = [
-        Securable(
-            metastore_id=metastore_id,
-            securable_type=SecurableType.SCHEMA,
-            full_name=s.qualified,
-            owner=s.owner,
-        )
-        for s in schema_infos
-    ]
+    level1 = [_securable(metastore_id, SecurableType.CATALOG, c) for c in catalogs]
+    securables: list[Securable] = [metastore, *level1]
+
+    def gather(jobs: list[_Job]) -> Flow[list[Any]]:
+        """Run a round; grants are kept, failures recorded, listed items returned."""
+        listed_items: list[Any] = []
+        for job, outcome in (yield from _round(api, jobs, concurrency)):
+            if isinstance(outcome, DatabricksAccessError):
+                stage, item = (
+                    (f"{job.securable_type.value}_grants", job.full_name)
+                    if isinstance(job, Securable)
+                    else (job.stage, job.item)
+                )
+                failures.append(DiscoveryFailure.from_error(stage, item, outcome))
+            elif isinstance(job, Securable):
+                grants.extend(_grants(job, outcome))
+            else:
+                listed_items += outcome
+        return listed_items
+
+    # Round 2: the grants on the metastore and its catalogs, every catalog's schemas.
+    schema_infos: list[SchemaInfo] = yield from gather(
+        [
+            *securables,
+            *(
+                _Listed("schemas", c.qualified, functools.partial(api.schemas, c.name))
+                for c in catalogs
+            ),
+        ]
+    )
+    level2 = [_securable(metastore_id, SecurableType.SCHEMA, s) for s in schema_infos]
     securables += level2
 
-    jobs = read_grants(level2)
+    # Round 3: every schema's grants (and, opt-in, its tables).
+    jobs: list[_Job] = list(level2)
     if include_tables:
         jobs += [
-            ("tables", s.qualified, collect(api.tables(s.catalog_name, s.name)))
+            _Listed("tables", s.qualified, functools.partial(api.tables, s.catalog_name, s.name))
             for s in schema_infos
         ]
-    table_infos: list[TableInfo] = []
-    by_name = {s.full_name: s for s in level2}
-    for (stage, item, _), outcome in zip(
-        jobs, (yield from concurrently([f for _, _, f in jobs], concurrency)), strict=True
-    ):
-        if isinstance(outcome, DatabricksAccessError):
-            failures.append(DiscoveryFailure.from_error(stage, item, outcome))
-        elif stage == "tables":
-            table_infos += outcome
-        else:
-            grants += _grants(by_name[item], outcome)
+    table_infos: list[TableInfo] = yield from gather(jobs)
 
+    # Round 4 (opt-in): every table's grants.
     if include_tables:
-        level3 = [
-            Securable(
-                metastore_id=metastore_id,
-                securable_type=SecurableType.TABLE,
-                full_name=t.qualified,
-                owner=t.owner,
-            )
-            for t in table_infos
-        ]
+        level3 = [_securable(metastore_id, SecurableType.TABLE, t) for t in table_infos]
         securables += level3
-        by_table = {s.full_name: s for s in level3}
-        jobs = read_grants(level3)
-        for (stage, item, _), outcome in zip(
-            jobs, (yield from concurrently([f for _, _, f in jobs], concurrency)), strict=True
-        ):
-            if isinstance(outcome, DatabricksAccessError):
-                failures.append(DiscoveryFailure.from_error(stage, item, outcome))
-            else:
-                grants += _grants(by_table[item], outcome)
+        yield from gather(list(level3))
 
     return MetastorePart(
         metastore=Metastore(
