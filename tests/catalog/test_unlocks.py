@@ -136,3 +136,12 @@ def test_async_answers_match_sync(
 def test_one_call_forms(account: da.AccountClient, world: World):
     assert da.unlocks(account, "analysts").privileges
     assert da.explain_access(account, "bob@example.com").groups == ("analysts",)
+
+
+def test_hostile_names_are_escaped_in_html_and_csv(reader: da.CatalogReader, world: World):
+    world.fake.add_group("=cmd|' /C calc'!A0<script>", members=[world.juniors])
+    world.fake.grant("schema", "sales.curated", "=cmd|' /C calc'!A0<script>", ["MODIFY"])
+    report = reader.unlocks("juniors")
+    assert "<script>" not in report._repr_html_()
+    assert "&lt;script&gt;" in report._repr_html_()
+    assert "\n'=cmd" in report.to_csv() or ",'=cmd" in report.to_csv()

@@ -21,7 +21,7 @@ import attrs
 from databricks_access._catalog._models import SecurableType
 from databricks_access._catalog._snapshot import Metastore
 from databricks_access._discovery import DiscoveryFailure
-from databricks_access._html import render_table
+from databricks_access._html import render_html, render_table
 from databricks_access._models import PrincipalRef
 
 __all__ = ["AccessExplanation", "GrantedPrivilege", "UnlocksReport", "UnmatchedPrincipal"]
@@ -59,6 +59,8 @@ class GrantedPrivilege:
             with `granted_to` when that is a group other than the subject; empty when the
             grant names the subject itself.
     """
+
+    _repr_html_ = render_html
 
     metastore_id: str
     metastore_name: str
@@ -99,6 +101,8 @@ class UnmatchedPrincipal:
         grants: How many grants name it.
         example: One securable it is granted on (`type full_name`).
     """
+
+    _repr_html_ = render_html
 
     name: str
     principal_id: str | None = None
