@@ -108,8 +108,8 @@ def test_a_listing_sends_max_results_and_pages_until_no_token():
     while (page := listing.next_page()) is not None:
         value, calls = _drive(page, [replies.pop(0)])
         pages.append((value, calls[0].query))
-    assert pages[0][1] == "catalog_name=sales&max_results=0"
-    assert pages[1][1] == "catalog_name=sales&max_results=0&page_token=x"
+    assert pages[0][1] == "catalog_name=sales&include_browse=true&max_results=0"
+    assert pages[1][1] == "catalog_name=sales&include_browse=true&max_results=0&page_token=x"
     assert pages[0][0][0].qualified == "sales.raw"
 
 

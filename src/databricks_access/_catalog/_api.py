@@ -135,8 +135,20 @@ class UnityCatalogApi:
         )
 
     def catalogs(self) -> UcListing[CatalogInfo]:
-        """The catalogs of the workspace's metastore (those bound to the workspace)."""
-        return UcListing(f"{UC_BASE}/catalogs", "catalogs", CatalogInfo, page_size=self.page_size)
+        """The catalogs of the workspace's metastore.
+
+        With `include_unbound` (catalogs bound to other workspaces only, listed where the
+        principal may manage bindings) and `include_browse` (catalogs it may only browse),
+        so that one workspace's listing covers as much of the metastore as the principal
+        may see.
+        """
+        return UcListing(
+            f"{UC_BASE}/catalogs",
+            "catalogs",
+            CatalogInfo,
+            params=(("include_browse", "true"), ("include_unbound", "true")),
+            page_size=self.page_size,
+        )
 
     def schemas(self, catalog_name: str) -> UcListing[SchemaInfo]:
         """The schemas of one catalog."""
@@ -144,7 +156,7 @@ class UnityCatalogApi:
             f"{UC_BASE}/schemas",
             "schemas",
             SchemaInfo,
-            params=(("catalog_name", catalog_name),),
+            params=(("catalog_name", catalog_name), ("include_browse", "true")),
             page_size=self.page_size,
         )
 
@@ -157,6 +169,7 @@ class UnityCatalogApi:
             params=(
                 ("catalog_name", catalog_name),
                 ("schema_name", schema_name),
+                ("include_browse", "true"),
                 ("omit_columns", "true"),
                 ("omit_properties", "true"),
             ),
