@@ -30,7 +30,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Iterable, Sequence
-from typing import Any, Protocol, TypeGuard, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar, cast
 
 import attrs
 
@@ -39,6 +39,7 @@ from databricks_access._account.flows import Flow, collect
 from databricks_access._account.models import Group, PrincipalKind, PrincipalRef, User
 from databricks_access._account.retry import RetryPolicy
 from databricks_access._account.scim import filter_eq
+from databricks_access._catalog._summary import DescribeUnlocks, adescribe, describe, with_summary
 from databricks_access._durations import Duration
 from databricks_access._durations import seconds as _seconds
 from databricks_access._errors import (
@@ -78,6 +79,9 @@ from databricks_access._leases.values import (
 from databricks_access._sansio import Effect, perform
 from databricks_access._util.crash import crash_point
 from databricks_access._util.html import HtmlList, render_html
+
+if TYPE_CHECKING:
+    from databricks_access._catalog._reader import AsyncCatalogReader, CatalogReader
 
 __all__ = [
     "AccessRequests",
@@ -255,9 +259,11 @@ class RequestFlows:
         *,
         retry_delay: float = 30.0,
         max_retry_delay: float = 600.0,
+        unlocks: bool = False,
     ) -> None:
         self.t = tracker
         self.details = details
+        self.unlocks = unlocks  # ask what the group unlocks (a catalog reader is set)
         self.pending_ttl = pending_ttl
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
@@ -483,6 +489,7 @@ class RequestFlows:
         name = group.display_name if isinstance(group, Group) else None
         target = group if isinstance(group, Group) else found
         approvers = yield from self._approvers(target)
+        summary = (yield from perform(DescribeUnlocks(target))) if self.unlocks else None
         now = self.t.clock.now()
         req = AccessRequest(
             id=new_id("req"),
@@ -497,11 +504,13 @@ class RequestFlows:
             updated_at=now,
             approvers=tuple(str(o) for o in approvers.owners),
             approver_source=approvers.source.value,
-            access_details=self.details,
+            access_details=with_summary(self.details, summary),
             group_name=name or found.display_name,
             principal_name=principal_name,
         )
-        yield from add_request(req, self._event(EventKind.REQUEST_SUBMITTED, req))
+        detail = {"unlocks": summary} if summary else {}
+        event = self._event(EventKind.REQUEST_SUBMITTED, req, **detail)
+        yield from add_request(req, event)
         yield from self.t.deliver()
         return req
 
@@ -762,6 +771,9 @@ class AccessRequests:
         retry_delay: The wait before retrying a grant that failed transiently (default
             30 s); it doubles with each failure.
         max_retry_delay: The longest wait between retries (default 10 min).
+        catalog: A `CatalogReader`: each request then records what its group unlocks
+            in Unity Catalog (a one-line summary after the access details), for the
+            approver to see.
 
     Raises:
         ConfigError: A setting is out of range, or `integration` is async or no
@@ -776,6 +788,7 @@ class AccessRequests:
         pending_ttl: Duration = dt.timedelta(days=1),
         retry_delay: Duration = dt.timedelta(seconds=30),
         max_retry_delay: Duration = dt.timedelta(minutes=10),
+        catalog: CatalogReader | None = None,
     ) -> None:
         pending, delay, longest = _settings(pending_ttl, retry_delay, max_retry_delay)
         given: object = tracker  # checked at run time too: a mismatch fails here, not later
@@ -793,15 +806,19 @@ class AccessRequests:
             )
         self.tracker = tracker
         self.integration = integration
+        self.catalog = catalog
         self.flows = RequestFlows(
             tracker.flows,
             integration.custom_access_details,
             pending,
             retry_delay=delay,
             max_retry_delay=longest,
+            unlocks=catalog is not None,
         )
 
     def _effect(self, step: Effect[Any]) -> object:
+        if isinstance(step, DescribeUnlocks):
+            return None if self.catalog is None else describe(self.catalog, step.group)
         if isinstance(step, ResolveApprovers):
             return self.integration.approvers_for(step.group)
         if isinstance(step, CheckApprover):
@@ -925,6 +942,7 @@ class AsyncAccessRequests:
         pending_ttl: Duration = dt.timedelta(days=1),
         retry_delay: Duration = dt.timedelta(seconds=30),
         max_retry_delay: Duration = dt.timedelta(minutes=10),
+        catalog: AsyncCatalogReader | CatalogReader | None = None,
     ) -> None:
         pending, delay, longest = _settings(pending_ttl, retry_delay, max_retry_delay)
         given: object = tracker  # checked at run time too: a mismatch fails here, not later
@@ -942,15 +960,19 @@ class AsyncAccessRequests:
             self._sync = cast("IntegrationLike", integration)
         self.tracker = tracker
         self.integration = integration
+        self.catalog = catalog
         self.flows = RequestFlows(
             tracker.flows,
             integration.custom_access_details,
             pending,
             retry_delay=delay,
             max_retry_delay=longest,
+            unlocks=catalog is not None,
         )
 
     async def _effect(self, step: Effect[Any]) -> object:
+        if isinstance(step, DescribeUnlocks):
+            return None if self.catalog is None else await adescribe(self.catalog, step.group)
         if isinstance(step, ResolveApprovers):
             if self._async is not None:
                 return await self._async.approvers_for(step.group)
