@@ -21,9 +21,10 @@ from databricks_access import (
     ConfigError,
     ConfigProblem,
     DatabricksAccessError,
+    _hosts,
 )
 from databricks_access._account import config as _config
-from databricks_access._account.config import (
+from databricks_access._hosts import (
     check_account_id,
     check_endpoint,
     check_host,
@@ -771,6 +772,7 @@ def test_from_env_missing_host_with_a_bad_option():
 
 
 def test_docstring_examples():
-    result = run_doctests(_config, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
-    assert result.failed == 0
+    for module in (_hosts, _config):
+        result = run_doctests(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0
+        assert result.failed == 0

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 import databricks_access as da
+import databricks_access._diagnose.diagnose as _diagnose
 from conftest import run_doctests
 from databricks_access import Check, Diagnosis, adiagnose, diagnose
-from databricks_access._diagnose import diagnose as _diagnose
 from databricks_access.testing import Behaviour, FakeAccount, FakeResponse, OperationClass
 
 CHECKS = ["config", "secret", "token", "scim", "account_admin", "group_manager"]

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         WorkspaceAssignments,
         Workspaces,
     )
-    from databricks_access._account.config import AccountConfig, Cloud
+    from databricks_access._account.config import AccountConfig
     from databricks_access._account.drivers import AsyncPager, Pager
     from databricks_access._account.models import (
         AssignedPrincipal,
@@ -100,6 +100,7 @@ if TYPE_CHECKING:
         ServerError,
         TransportError,
     )
+    from databricks_access._hosts import Cloud
     from databricks_access._integration.config import (
         Approvers,
         ApproverSource,
@@ -217,7 +218,7 @@ _EXPORTS: dict[str, str] = {
     "Check": "_diagnose.diagnose",
     "ClientCredentials": "_secrets.base",
     "Clock": "_clock",
-    "Cloud": "_account.config",
+    "Cloud": "_hosts",
     "ComplexValue": "_account.models",
     "ConfigError": "_errors",
     "ConfigProblem": "_errors",
