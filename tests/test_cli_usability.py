@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 import databricks_access as da
-from databricks_access._cli import app as _cli
+from databricks_access._cli import parser as _cli_parser
 from test_cli import (  # noqa: F401 - fixtures
     WAIT,
     Cli,
@@ -47,7 +47,7 @@ def set_config(cli: Cli, **changes: object) -> None:
 
 
 def subcommand(name: str) -> argparse.ArgumentParser:
-    parser = _cli.build_parser()
+    parser = _cli_parser.build_parser()
     (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return commands.choices[name]
 
