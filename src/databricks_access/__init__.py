@@ -20,22 +20,7 @@ logging.getLogger("databricks_access").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from databricks_access._account.auth import OAuthM2M
-    from databricks_access._account.client import (
-        AccountClient,
-        AsyncAccountClient,
-        AsyncGroupManagers,
-        AsyncGroups,
-        AsyncServicePrincipals,
-        AsyncUsers,
-        AsyncWorkspaceAssignments,
-        AsyncWorkspaces,
-        GroupManagers,
-        Groups,
-        ServicePrincipals,
-        Users,
-        WorkspaceAssignments,
-        Workspaces,
-    )
+    from databricks_access._account.client import AccountClient, AsyncAccountClient
     from databricks_access._account.config import AccountConfig
     from databricks_access._account.drivers import AsyncPager, Pager
     from databricks_access._account.models import (
@@ -56,8 +41,24 @@ if TYPE_CHECKING:
         Workspace,
         WorkspacePermission,
     )
+    from databricks_access._account.principals import (
+        AsyncServicePrincipals,
+        AsyncUsers,
+        ServicePrincipals,
+        Users,
+    )
     from databricks_access._account.retry import RetryPolicy
     from databricks_access._account.scim import filter_eq
+    from databricks_access._account.services import (
+        AsyncGroupManagers,
+        AsyncGroups,
+        AsyncWorkspaceAssignments,
+        AsyncWorkspaces,
+        GroupManagers,
+        Groups,
+        WorkspaceAssignments,
+        Workspaces,
+    )
     from databricks_access._account.throttle import RateLimits
     from databricks_access._clock import Clock, ManualClock, SystemClock
     from databricks_access._diagnose.diagnose import (
@@ -194,8 +195,8 @@ _EXPORTS: dict[str, str] = {
     "AsyncAccessRequests": "_integration.requests",
     "AsyncAccountClient": "_account.client",
     "AsyncDatabricksDirectory": "_integration.owners",
-    "AsyncGroupManagers": "_account.client",
-    "AsyncGroups": "_account.client",
+    "AsyncGroupManagers": "_account.services",
+    "AsyncGroups": "_account.services",
     "AsyncIdentityDirectory": "_integration.owners",
     "AsyncIntegration": "_integration.config",
     "AsyncLeaseStore": "_leases.store",
@@ -204,11 +205,11 @@ _EXPORTS: dict[str, str] = {
     "AsyncOwnerResolver": "_integration.owners",
     "AsyncPager": "_account.drivers",
     "AsyncPostgresLeaseStore": "_stores.postgres",
-    "AsyncServicePrincipals": "_account.client",
+    "AsyncServicePrincipals": "_account.principals",
     "AsyncTagOwnerResolver": "_integration.owners",
-    "AsyncUsers": "_account.client",
-    "AsyncWorkspaceAssignments": "_account.client",
-    "AsyncWorkspaces": "_account.client",
+    "AsyncUsers": "_account.principals",
+    "AsyncWorkspaceAssignments": "_account.services",
+    "AsyncWorkspaces": "_account.services",
     "AuditEvent": "_leases.values",
     "AuthenticationError": "_errors",
     "AwsSecretsManagerStore": "_secrets.aws",
@@ -240,8 +241,8 @@ _EXPORTS: dict[str, str] = {
     "GrantResult": "_leases.membership",
     "GrantRule": "_account.models",
     "Group": "_account.models",
-    "GroupManagers": "_account.client",
-    "Groups": "_account.client",
+    "GroupManagers": "_account.services",
+    "Groups": "_account.services",
     "HashiCorpVaultStore": "_secrets.vault",
     "IdentityDirectory": "_integration.owners",
     "Integration": "_integration.config",
@@ -298,7 +299,7 @@ _EXPORTS: dict[str, str] = {
     "ServerError": "_errors",
     "ServicePrincipal": "_account.models",
     "ServicePrincipalSecret": "_account.models",
-    "ServicePrincipals": "_account.client",
+    "ServicePrincipals": "_account.principals",
     "SqliteLeaseStore": "_stores.sqlite",
     "StaticDirectory": "_integration.owners",
     "StaticOwnerResolver": "_integration.owners",
@@ -309,11 +310,11 @@ _EXPORTS: dict[str, str] = {
     "TagSource": "_integration.owners",
     "TransportError": "_errors",
     "User": "_account.models",
-    "Users": "_account.client",
+    "Users": "_account.principals",
     "Workspace": "_account.models",
-    "WorkspaceAssignments": "_account.client",
+    "WorkspaceAssignments": "_account.services",
     "WorkspacePermission": "_account.models",
-    "Workspaces": "_account.client",
+    "Workspaces": "_account.services",
     "adiagnose": "_diagnose.diagnose",
     "adiscover": "_discovery.discovery",
     "aprobe": "_diagnose.probe",
