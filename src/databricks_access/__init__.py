@@ -67,12 +67,8 @@ if TYPE_CHECKING:
         adiagnose,
         diagnose,
     )
-    from databricks_access._diagnose.probe import (
-        PlannedProbeRequest,
-        ProbePlan,
-        aprobe,
-        probe,
-    )
+    from databricks_access._diagnose.probe import aprobe, probe
+    from databricks_access._diagnose.probe_plan import PlannedProbeRequest, ProbePlan
     from databricks_access._diagnose.probe_report import ProbeReport
     from databricks_access._discovery.discovery import (
         Access,
@@ -275,12 +271,12 @@ _EXPORTS: dict[str, str] = {
     "Pair": "_leases.values",
     "PermissionAssignment": "_account.models",
     "PermissionDeniedError": "_errors",
-    "PlannedProbeRequest": "_diagnose.probe",
+    "PlannedProbeRequest": "_diagnose.probe_plan",
     "PlannedRequest": "_leases.membership",
     "PostgresLeaseStore": "_stores.postgres",
     "PrincipalKind": "_account.models",
     "PrincipalRef": "_account.models",
-    "ProbePlan": "_diagnose.probe",
+    "ProbePlan": "_diagnose.probe_plan",
     "ProbeReport": "_diagnose.probe_report",
     "Progress": "_discovery.progress",
     "RateLimitedError": "_errors",

@@ -27,9 +27,7 @@ from databricks_access._account.drivers import (
     new_async_http,
     new_sync_http,
 )
-from databricks_access._account.models import (
-    PrincipalRef,
-)
+from databricks_access._account.models import PrincipalRef
 from databricks_access._account.principals import (
     AsyncServicePrincipalAccess,
     AsyncServicePrincipals,

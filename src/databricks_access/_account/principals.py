@@ -11,10 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from databricks_access._account.api import rule_set_principal
-from databricks_access._account.drivers import (
-    AsyncPager,
-    Pager,
-)
+from databricks_access._account.drivers import AsyncPager, Pager
 from databricks_access._account.models import (
     RuleSet,
     ServicePrincipal,
