@@ -70,13 +70,8 @@ if TYPE_CHECKING:
     from databricks_access._diagnose.probe import aprobe, probe
     from databricks_access._diagnose.probe_plan import PlannedProbeRequest, ProbePlan
     from databricks_access._diagnose.probe_report import ProbeReport
-    from databricks_access._discovery.discovery import (
-        Access,
-        DiscoveryFailure,
-        Inventory,
-        adiscover,
-        discover,
-    )
+    from databricks_access._discovery.discovery import adiscover, discover
+    from databricks_access._discovery.inventory import Access, DiscoveryFailure, Inventory
     from databricks_access._discovery.progress import Progress, tqdm_progress
     from databricks_access._durations import parse_duration
     from databricks_access._errors import (
@@ -178,7 +173,7 @@ if TYPE_CHECKING:
 
 # Public name -> the private module that defines it.
 _EXPORTS: dict[str, str] = {
-    "Access": "_discovery.discovery",
+    "Access": "_discovery.inventory",
     "AccessRequest": "_leases.values",
     "AccessRequests": "_integration.requests",
     "AccountClient": "_account.client",
@@ -223,7 +218,7 @@ _EXPORTS: dict[str, str] = {
     "DatabricksAccessError": "_errors",
     "DatabricksDirectory": "_integration.owners",
     "Diagnosis": "_diagnose.diagnose",
-    "DiscoveryFailure": "_discovery.discovery",
+    "DiscoveryFailure": "_discovery.inventory",
     "DisplayNamePatternTagSource": "_integration.owners",
     "DriftItem": "_leases.tracker",
     "DriftReport": "_leases.tracker",
@@ -243,7 +238,7 @@ _EXPORTS: dict[str, str] = {
     "IdentityDirectory": "_integration.owners",
     "Integration": "_integration.config",
     "IntegrationConfig": "_integration.config",
-    "Inventory": "_discovery.discovery",
+    "Inventory": "_discovery.inventory",
     "JsonLinesSink": "_leases.events",
     "Lease": "_leases.values",
     "LeaseError": "_errors",
