@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from databricks_access._account.api import rule_set_principal
+from databricks_access._account.access_api import rule_set_principal
 from databricks_access._account.drivers import AsyncPager, Pager
 from databricks_access._account.models import (
     RuleSet,

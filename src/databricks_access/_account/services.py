@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from databricks_access._account.api import rule_set_principal
+from databricks_access._account.access_api import rule_set_principal
 from databricks_access._account.drivers import AsyncPager, Pager
 from databricks_access._account.models import (
     Group,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from databricks_access._account.api import GROUP_MANAGER_ROLE
+from databricks_access._account.access_api import GROUP_MANAGER_ROLE
 from databricks_access._account.auth import OAuthM2M
 from databricks_access._account.config import AccountConfig
 from databricks_access._account.models import ComplexValue, Group, RuleSet, ServicePrincipal

@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from databricks_access._account.api import AccountApi, Principal, _is_uuid
+from databricks_access._account.api import AccountApi, Principal
 from databricks_access._account.flows import OpClass
 from databricks_access._account.models import (
     Group,
@@ -22,6 +22,7 @@ from databricks_access._account.models import (
     User,
 )
 from databricks_access._account.scim import filter_eq
+from databricks_access._account.scim_api import _is_uuid
 from databricks_access._errors import ConfigError
 
 __all__ = ["PlannedProbeRequest", "ProbePlan"]

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
 
-from databricks_access._account.api import GROUP_MANAGER_ROLE, AccountApi
+from databricks_access._account.access_api import GROUP_MANAGER_ROLE
+from databricks_access._account.api import AccountApi
 from databricks_access._account.flows import Flow, Listing, collect, concurrently
 from databricks_access._account.models import (
     Group,
