@@ -56,9 +56,6 @@ SANDBOX_PREFIX = "databricks-access-probe-"
 """Every sandbox group's name starts with this."""
 
 
-# -- running it -------------------------------------------------------------------------------
-
-
 def _sync_effects(clock: Clock) -> Callable[[object], object]:
     def handle(step: object) -> object:
         if isinstance(step, _Sleep):

@@ -35,9 +35,6 @@ _LONGEST_WAIT = 30.0  # the longest pause between two reads of the lag measureme
 _LONGEST_RETRY_AFTER = 60.0
 
 
-# -- options and the plan ------------------------------------------------------------------
-
-
 def _number(low: float, high: float) -> Callable[[object, attrs.Attribute[Any], object], None]:
     def check(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -50,9 +50,6 @@ from databricks_access._errors import ApiError, NotFoundError, RateLimitedError
 __all__ = ["cleanup_flow"]
 
 
-# -- the script ---------------------------------------------------------------------------------
-
-
 @attrs.frozen
 class _Sleep:
     """-> None: wait this many seconds on the client's clock."""
