@@ -26,9 +26,6 @@ from databricks_access._account.models import (
 )
 from databricks_access._account.scim import add_members_body, check_id, remove_members_body
 from databricks_access._account.scim_api import (
-    _GROUP_SCHEMA,
-    _SP_SCHEMA,
-    _USER_SCHEMA,
     ScimListing,
     TokenListing,
     _flag,
@@ -45,6 +42,9 @@ from databricks_access._errors import ConfigError, ConflictError, NotFoundError
 __all__ = ["AccountApi", "Principal"]
 
 
+_GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+_USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+_SP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal"
 _MAX_SECRET_LIFETIME = 730 * 24 * 3600
 
 

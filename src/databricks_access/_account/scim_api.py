@@ -33,9 +33,6 @@ T = TypeVar("T")
 R = TypeVar("R", User, Group, ServicePrincipal)
 
 
-_GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
-_USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
-_SP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServicePrincipal"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DEFAULT_PAGE = 100
 _MAX_PAGE_20 = 10_000

@@ -46,7 +46,7 @@ from databricks_access._cli.session import _Session
 from databricks_access._durations import human
 from databricks_access._util.terminal import terminal_safe
 
-__all__ = []
+__all__: list[str] = []
 
 
 def _cmd_demo(_args: argparse.Namespace, _session: _Session) -> int:

@@ -19,7 +19,7 @@ import databricks_access as da
 from databricks_access._durations import human
 from databricks_access._util.terminal import terminal_safe
 
-__all__ = []
+__all__: list[str] = []
 
 
 _BULLET = re.compile(r"^\s*-\s+")
