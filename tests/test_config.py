@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import doctest
 import math
 import pickle
 import re
 import string
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -776,3 +778,22 @@ def test_docstring_examples():
         result = run_doctests(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0
         assert result.failed == 0
+
+
+# --- the host rules sit below the packages that use them ----------------------------------------
+
+
+def test_the_host_rules_and_the_secret_stores_import_nothing_from_the_account_package():
+    package = Path(_hosts.__file__).parent
+    for path in [package / "_hosts.py", *sorted((package / "_secrets").glob("*.py"))]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = [
+            node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+        ] + [
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        ]
+        upward = [name for name in imported if name.startswith("databricks_access._account")]
+        assert not upward, f"{path.name} imports {upward}"
