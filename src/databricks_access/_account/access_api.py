@@ -21,13 +21,7 @@ from databricks_access._account.models import (
     WorkspacePermission,
 )
 from databricks_access._account.scim import check_id, check_workspace_id, encode_query
-from databricks_access._account.scim_api import (
-    ScimApi,
-    TokenListing,
-    _is_uuid,
-    _SinglePage,
-    _workspace_id,
-)
+from databricks_access._account.scim_api import ScimApi, TokenListing, _is_uuid, _SinglePage
 from databricks_access._account.serde import malformed, structure
 from databricks_access._errors import ConfigError, ConflictError
 
@@ -48,6 +42,15 @@ WORKSPACE_PERMISSIONS = ("USER", "ADMIN")
 
 
 _RULE_SET_RETRIES = 5
+
+
+def _workspace_id(workspace_id: object) -> str:
+    text = str(workspace_id)
+    if isinstance(workspace_id, bool) or not isinstance(workspace_id, (int, str)):
+        raise ConfigError(f"{workspace_id!r} is not a workspace id", "workspace_id")
+    if not text.isascii() or not text.isdigit():
+        raise ConfigError(f"{workspace_id!r} is not a workspace id", "workspace_id")
+    return text
 
 
 class AccessApi(ScimApi):

@@ -28,11 +28,10 @@ from databricks_access._account.scim import add_members_body, check_id, remove_m
 from databricks_access._account.scim_api import (
     ScimListing,
     TokenListing,
-    _flag,
+    _complex,
     _is_uuid,
     _members_read,
     _names,
-    _shared_fields,
     _SinglePage,
     _text,
 )
@@ -50,6 +49,26 @@ _MAX_SECRET_LIFETIME = 730 * 24 * 3600
 
 Principal = User | ServicePrincipal | Group | PrincipalRef | str
 """Anything that names a principal: a model, a reference, a user name or an application id."""
+
+
+def _flag(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError("must be True or False", field)
+    return value
+
+
+def _shared_fields(
+    external_id: str | None, roles: Iterable[str], entitlements: Iterable[str]
+) -> dict[str, object]:
+    """The create body's fields that users, service principals and groups share."""
+    fields: dict[str, object] = {}
+    if external_id is not None:
+        fields["externalId"] = _text(external_id, "external_id")
+    if role_names := _names(roles, "roles"):
+        fields["roles"] = _complex(role_names)
+    if entitlement_names := _names(entitlements, "entitlements"):
+        fields["entitlements"] = _complex(entitlement_names)
+    return fields
 
 
 class AccountApi(AccessApi):

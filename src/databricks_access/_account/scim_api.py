@@ -136,10 +136,6 @@ def _text(value: object, field: str) -> str:
     return value
 
 
-def _optional_text(value: object, field: str) -> str | None:
-    return None if value is None else _text(value, field)
-
-
 def _names(values: Iterable[str], field: str) -> list[str]:
     """Role or entitlement names: a collection of non-empty strings, duplicates dropped."""
     if isinstance(values, (str, bytes)):
@@ -151,41 +147,12 @@ def _names(values: Iterable[str], field: str) -> list[str]:
     return list(dict.fromkeys(_text(item, field) for item in items))
 
 
-def _flag(value: object, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError("must be True or False", field)
-    return value
-
-
-def _shared_fields(
-    external_id: str | None, roles: Iterable[str], entitlements: Iterable[str]
-) -> dict[str, object]:
-    """The create body's fields that users, service principals and groups share."""
-    fields: dict[str, object] = {}
-    if external_id is not None:
-        fields["externalId"] = _text(external_id, "external_id")
-    if role_names := _names(roles, "roles"):
-        fields["roles"] = _complex(role_names)
-    if entitlement_names := _names(entitlements, "entitlements"):
-        fields["entitlements"] = _complex(entitlement_names)
-    return fields
-
-
 def _complex(values: Iterable[str]) -> list[dict[str, str]]:
     return [{"value": value} for value in values]
 
 
 def _patch_body(operations: list[dict[str, Any]]) -> dict[str, Any]:
     return {"schemas": [PATCH_OP_SCHEMA], "Operations": operations}
-
-
-def _workspace_id(workspace_id: object) -> str:
-    text = str(workspace_id)
-    if isinstance(workspace_id, bool) or not isinstance(workspace_id, (int, str)):
-        raise ConfigError(f"{workspace_id!r} is not a workspace id", "workspace_id")
-    if not text.isascii() or not text.isdigit():
-        raise ConfigError(f"{workspace_id!r} is not a workspace id", "workspace_id")
-    return text
 
 
 def _projection(
