@@ -20,23 +20,8 @@ logging.getLogger("databricks_access").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from databricks_access._account.auth import OAuthM2M
-    from databricks_access._account.client import (
-        AccountClient,
-        AsyncAccountClient,
-        AsyncGroupManagers,
-        AsyncGroups,
-        AsyncServicePrincipals,
-        AsyncUsers,
-        AsyncWorkspaceAssignments,
-        AsyncWorkspaces,
-        GroupManagers,
-        Groups,
-        ServicePrincipals,
-        Users,
-        WorkspaceAssignments,
-        Workspaces,
-    )
-    from databricks_access._account.config import AccountConfig, Cloud
+    from databricks_access._account.client import AccountClient, AsyncAccountClient
+    from databricks_access._account.config import AccountConfig
     from databricks_access._account.drivers import AsyncPager, Pager
     from databricks_access._account.models import (
         AssignedPrincipal,
@@ -56,8 +41,24 @@ if TYPE_CHECKING:
         Workspace,
         WorkspacePermission,
     )
+    from databricks_access._account.principals import (
+        AsyncServicePrincipals,
+        AsyncUsers,
+        ServicePrincipals,
+        Users,
+    )
     from databricks_access._account.retry import RetryPolicy
     from databricks_access._account.scim import filter_eq
+    from databricks_access._account.services import (
+        AsyncGroupManagers,
+        AsyncGroups,
+        AsyncWorkspaceAssignments,
+        AsyncWorkspaces,
+        GroupManagers,
+        Groups,
+        WorkspaceAssignments,
+        Workspaces,
+    )
     from databricks_access._account.throttle import RateLimits
     from databricks_access._catalog import (
         AccessExplanation,
@@ -95,20 +96,11 @@ if TYPE_CHECKING:
         adiagnose,
         diagnose,
     )
-    from databricks_access._diagnose.probe import (
-        PlannedProbeRequest,
-        ProbePlan,
-        aprobe,
-        probe,
-    )
+    from databricks_access._diagnose.probe import aprobe, probe
+    from databricks_access._diagnose.probe_plan import PlannedProbeRequest, ProbePlan
     from databricks_access._diagnose.probe_report import ProbeReport
-    from databricks_access._discovery.discovery import (
-        Access,
-        DiscoveryFailure,
-        Inventory,
-        adiscover,
-        discover,
-    )
+    from databricks_access._discovery.discovery import adiscover, discover
+    from databricks_access._discovery.inventory import Access, DiscoveryFailure, Inventory
     from databricks_access._discovery.progress import Progress, tqdm_progress
     from databricks_access._durations import parse_duration
     from databricks_access._errors import (
@@ -129,6 +121,7 @@ if TYPE_CHECKING:
         ServerError,
         TransportError,
     )
+    from databricks_access._hosts import Cloud
     from databricks_access._integration.config import (
         Approvers,
         ApproverSource,
@@ -238,7 +231,7 @@ _EXPORTS: dict[str, str] = {
     "explain_access": "_catalog",
     "unlocks": "_catalog",
     # --
-    "Access": "_discovery.discovery",
+    "Access": "_discovery.inventory",
     "AccessRequest": "_leases.values",
     "AccessRequests": "_integration.requests",
     "AccountClient": "_account.client",
@@ -251,8 +244,8 @@ _EXPORTS: dict[str, str] = {
     "AsyncAccessRequests": "_integration.requests",
     "AsyncAccountClient": "_account.client",
     "AsyncDatabricksDirectory": "_integration.owners",
-    "AsyncGroupManagers": "_account.client",
-    "AsyncGroups": "_account.client",
+    "AsyncGroupManagers": "_account.services",
+    "AsyncGroups": "_account.services",
     "AsyncIdentityDirectory": "_integration.owners",
     "AsyncIntegration": "_integration.config",
     "AsyncLeaseStore": "_leases.store",
@@ -261,11 +254,11 @@ _EXPORTS: dict[str, str] = {
     "AsyncOwnerResolver": "_integration.owners",
     "AsyncPager": "_account.drivers",
     "AsyncPostgresLeaseStore": "_stores.postgres",
-    "AsyncServicePrincipals": "_account.client",
+    "AsyncServicePrincipals": "_account.principals",
     "AsyncTagOwnerResolver": "_integration.owners",
-    "AsyncUsers": "_account.client",
-    "AsyncWorkspaceAssignments": "_account.client",
-    "AsyncWorkspaces": "_account.client",
+    "AsyncUsers": "_account.principals",
+    "AsyncWorkspaceAssignments": "_account.services",
+    "AsyncWorkspaces": "_account.services",
     "AuditEvent": "_leases.values",
     "AuthenticationError": "_errors",
     "AwsSecretsManagerStore": "_secrets.aws",
@@ -275,7 +268,7 @@ _EXPORTS: dict[str, str] = {
     "Check": "_diagnose.diagnose",
     "ClientCredentials": "_secrets.base",
     "Clock": "_clock",
-    "Cloud": "_account.config",
+    "Cloud": "_hosts",
     "ComplexValue": "_account.models",
     "ConfigError": "_errors",
     "ConfigProblem": "_errors",
@@ -283,7 +276,7 @@ _EXPORTS: dict[str, str] = {
     "DatabricksAccessError": "_errors",
     "DatabricksDirectory": "_integration.owners",
     "Diagnosis": "_diagnose.diagnose",
-    "DiscoveryFailure": "_discovery.discovery",
+    "DiscoveryFailure": "_discovery.inventory",
     "DisplayNamePatternTagSource": "_integration.owners",
     "DriftItem": "_leases.tracker",
     "DriftReport": "_leases.tracker",
@@ -297,13 +290,13 @@ _EXPORTS: dict[str, str] = {
     "GrantResult": "_leases.membership",
     "GrantRule": "_account.models",
     "Group": "_account.models",
-    "GroupManagers": "_account.client",
-    "Groups": "_account.client",
+    "GroupManagers": "_account.services",
+    "Groups": "_account.services",
     "HashiCorpVaultStore": "_secrets.vault",
     "IdentityDirectory": "_integration.owners",
     "Integration": "_integration.config",
     "IntegrationConfig": "_integration.config",
-    "Inventory": "_discovery.discovery",
+    "Inventory": "_discovery.inventory",
     "JsonLinesSink": "_leases.events",
     "Lease": "_leases.values",
     "LeaseError": "_errors",
@@ -331,12 +324,12 @@ _EXPORTS: dict[str, str] = {
     "Pair": "_leases.values",
     "PermissionAssignment": "_account.models",
     "PermissionDeniedError": "_errors",
-    "PlannedProbeRequest": "_diagnose.probe",
+    "PlannedProbeRequest": "_diagnose.probe_plan",
     "PlannedRequest": "_leases.membership",
     "PostgresLeaseStore": "_stores.postgres",
     "PrincipalKind": "_account.models",
     "PrincipalRef": "_account.models",
-    "ProbePlan": "_diagnose.probe",
+    "ProbePlan": "_diagnose.probe_plan",
     "ProbeReport": "_diagnose.probe_report",
     "Progress": "_discovery.progress",
     "RateLimitedError": "_errors",
@@ -355,7 +348,7 @@ _EXPORTS: dict[str, str] = {
     "ServerError": "_errors",
     "ServicePrincipal": "_account.models",
     "ServicePrincipalSecret": "_account.models",
-    "ServicePrincipals": "_account.client",
+    "ServicePrincipals": "_account.principals",
     "SqliteLeaseStore": "_stores.sqlite",
     "StaticDirectory": "_integration.owners",
     "StaticOwnerResolver": "_integration.owners",
@@ -366,11 +359,11 @@ _EXPORTS: dict[str, str] = {
     "TagSource": "_integration.owners",
     "TransportError": "_errors",
     "User": "_account.models",
-    "Users": "_account.client",
+    "Users": "_account.principals",
     "Workspace": "_account.models",
-    "WorkspaceAssignments": "_account.client",
+    "WorkspaceAssignments": "_account.services",
     "WorkspacePermission": "_account.models",
-    "Workspaces": "_account.client",
+    "Workspaces": "_account.services",
     "adiagnose": "_diagnose.diagnose",
     "adiscover": "_discovery.discovery",
     "aprobe": "_diagnose.probe",

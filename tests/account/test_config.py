@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import doctest
 import math
 import pickle
 import re
 import string
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -20,9 +22,10 @@ from databricks_access import (
     ConfigError,
     ConfigProblem,
     DatabricksAccessError,
+    _hosts,
 )
 from databricks_access._account import config as _config
-from databricks_access._account.config import (
+from databricks_access._hosts import (
     check_account_id,
     check_endpoint,
     check_host,
@@ -771,6 +774,26 @@ def test_from_env_missing_host_with_a_bad_option():
 
 
 def test_docstring_examples():
-    result = run_doctests(_config, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
-    assert result.failed == 0
+    for module in (_hosts, _config):
+        result = run_doctests(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0
+        assert result.failed == 0
+
+
+# --- the host rules sit below the packages that use them ----------------------------------------
+
+
+def test_the_host_rules_and_the_secret_stores_import_nothing_from_the_account_package():
+    package = Path(_hosts.__file__).parent
+    for path in [package / "_hosts.py", *sorted((package / "_secrets").glob("*.py"))]:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = [
+            node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+        ] + [
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        ]
+        upward = [name for name in imported if name.startswith("databricks_access._account")]
+        assert not upward, f"{path.name} imports {upward}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 import databricks_access as da
-from databricks_access._account import client as _client
+from databricks_access._account import principals as _principals
 
 
 def public_methods(cls):
@@ -27,8 +27,8 @@ PAIRS = [
     (da.Users, da.AsyncUsers),
     (da.ServicePrincipals, da.AsyncServicePrincipals),
     (da.GroupManagers, da.AsyncGroupManagers),
-    (_client.ServicePrincipalAccess, _client.AsyncServicePrincipalAccess),
-    (_client.ServicePrincipalSecrets, _client.AsyncServicePrincipalSecrets),
+    (_principals.ServicePrincipalAccess, _principals.AsyncServicePrincipalAccess),
+    (_principals.ServicePrincipalSecrets, _principals.AsyncServicePrincipalSecrets),
     (da.Workspaces, da.AsyncWorkspaces),
     (da.WorkspaceAssignments, da.AsyncWorkspaceAssignments),
     (da.Pager, da.AsyncPager),

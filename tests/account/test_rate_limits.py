@@ -15,7 +15,8 @@ import pytest
 import databricks_access as da
 from databricks_access._account import throttle as _throttle
 from databricks_access._account.throttle import shared_throttle
-from databricks_access._cli.app import _Session, build_parser
+from databricks_access._cli.parser import build_parser
+from databricks_access._cli.session import _Session
 from databricks_access.testing import FakeAccount, ServerRateLimits
 from helpers.internals import OpClass, Throttle
 

@@ -28,6 +28,7 @@ import pytest
 
 import databricks_access as da
 from databricks_access._cli import app as _cli
+from databricks_access._cli import render as _render
 from databricks_access.testing import FakeAccount
 from helpers.internals import human
 
@@ -424,7 +425,9 @@ def test_the_progress_counter_without_tqdm(account, tmp_path, capsys, monkeypatc
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised():
-    assert [_cli._csv_cell(v) for v in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "a=b", 3, None)] == [
+    assert [
+        _render._csv_cell(v) for v in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "a=b", 3, None)
+    ] == [
         "'=1+1",
         "'+1",
         "'-1",
@@ -437,7 +440,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised():
 
 
 def test_table_cells_hold_no_terminal_escape():
-    text = _cli._table([{"name": "\x1b[31mred\x1b[0m", "ok": True, "none": None}])
+    text = _render._table([{"name": "\x1b[31mred\x1b[0m", "ok": True, "none": None}])
     assert "\x1b" not in text
     assert text.splitlines()[1].split() == ["\\u001b[31mred\\u001b[0m", "yes"]
 

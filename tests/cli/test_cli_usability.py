@@ -32,7 +32,7 @@ from test_cli import (  # noqa: F401 - fixtures
 )
 
 import databricks_access as da
-from databricks_access._cli import app as _cli
+from databricks_access._cli import parser as _cli_parser
 
 GRANT = ("grant", "alice@example.com", "prod-data-readers", "--ttl", "1h", "--reason", "INC-1")
 
@@ -47,7 +47,7 @@ def set_config(cli: Cli, **changes: object) -> None:
 
 
 def subcommand(name: str) -> argparse.ArgumentParser:
-    parser = _cli.build_parser()
+    parser = _cli_parser.build_parser()
     (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return commands.choices[name]
 

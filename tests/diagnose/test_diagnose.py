@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 import databricks_access as da
+import databricks_access._diagnose.diagnose as _diagnose
 from databricks_access import Check, Diagnosis, adiagnose, diagnose
-from databricks_access._diagnose import diagnose as _diagnose
 from databricks_access.testing import Behaviour, FakeAccount, FakeResponse, OperationClass
 from helpers.doctests import run_doctests
 

@@ -25,6 +25,7 @@ import respx
 import databricks_access as da
 from databricks_access._account import client as _client
 from databricks_access._cli import app as _cli
+from databricks_access._cli import session as _cli_session
 from databricks_access.testing import (
     Behaviour,
     FakeAccount,
@@ -678,7 +679,7 @@ def cli(tmp_path, monkeypatch, capsys):
         encoding="utf-8",
     )
     # The command's client, on the emulator and the injected clock.
-    monkeypatch.setattr(_cli._Session, "client", property(lambda _self: acct.client()))
+    monkeypatch.setattr(_cli_session._Session, "client", property(lambda _self: acct.client()))
     env = {"DATABRICKS_CLIENT_ID": acct.client_id, "DATABRICKS_CLIENT_SECRET": acct.client_secret}
 
     def invoke(*args: str):

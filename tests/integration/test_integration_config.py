@@ -16,6 +16,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import databricks_access as da
+import databricks_access._diagnose.diagnose as _diagnose
 from databricks_access import (
     AccountConfig,
     AwsSecretsManagerStore,
@@ -36,7 +37,6 @@ from databricks_access import (
     SqliteLeaseStore,
     open_secret_store,
 )
-from databricks_access._diagnose import diagnose as _diagnose
 from databricks_access._integration import config as _integration
 from databricks_access._integration import owners as _owners
 from databricks_access._integration.config import MAX_ACCESS_DETAILS

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import databricks_access as da
+import databricks_access._diagnose.diagnose as _diagnose
 from databricks_access import (
     Approvers,
     ApproverSource,
@@ -39,7 +40,6 @@ from databricks_access import (
     TagOwnerResolver,
     TagSource,
 )
-from databricks_access._diagnose import diagnose as _diagnose
 from databricks_access._integration import config as _integration
 from databricks_access._integration import owners as _owners
 from databricks_access._integration.config import _Workers

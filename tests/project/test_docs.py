@@ -17,7 +17,8 @@ import respx
 
 import databricks_access as da
 from databricks_access import testing
-from databricks_access._cli import app as _cli
+from databricks_access._cli import errors as _cli_errors
+from databricks_access._cli import parser as _cli_parser
 from databricks_access.testing import FakeAccount
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -162,7 +163,7 @@ def test_notebooks_page_runs(account, tmp_path):
 
 def test_the_cli_page_documents_every_command_and_option():
     text = (DOCS / "cli.md").read_text(encoding="utf-8")
-    parser = _cli.build_parser()
+    parser = _cli_parser.build_parser()
     (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name, sub in commands.choices.items():
         assert f"### {name}\n" in text, name
@@ -170,7 +171,7 @@ def test_the_cli_page_documents_every_command_and_option():
             for option in action.option_strings:
                 if option not in {"-h", "--help", "--config", "--debug"}:
                     assert option in text, f"{name} {option}"
-    for code, meaning in _cli.EXIT_CODES.items():
+    for code, meaning in _cli_errors.EXIT_CODES.items():
         assert f"| {code} |" in text, meaning
 
 

@@ -20,9 +20,9 @@ from hypothesis import example, given
 
 import databricks_access as da
 from databricks_access import AssignedPrincipal, ComplexValue, GrantRule, MemberRef, Name, filter_eq
-from databricks_access._account.config import check_host, normalize_host
 from databricks_access._account.flows import Reply
 from databricks_access._account.scim import encode_query
+from databricks_access._hosts import check_host, normalize_host
 from helpers.internals import (
     Comparison,
     check_id,

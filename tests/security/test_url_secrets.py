@@ -14,6 +14,7 @@ import pytest
 
 import databricks_access as da
 from databricks_access._cli import app as _cli
+from databricks_access._cli import errors as _cli_errors
 from databricks_access._util.redact import redact, url_secret
 
 SECRET = "hunter2"
@@ -90,7 +91,7 @@ def test_the_command_line_never_shows_it(tmp_path, capsys, url):
     for command in ("doctor", "leases", "run"):
         code = _cli.main([command, "--config", str(config)], environ={})
         captured = capsys.readouterr()
-        assert code == _cli.EXIT_USAGE
+        assert code == _cli_errors.EXIT_USAGE
         assert SECRET not in captured.out + captured.err
         assert key in captured.err
 

@@ -1,4 +1,5 @@
 """Talking to the account API.
 
-Configuration, models, sans-IO flows, auth, drivers and the clients.
+Configuration, models, sans-IO flows (`scim_api` ← `access_api` ← `api`), auth, drivers,
+the clients (`client`) and their services (`services`, `principals`).
 """

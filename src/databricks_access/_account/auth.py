@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import attrs
 import httpx
 
-from databricks_access._account.config import AccountConfig, check_endpoint
+from databricks_access._account.config import AccountConfig
 from databricks_access._account.retry import RetryPolicy, parse_retry_after
 from databricks_access._clock import Clock, SystemClock
 from databricks_access._durations import from_server
@@ -38,6 +38,7 @@ from databricks_access._errors import (
     error_from_reply,
     parse_error_body,
 )
+from databricks_access._hosts import check_endpoint
 from databricks_access._sansio import Effect, relay, relay_async
 from databricks_access._secrets.base import ClientCredentials, SecretStore
 from databricks_access._util.json import loads as _json_loads

@@ -36,7 +36,7 @@ from databricks_access._catalog._reports import (
     sort_rows,
 )
 from databricks_access._catalog._snapshot import CatalogGrant, CatalogSnapshot, Securable
-from databricks_access._discovery.discovery import Inventory
+from databricks_access._discovery.inventory import Inventory
 from databricks_access._errors import NotFoundError
 
 __all__ = ["ACCOUNT_USERS", "AccessIndex"]

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from databricks_access._account.config import AccountConfig, Cloud, check_endpoint, check_host
+from databricks_access._account.config import AccountConfig
 from databricks_access._account.models import Workspace
 from databricks_access._errors import ConfigError, ConfigProblem
+from databricks_access._hosts import Cloud, check_endpoint, check_host
 
 __all__ = ["WorkspaceHosts", "check_workspace_host", "check_workspace_hosts", "derived_host"]
 

@@ -18,7 +18,7 @@ from databricks_access._errors import ConfigError
 
 if TYPE_CHECKING:
     from databricks_access._account.client import AccountClient, AsyncAccountClient
-    from databricks_access._discovery.discovery import Inventory
+    from databricks_access._discovery.inventory import Inventory
 
 __all__ = ["UnityCatalogArg", "awith_catalog", "with_catalog"]
 

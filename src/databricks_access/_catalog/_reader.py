@@ -41,12 +41,8 @@ from databricks_access._catalog._snapshot import (
     metastore_flow,
 )
 from databricks_access._catalog._workspace import AsyncWorkspaceClient, WorkspaceClient
-from databricks_access._discovery.discovery import (
-    DiscoveryFailure,
-    DiscoveryOptions,
-    Inventory,
-    discover_flow,
-)
+from databricks_access._discovery.discovery import DiscoveryOptions, discover_flow
+from databricks_access._discovery.inventory import DiscoveryFailure, Inventory
 from databricks_access._errors import ConfigError, DatabricksAccessError, NotFoundError
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ import attrs
 from databricks_access._account.models import PrincipalRef
 from databricks_access._catalog._models import SecurableType
 from databricks_access._catalog._snapshot import Metastore
-from databricks_access._discovery.discovery import DiscoveryFailure
+from databricks_access._discovery.inventory import DiscoveryFailure
 from databricks_access._util.html import render_html, render_table
 
 __all__ = ["AccessExplanation", "GrantedPrivilege", "UnlocksReport", "UnmatchedPrincipal"]

@@ -32,7 +32,7 @@ from databricks_access._catalog._models import (
     SecurableType,
     TableInfo,
 )
-from databricks_access._discovery.discovery import DiscoveryFailure
+from databricks_access._discovery.inventory import DiscoveryFailure
 from databricks_access._errors import DatabricksAccessError
 from databricks_access._util.html import render_html
 

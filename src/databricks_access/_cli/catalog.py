@@ -84,29 +84,29 @@ def _reader(args: argparse.Namespace, session: Any) -> CatalogReader:
 
 
 def _print(args: argparse.Namespace, report: UnlocksReport | AccessExplanation) -> int:
-    from databricks_access._cli import app as _cli  # noqa: PLC0415 - the printers
+    from databricks_access._cli import commands, errors, render  # noqa: PLC0415 - the printers
 
-    output_format = args.format or ("table" if _cli._isatty() else "json")  # noqa: SLF001
+    output_format = args.format or ("table" if commands._isatty() else "json")  # noqa: SLF001
     if output_format == "json":
-        _cli._write(report.to_json(indent=2, ensure_ascii=False))  # noqa: SLF001
+        render._write(report.to_json(indent=2, ensure_ascii=False))  # noqa: SLF001
     elif output_format == "csv":
         sys.stdout.write(report.to_csv())
     else:
         rows = [{k: r[k] for k in COLUMNS} for r in report.records()]
-        _cli._write(f"{report.summary()}\n\n")  # noqa: SLF001 - a blank line, then the rows
-        _cli._write(_cli._table(rows, COLUMNS))  # noqa: SLF001
+        render._write(f"{report.summary()}\n\n")  # noqa: SLF001 - a blank line, then the rows
+        render._write(render._table(rows, COLUMNS))  # noqa: SLF001
     for name in report.unmatched:
         shown = name.name or f"(deleted principal {name.principal_id})"
-        _cli._write(  # noqa: SLF001
+        render._write(  # noqa: SLF001
             f"warning: grants name {shown!r}, which matches no account principal "
             f"({name.grants} grant(s), e.g. on {name.example})",
             sys.stderr,
         )
     for error in report.errors:
-        _cli._write(  # noqa: SLF001
+        render._write(  # noqa: SLF001
             f"warning: could not read {error.stage} {error.item}: {error.message}", sys.stderr
         )
-    return _cli.EXIT_OK
+    return errors.EXIT_OK
 
 
 def _cmd_unlocks(args: argparse.Namespace, session: Any) -> int:

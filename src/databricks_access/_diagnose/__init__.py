@@ -1,1 +1,1 @@
-"""Diagnosis: `doctor`'s checks and the account probe."""
+"""Diagnosis: `doctor`'s checks and the account probe (`probe_plan`, `probe_script`, `probe`)."""

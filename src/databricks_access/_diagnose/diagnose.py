@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from databricks_access._account.api import GROUP_MANAGER_ROLE
+from databricks_access._account.access_api import GROUP_MANAGER_ROLE
 from databricks_access._account.auth import OAuthM2M
-from databricks_access._account.config import AccountConfig, Cloud, check_account_id, check_host
+from databricks_access._account.config import AccountConfig
 from databricks_access._account.models import ComplexValue, Group, RuleSet, ServicePrincipal
 from databricks_access._errors import (
     ApiError,
@@ -44,6 +44,7 @@ from databricks_access._errors import (
     ServerError,
     TransportError,
 )
+from databricks_access._hosts import Cloud, check_account_id, check_host
 from databricks_access._sansio import Effect, run_async, run_sync
 from databricks_access._secrets.base import ClientCredentials, SecretStore
 from databricks_access._util.html import render_html, render_table

@@ -1,1 +1,1 @@
-"""Discovery: who holds what across groups and workspaces, with progress display."""
+"""Discovery: who holds what across groups and workspaces (`discovery`, `inventory`, `progress`)."""

@@ -32,19 +32,19 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import attrs
 
-from databricks_access._account.config import (
-    AccountConfig,
+from databricks_access._account.config import AccountConfig
+from databricks_access._account.models import Group
+from databricks_access._account.throttle import RateLimits
+from databricks_access._clock import Clock
+from databricks_access._durations import Duration, seconds
+from databricks_access._errors import ConfigError, ConfigProblem, RequestTimeoutError
+from databricks_access._hosts import (
     Cloud,
     check_account_id,
     check_endpoint,
     check_host,
     cloud_for_host,
 )
-from databricks_access._account.models import Group
-from databricks_access._account.throttle import RateLimits
-from databricks_access._clock import Clock
-from databricks_access._durations import Duration, seconds
-from databricks_access._errors import ConfigError, ConfigProblem, RequestTimeoutError
 from databricks_access._integration.owners import (
     AsyncDatabricksDirectory,
     AsyncIdentityDirectory,

@@ -10,9 +10,9 @@ import datetime as dt
 import re
 from typing import Any, Protocol
 
-from databricks_access._account.config import check_host
 from databricks_access._clock import Clock
 from databricks_access._errors import ConfigError, SecretStoreError
+from databricks_access._hosts import check_host
 from databricks_access._secrets.cloud import (
     DEFAULT_CACHE_TTL,
     CloudSecretStore,

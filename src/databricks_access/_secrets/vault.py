@@ -12,10 +12,10 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from databricks_access._account.config import check_host
 from databricks_access._clock import Clock
 from databricks_access._durations import MAX_SECONDS, from_server, seconds
 from databricks_access._errors import ConfigError, SecretStoreError
+from databricks_access._hosts import check_host
 from databricks_access._secrets.cloud import (
     DEFAULT_CACHE_TTL,
     CloudSecretStore,
