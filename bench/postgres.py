@@ -162,7 +162,7 @@ def _seed(kind: str, target: str, schema: str, leases: list[Lease]) -> None:
                 cur.executemany(pg._sql.insert_lease, [[x.id, *_lease_values(x)] for x in leases])
         return
     from databricks_access import SqliteLeaseStore  # noqa: PLC0415
-    from databricks_access._stores.sqlite import _INSERT_LEASE, _lease_values  # noqa: PLC0415
+    from databricks_access._stores.sqlite.sql import _INSERT_LEASE, _lease_values  # noqa: PLC0415
 
     rows = [[x.id, *_lease_values(x)] for x in leases]
     with SqliteLeaseStore(target) as sqlite:
