@@ -176,7 +176,7 @@ if TYPE_CHECKING:
     from databricks_access._secrets.vault import HashiCorpVaultStore
     from databricks_access._stores.memory import MemoryLeaseStore
     from databricks_access._stores.postgres import AsyncPostgresLeaseStore, PostgresLeaseStore
-    from databricks_access._stores.sqlite import SqliteLeaseStore
+    from databricks_access._stores.sqlite.store import SqliteLeaseStore
 
 # Public name -> the private module that defines it.
 _EXPORTS: dict[str, str] = {
@@ -298,7 +298,7 @@ _EXPORTS: dict[str, str] = {
     "ServicePrincipal": "_account.models",
     "ServicePrincipalSecret": "_account.models",
     "ServicePrincipals": "_account.client",
-    "SqliteLeaseStore": "_stores.sqlite",
+    "SqliteLeaseStore": "_stores.sqlite.store",
     "StaticDirectory": "_integration.owners",
     "StaticOwnerResolver": "_integration.owners",
     "StaticSecretStore": "_secrets.base",
