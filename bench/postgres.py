@@ -153,7 +153,7 @@ def _seed(kind: str, target: str, schema: str, leases: list[Lease]) -> None:
     """Write the leases in one transaction (the stores' API writes one at a time)."""
     if kind == "postgres":
         from databricks_access import PostgresLeaseStore  # noqa: PLC0415
-        from databricks_access._stores.postgres import _lease_values  # noqa: PLC0415
+        from databricks_access._stores.postgres.sql import _lease_values  # noqa: PLC0415
 
         with PostgresLeaseStore(target, schema=schema) as pg:
             pool = pg._pool

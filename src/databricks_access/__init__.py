@@ -175,7 +175,8 @@ if TYPE_CHECKING:
     from databricks_access._secrets.gcp import GcpSecretManagerStore
     from databricks_access._secrets.vault import HashiCorpVaultStore
     from databricks_access._stores.memory import MemoryLeaseStore
-    from databricks_access._stores.postgres import AsyncPostgresLeaseStore, PostgresLeaseStore
+    from databricks_access._stores.postgres.async_store import AsyncPostgresLeaseStore
+    from databricks_access._stores.postgres.store import PostgresLeaseStore
     from databricks_access._stores.sqlite.store import SqliteLeaseStore
 
 # Public name -> the private module that defines it.
@@ -202,7 +203,7 @@ _EXPORTS: dict[str, str] = {
     "AsyncMembershipManager": "_leases.membership",
     "AsyncOwnerResolver": "_integration.owners",
     "AsyncPager": "_account.drivers",
-    "AsyncPostgresLeaseStore": "_stores.postgres",
+    "AsyncPostgresLeaseStore": "_stores.postgres.async_store",
     "AsyncServicePrincipals": "_account.client",
     "AsyncTagOwnerResolver": "_integration.owners",
     "AsyncUsers": "_account.client",
@@ -275,7 +276,7 @@ _EXPORTS: dict[str, str] = {
     "PermissionDeniedError": "_errors",
     "PlannedProbeRequest": "_diagnose.probe",
     "PlannedRequest": "_leases.membership",
-    "PostgresLeaseStore": "_stores.postgres",
+    "PostgresLeaseStore": "_stores.postgres.store",
     "PrincipalKind": "_account.models",
     "PrincipalRef": "_account.models",
     "ProbePlan": "_diagnose.probe",
