@@ -1,6 +1,11 @@
 """The PostgreSQL lease store's plans: each protocol method's transaction, written once.
 
-Both stores, sync and async, run these same generators; nothing here performs I/O.
+A method's transaction is a generator that yields `_Exec` steps and receives their
+`_Result`s; the sync and the async store each run it on the kernel (`_sansio.py`) with a
+small driver, which owns the connection, the transaction, the NOTIFY and the retries. A
+failed statement is thrown back into the generator: a constraint violation becomes a
+`LeaseError` there, anything else passes through to the driver's retries. Arguments are
+checked when the plan is made, before any connection is taken.
 """
 
 from __future__ import annotations
@@ -64,16 +69,6 @@ def _pair_arrays(pairs: Iterable[Pair]) -> tuple[list[str], list[str]]:
 
 def _unique(pairs: Sequence[Pair]) -> list[Pair]:
     return list(dict.fromkeys(pairs))
-
-
-# -- plans: each protocol method's transaction, written once --------------------------------
-#
-# A method's transaction is a generator that yields `_Exec` steps and receives their
-# `_Result`s; the sync and the async store each run it on the kernel (`_sansio.py`) with a
-# small driver, which owns the connection, the transaction, the NOTIFY and the retries. A
-# failed statement is thrown back into the generator: a constraint violation becomes a
-# `LeaseError` there, anything else passes through to the driver's retries. Arguments are
-# checked when the plan is made, before any connection is taken.
 
 
 @attrs.frozen

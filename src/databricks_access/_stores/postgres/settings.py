@@ -29,8 +29,6 @@ else:
 
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
-# -- settings and errors ---------------------------------------------------------------------
-
 
 @attrs.frozen
 class _Settings:
