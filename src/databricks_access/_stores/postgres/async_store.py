@@ -26,29 +26,12 @@ from databricks_access._leases.values import (
     StoredEvent,
 )
 from databricks_access._sansio import run_async
+from databricks_access._stores.postgres import plans
 from databricks_access._stores.postgres.notify import _RELISTEN_SECONDS, _drain_notifies, _new_own
 from databricks_access._stores.postgres.plans import (
     Work,
     _Call,
     _Exec,
-    _plan_add_event,
-    _plan_add_lease,
-    _plan_add_request,
-    _plan_claim_pairs,
-    _plan_due_leases,
-    _plan_find_leases,
-    _plan_find_requests,
-    _plan_get_lease,
-    _plan_get_request,
-    _plan_leases_on_pairs,
-    _plan_mark_delivered,
-    _plan_next_due,
-    _plan_pending_events,
-    _plan_release_pairs,
-    _plan_renew_pairs,
-    _plan_update_lease,
-    _plan_update_leases,
-    _plan_update_request,
     _Result,
 )
 from databricks_access._stores.postgres.recovery import (
@@ -384,7 +367,7 @@ class AsyncPostgresLeaseStore:
 
     async def add_lease(self, lease: Lease, event: AuditEvent | None = None) -> None:
         """See `PostgresLeaseStore.add_lease`."""
-        await self._run(_plan_add_lease(lease, event))
+        await self._run(plans.add_lease(lease, event))
 
     async def update_lease(
         self,
@@ -394,23 +377,23 @@ class AsyncPostgresLeaseStore:
         event: AuditEvent | None = None,
     ) -> None:
         """See `PostgresLeaseStore.update_lease`."""
-        await self._run(_plan_update_lease(lease, expect, event))
+        await self._run(plans.update_lease(lease, expect, event))
 
     async def update_leases(
         self, updates: Sequence[tuple[Lease, LeaseState, AuditEvent | None]]
     ) -> list[bool]:
         """See `PostgresLeaseStore.update_leases`."""
-        return await self._run(_plan_update_leases(updates))
+        return await self._run(plans.update_leases(updates))
 
     async def get_lease(self, lease_id: str) -> Lease | None:
         """See `PostgresLeaseStore.get_lease`."""
-        return await self._run(_plan_get_lease(lease_id))
+        return await self._run(plans.get_lease(lease_id))
 
     async def leases_on_pairs(
         self, pairs: Sequence[Pair], *, states: Iterable[LeaseState] | None = None
     ) -> list[Lease]:
         """See `PostgresLeaseStore.leases_on_pairs`."""
-        return await self._run(_plan_leases_on_pairs(pairs, states))
+        return await self._run(plans.leases_on_pairs(pairs, states))
 
     async def find_leases(
         self,
@@ -421,49 +404,49 @@ class AsyncPostgresLeaseStore:
         limit: int | None = None,
     ) -> list[Lease]:
         """See `PostgresLeaseStore.find_leases`."""
-        return await self._run(_plan_find_leases(principal_id, group_id, states, limit))
+        return await self._run(plans.find_leases(principal_id, group_id, states, limit))
 
     async def due_leases(
         self, now: dt.datetime, *, stuck_before: dt.datetime, limit: int = 1000
     ) -> list[Lease]:
         """See `PostgresLeaseStore.due_leases`."""
-        return await self._run(_plan_due_leases(now, stuck_before, limit))
+        return await self._run(plans.due_leases(now, stuck_before, limit))
 
     async def next_due(self, *, stuck_after: dt.timedelta) -> dt.datetime | None:
         """See `PostgresLeaseStore.next_due`."""
-        return await self._run(_plan_next_due(stuck_after))
+        return await self._run(plans.next_due(stuck_after))
 
     async def claim_pairs(
         self, pairs: Sequence[Pair], *, owner: str, now: dt.datetime, until: dt.datetime
     ) -> list[Pair]:
         """See `PostgresLeaseStore.claim_pairs`."""
-        return await self._run(_plan_claim_pairs(pairs, owner, now, until))
+        return await self._run(plans.claim_pairs(pairs, owner, now, until))
 
     async def renew_pairs(
         self, pairs: Sequence[Pair], *, owner: str, until: dt.datetime
     ) -> list[Pair]:
         """See `PostgresLeaseStore.renew_pairs`."""
-        return await self._run(_plan_renew_pairs(pairs, owner, until))
+        return await self._run(plans.renew_pairs(pairs, owner, until))
 
     async def release_pairs(self, pairs: Sequence[Pair], *, owner: str) -> None:
         """See `PostgresLeaseStore.release_pairs`."""
-        await self._run(_plan_release_pairs(pairs, owner))
+        await self._run(plans.release_pairs(pairs, owner))
 
     async def add_event(self, event: AuditEvent) -> None:
         """See `PostgresLeaseStore.add_event`."""
-        await self._run(_plan_add_event(event))
+        await self._run(plans.add_event(event))
 
     async def pending_events(self, *, limit: int = 100) -> list[StoredEvent]:
         """See `PostgresLeaseStore.pending_events`."""
-        return await self._run(_plan_pending_events(limit))
+        return await self._run(plans.pending_events(limit))
 
     async def mark_delivered(self, seqs: Sequence[int]) -> None:
         """See `PostgresLeaseStore.mark_delivered`."""
-        await self._run(_plan_mark_delivered(seqs))
+        await self._run(plans.mark_delivered(seqs))
 
     async def add_request(self, request: AccessRequest, event: AuditEvent | None = None) -> None:
         """See `PostgresLeaseStore.add_request`."""
-        await self._run(_plan_add_request(request, event))
+        await self._run(plans.add_request(request, event))
 
     async def update_request(
         self,
@@ -473,11 +456,11 @@ class AsyncPostgresLeaseStore:
         event: AuditEvent | None = None,
     ) -> None:
         """See `PostgresLeaseStore.update_request`."""
-        await self._run(_plan_update_request(request, expect, event))
+        await self._run(plans.update_request(request, expect, event))
 
     async def get_request(self, request_id: str) -> AccessRequest | None:
         """See `PostgresLeaseStore.get_request`."""
-        return await self._run(_plan_get_request(request_id))
+        return await self._run(plans.get_request(request_id))
 
     async def find_requests(
         self,
@@ -488,7 +471,7 @@ class AsyncPostgresLeaseStore:
         limit: int | None = None,
     ) -> list[AccessRequest]:
         """See `PostgresLeaseStore.find_requests`."""
-        return await self._run(_plan_find_requests(states, principal_id, group_id, limit))
+        return await self._run(plans.find_requests(states, principal_id, group_id, limit))
 
     # -- wake-ups ------------------------------------------------------------------------
 

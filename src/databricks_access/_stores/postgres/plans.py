@@ -6,6 +6,9 @@ small driver, which owns the connection, the transaction, the NOTIFY and the ret
 failed statement is thrown back into the generator: a constraint violation becomes a
 `LeaseError` there, anything else passes through to the driver's retries. Arguments are
 checked when the plan is made, before any connection is taken.
+
+Each protocol method has its plan under its own name: `PostgresLeaseStore.add_lease`
+runs `plans.add_lease(lease, event)`.
 """
 
 from __future__ import annotations
@@ -139,7 +142,7 @@ def _stale(
     return StaleStateError(f"{what} is {found[0][0]}, expected one of: {wanted}")
 
 
-def _plan_add_lease(lease: Lease, event: AuditEvent | None) -> _Call[None]:
+def add_lease(lease: Lease, event: AuditEvent | None) -> _Call[None]:
     values = [_enc(lease.id), *_lease_values(lease)]
     payload = None if event is None else _event_payload(event)
 
@@ -154,7 +157,7 @@ def _plan_add_lease(lease: Lease, event: AuditEvent | None) -> _Call[None]:
     return _Call(work, f"add lease {lease.id!r}", write=True)
 
 
-def _plan_update_lease(
+def update_lease(
     lease: Lease, expect: Iterable[LeaseState], event: AuditEvent | None
 ) -> _Call[None]:
     expected = sorted({state.value for state in expect})
@@ -172,7 +175,7 @@ def _plan_update_lease(
     return _Call(work, f"update lease {lease.id!r}", write=True)
 
 
-def _plan_update_leases(
+def update_leases(
     updates: Sequence[tuple[Lease, LeaseState, AuditEvent | None]],
 ) -> _Call[list[bool]]:
     ids = [_enc(lease.id) for lease, _, _ in updates]
@@ -205,7 +208,7 @@ def _plan_update_leases(
     return _Call(work, f"update {len(rows)} leases", write=True)
 
 
-def _plan_get_lease(lease_id: str) -> _Call[Lease | None]:
+def get_lease(lease_id: str) -> _Call[Lease | None]:
     def work(st: _Sql) -> Work[Lease | None]:
         rows = (yield _Exec(st.get_lease, (_enc(lease_id),))).rows
         return _leases(st, rows)[0] if rows else None
@@ -213,7 +216,7 @@ def _plan_get_lease(lease_id: str) -> _Call[Lease | None]:
     return _Call(work, "read a lease")
 
 
-def _plan_leases_on_pairs(
+def leases_on_pairs(
     pairs: Sequence[Pair], states: Iterable[LeaseState] | None
 ) -> _Call[list[Lease]]:
     wanted = None if states is None else sorted({state.value for state in states})
@@ -229,7 +232,7 @@ def _plan_leases_on_pairs(
     return _Call(work, f"read the leases of {len(principals)} pair(s)")
 
 
-def _plan_find_leases(
+def find_leases(
     principal_id: str | None,
     group_id: str | None,
     states: Iterable[LeaseState] | None,
@@ -259,7 +262,7 @@ def _plan_find_leases(
     return _Call(work, "find leases")
 
 
-def _plan_due_leases(now: dt.datetime, stuck_before: dt.datetime, limit: int) -> _Call[list[Lease]]:
+def due_leases(now: dt.datetime, stuck_before: dt.datetime, limit: int) -> _Call[list[Lease]]:
     _check_limit(limit)
     now_us = micros(now, "now")
     stuck_us = micros(stuck_before, "stuck_before")
@@ -271,7 +274,7 @@ def _plan_due_leases(now: dt.datetime, stuck_before: dt.datetime, limit: int) ->
     return _Call(work, "find due leases")
 
 
-def _plan_next_due(stuck_after: dt.timedelta) -> _Call[dt.datetime | None]:
+def next_due(stuck_after: dt.timedelta) -> _Call[dt.datetime | None]:
     shift = stuck_after // US
 
     def work(st: _Sql) -> Work[dt.datetime | None]:
@@ -283,7 +286,7 @@ def _plan_next_due(stuck_after: dt.timedelta) -> _Call[dt.datetime | None]:
     return _Call(work, "find the next due lease")
 
 
-def _plan_claim_pairs(
+def claim_pairs(
     pairs: Sequence[Pair], owner: str, now: dt.datetime, until: dt.datetime
 ) -> _Call[list[Pair]]:
     if not pairs:
@@ -307,7 +310,7 @@ def _plan_claim_pairs(
     return _Call(work, f"claim {len(unique)} pair(s)", write=True)
 
 
-def _plan_renew_pairs(pairs: Sequence[Pair], owner: str, until: dt.datetime) -> _Call[list[Pair]]:
+def renew_pairs(pairs: Sequence[Pair], owner: str, until: dt.datetime) -> _Call[list[Pair]]:
     if not pairs:
         return _Call(None, "renew no claims", value=[])
     until_us = micros(until, "until")
@@ -323,7 +326,7 @@ def _plan_renew_pairs(pairs: Sequence[Pair], owner: str, until: dt.datetime) -> 
     return _Call(work, f"renew {len(unique)} claim(s)", write=True)
 
 
-def _plan_release_pairs(pairs: Sequence[Pair], owner: str) -> _Call[None]:
+def release_pairs(pairs: Sequence[Pair], owner: str) -> _Call[None]:
     if not pairs:
         return _Call(None, "release no pairs")
     principals, groups = _pair_arrays(_unique(pairs))
@@ -335,7 +338,7 @@ def _plan_release_pairs(pairs: Sequence[Pair], owner: str) -> _Call[None]:
     return _Call(work, f"release {len(principals)} pair(s)", write=True)
 
 
-def _plan_add_event(event: AuditEvent) -> _Call[None]:
+def add_event(event: AuditEvent) -> _Call[None]:
     payload = _event_payload(event)
 
     def work(st: _Sql) -> Work[None]:
@@ -344,7 +347,7 @@ def _plan_add_event(event: AuditEvent) -> _Call[None]:
     return _Call(work, "add an event", write=True)
 
 
-def _plan_pending_events(limit: int) -> _Call[list[StoredEvent]]:
+def pending_events(limit: int) -> _Call[list[StoredEvent]]:
     _check_limit(limit)
 
     def work(st: _Sql) -> Work[list[StoredEvent]]:
@@ -353,7 +356,7 @@ def _plan_pending_events(limit: int) -> _Call[list[StoredEvent]]:
     return _Call(work, "read pending events")
 
 
-def _plan_mark_delivered(seqs: Sequence[int]) -> _Call[None]:
+def mark_delivered(seqs: Sequence[int]) -> _Call[None]:
     # Sequence numbers are positive 64-bit integers; anything else is unknown: ignored.
     wanted = [seq for seq in dict.fromkeys(seqs) if isinstance(seq, int) and 0 < seq < INT64]
     if not wanted:
@@ -367,7 +370,7 @@ def _plan_mark_delivered(seqs: Sequence[int]) -> _Call[None]:
     return _Call(work, f"mark {len(wanted)} event(s) delivered", write=True)
 
 
-def _plan_add_request(request: AccessRequest, event: AuditEvent | None) -> _Call[None]:
+def add_request(request: AccessRequest, event: AuditEvent | None) -> _Call[None]:
     values = [_enc(request.id), *_request_values(request)]
     payload = None if event is None else _event_payload(event)
 
@@ -382,7 +385,7 @@ def _plan_add_request(request: AccessRequest, event: AuditEvent | None) -> _Call
     return _Call(work, f"add access request {request.id!r}", write=True)
 
 
-def _plan_update_request(
+def update_request(
     request: AccessRequest, expect: Iterable[RequestState], event: AuditEvent | None
 ) -> _Call[None]:
     expected = sorted({state.value for state in expect})
@@ -400,7 +403,7 @@ def _plan_update_request(
     return _Call(work, f"update access request {request.id!r}", write=True)
 
 
-def _plan_get_request(request_id: str) -> _Call[AccessRequest | None]:
+def get_request(request_id: str) -> _Call[AccessRequest | None]:
     def work(st: _Sql) -> Work[AccessRequest | None]:
         rows = (yield _Exec(st.get_request, (_enc(request_id),))).rows
         return _requests(st, rows)[0] if rows else None
@@ -408,7 +411,7 @@ def _plan_get_request(request_id: str) -> _Call[AccessRequest | None]:
     return _Call(work, "read an access request")
 
 
-def _plan_find_requests(
+def find_requests(
     states: Iterable[RequestState] | None,
     principal_id: str | None,
     group_id: str | None,

@@ -29,29 +29,12 @@ from databricks_access._leases.values import (
     StoredEvent,
 )
 from databricks_access._sansio import run_sync
+from databricks_access._stores.postgres import plans
 from databricks_access._stores.postgres.notify import _RELISTEN_SECONDS, _drain_notifies, _new_own
 from databricks_access._stores.postgres.plans import (
     Work,
     _Call,
     _Exec,
-    _plan_add_event,
-    _plan_add_lease,
-    _plan_add_request,
-    _plan_claim_pairs,
-    _plan_due_leases,
-    _plan_find_leases,
-    _plan_find_requests,
-    _plan_get_lease,
-    _plan_get_request,
-    _plan_leases_on_pairs,
-    _plan_mark_delivered,
-    _plan_next_due,
-    _plan_pending_events,
-    _plan_release_pairs,
-    _plan_renew_pairs,
-    _plan_update_lease,
-    _plan_update_leases,
-    _plan_update_request,
     _Result,
 )
 from databricks_access._stores.postgres.recovery import (
@@ -359,7 +342,7 @@ class PostgresLeaseStore:
             LeaseError: a lease with this id exists, a time is naive, or the database
                 cannot be written.
         """
-        self._run(_plan_add_lease(lease, event))
+        self._run(plans.add_lease(lease, event))
 
     def update_lease(
         self,
@@ -375,7 +358,7 @@ class PostgresLeaseStore:
                 nothing is written.
             LeaseError: the database cannot be written.
         """
-        self._run(_plan_update_lease(lease, expect, event))
+        self._run(plans.update_lease(lease, expect, event))
 
     def update_leases(
         self, updates: Sequence[tuple[Lease, LeaseState, AuditEvent | None]]
@@ -385,11 +368,11 @@ class PostgresLeaseStore:
         The updates run in order (pipelined: one round trip), so each sees the ones before
         it; events are written for the applied ones only, in the same order.
         """
-        return self._run(_plan_update_leases(updates))
+        return self._run(plans.update_leases(updates))
 
     def get_lease(self, lease_id: str) -> Lease | None:
         """One lease, or None."""
-        return self._run(_plan_get_lease(lease_id))
+        return self._run(plans.get_lease(lease_id))
 
     def leases_on_pairs(
         self, pairs: Sequence[Pair], *, states: Iterable[LeaseState] | None = None
@@ -399,7 +382,7 @@ class PostgresLeaseStore:
         One query for the whole batch, an index lookup per pair; ties keep the order in
         which the leases were added.
         """
-        return self._run(_plan_leases_on_pairs(pairs, states))
+        return self._run(plans.leases_on_pairs(pairs, states))
 
     def find_leases(
         self,
@@ -413,7 +396,7 @@ class PostgresLeaseStore:
 
         Ties keep the order in which the leases were added. `limit=None` means all.
         """
-        return self._run(_plan_find_leases(principal_id, group_id, states, limit))
+        return self._run(plans.find_leases(principal_id, group_id, states, limit))
 
     def due_leases(
         self, now: dt.datetime, *, stuck_before: dt.datetime, limit: int = 1000
@@ -429,14 +412,14 @@ class PostgresLeaseStore:
         skips rows another transaction holds locked at that moment (another replica
         reading or updating them), so replicas that ask at once get different leases.
         """
-        return self._run(_plan_due_leases(now, stuck_before, limit))
+        return self._run(plans.due_leases(now, stuck_before, limit))
 
     def next_due(self, *, stuck_after: dt.timedelta) -> dt.datetime | None:
         """The earliest time at which `due_leases` would return something, or None.
 
         For `GRANTING`/`REVOKING` leases that time is `updated_at + stuck_after`.
         """
-        return self._run(_plan_next_due(stuck_after))
+        return self._run(plans.next_due(stuck_after))
 
     # -- claims --------------------------------------------------------------------------
 
@@ -450,21 +433,21 @@ class PostgresLeaseStore:
         (never the database's). Returns the pairs claimed, in the order given; the claims
         expire at `until`. One transaction for the whole batch.
         """
-        return self._run(_plan_claim_pairs(pairs, owner, now, until))
+        return self._run(plans.claim_pairs(pairs, owner, now, until))
 
     def renew_pairs(self, pairs: Sequence[Pair], *, owner: str, until: dt.datetime) -> list[Pair]:
         """Extend `owner`'s claims on `pairs` to `until`; returns those still `owner`'s."""
-        return self._run(_plan_renew_pairs(pairs, owner, until))
+        return self._run(plans.renew_pairs(pairs, owner, until))
 
     def release_pairs(self, pairs: Sequence[Pair], *, owner: str) -> None:
         """Release `owner`'s claims on `pairs` (others' claims are left alone)."""
-        self._run(_plan_release_pairs(pairs, owner))
+        self._run(plans.release_pairs(pairs, owner))
 
     # -- outbox --------------------------------------------------------------------------
 
     def add_event(self, event: AuditEvent) -> None:
         """Append an event that comes with no state change (drift, say)."""
-        self._run(_plan_add_event(event))
+        self._run(plans.add_event(event))
 
     def pending_events(self, *, limit: int = 100) -> list[StoredEvent]:
         """Events not yet delivered, in the order written (at most `limit`).
@@ -472,7 +455,7 @@ class PostgresLeaseStore:
         Each replica delivers what it finds pending, so with several replicas an event
         may reach the sink more than once (delivery is at least once, as after a crash).
         """
-        return self._run(_plan_pending_events(limit))
+        return self._run(plans.pending_events(limit))
 
     def mark_delivered(self, seqs: Sequence[int]) -> None:
         """Mark events delivered; unknown or already delivered sequence numbers are ignored.
@@ -480,7 +463,7 @@ class PostgresLeaseStore:
         Delivered events stay in the table with their delivery time (the system clock's:
         a record for people, not a decision).
         """
-        self._run(_plan_mark_delivered(seqs))
+        self._run(plans.mark_delivered(seqs))
 
     # -- access requests -----------------------------------------------------------------
 
@@ -491,7 +474,7 @@ class PostgresLeaseStore:
             LeaseError: a request with this id exists, a time is naive, or the database
                 cannot be written.
         """
-        self._run(_plan_add_request(request, event))
+        self._run(plans.add_request(request, event))
 
     def update_request(
         self,
@@ -506,11 +489,11 @@ class PostgresLeaseStore:
             StaleStateError: the stored state is not in `expect`, or the request is gone.
             LeaseError: the database cannot be written.
         """
-        self._run(_plan_update_request(request, expect, event))
+        self._run(plans.update_request(request, expect, event))
 
     def get_request(self, request_id: str) -> AccessRequest | None:
         """One access request, or None."""
-        return self._run(_plan_get_request(request_id))
+        return self._run(plans.get_request(request_id))
 
     def find_requests(
         self,
@@ -524,7 +507,7 @@ class PostgresLeaseStore:
 
         Ties keep the order in which the requests were added. `limit=None` means all.
         """
-        return self._run(_plan_find_requests(states, principal_id, group_id, limit))
+        return self._run(plans.find_requests(states, principal_id, group_id, limit))
 
     # -- wake-ups ------------------------------------------------------------------------
 
