@@ -2,8 +2,9 @@
 
 `_SqliteFile` is what `SqliteLeaseStore` is built on: it opens the file (WAL mode, one
 connection per thread, none across `fork()`), creates or migrates its schema, runs each
-write as one `BEGIN IMMEDIATE` transaction, says in words what went wrong with the file,
-and watches `PRAGMA data_version` for commits of other connections.
+write as one `BEGIN IMMEDIATE` transaction, says in words what went wrong with the file
+(or that it holds a row this version cannot read), and waits for commits of other
+connections by watching `PRAGMA data_version`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from databricks_access._errors import LeaseError
+from databricks_access._leases.values import AccessRequest, Lease
 from databricks_access._stores.rows import Row
 from databricks_access._stores.sqlite.schema import (
     _APPLICATION_ID,
@@ -25,10 +27,14 @@ from databricks_access._stores.sqlite.schema import (
     _SCHEMA,
     SCHEMA_VERSION,
 )
+from databricks_access._stores.sqlite.sql import _lease, _request
 
-__all__ = ["_SqliteFile", "_is_busy"]
+__all__ = ["_SqliteFile"]
 
 T = TypeVar("T")
+
+# How often `wait_for_change` looks for commits made by other processes.
+_POLL_SECONDS = 0.05
 
 # Primary SQLite result codes (`sqlite_errorcode & 0xFF`, Python 3.11+).
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
@@ -289,3 +295,48 @@ class _SqliteFile:
                 return int(self._watch.execute("PRAGMA data_version").fetchone()[0])
             except sqlite3.Error as exc:
                 raise self._error(exc, "watch it for changes") from exc
+
+    def _wait_for_commit(self, timeout: float) -> bool:
+        """`SqliteLeaseStore.wait_for_change`: whether a commit came within `timeout` s."""
+        self._check_usable()
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with self._watch_lock:
+            seen = self._seen
+        while True:
+            with self._changed:
+                ticket = self._writes
+            version = self._data_version()
+            if version is None:  # closed meanwhile
+                return False
+            if version != seen:
+                with self._watch_lock:
+                    self._seen = version
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+
+            def written(ticket: int = ticket) -> bool:
+                return self._writes != ticket or self._closed
+
+            with self._changed:
+                self._changed.wait_for(written, min(_POLL_SECONDS, remaining))
+
+    # -- reading rows back ---------------------------------------------------------------
+
+    def _leases(self, rows: list[Row]) -> list[Lease]:
+        try:
+            return [_lease(row) for row in rows]
+        except (KeyError, ValueError, TypeError, OverflowError) as exc:
+            raise LeaseError(
+                f"the lease store at {self._path} holds a lease this version cannot read: {exc!r}"
+            ) from exc
+
+    def _requests(self, rows: list[Row]) -> list[AccessRequest]:
+        try:
+            return [_request(row) for row in rows]
+        except (KeyError, ValueError, TypeError, OverflowError) as exc:
+            raise LeaseError(
+                f"the lease store at {self._path} holds an access request this version "
+                f"cannot read: {exc!r}"
+            ) from exc

@@ -15,20 +15,29 @@ __all__ = [
     "_CHUNK",
     "_CLAIM",
     "_DUE_LEASES",
+    "_INSERT_EVENT",
     "_INSERT_LEASE",
     "_INSERT_REQUEST",
     "_LEASE_FIELDS",
+    "_LEASE_STATE",
+    "_MARK_DELIVERED",
     "_NEXT_DUE",
     "_PAIRS_PER_QUERY",
+    "_PENDING_EVENTS",
+    "_RELEASE",
+    "_RENEW",
+    "_REQUEST_STATE",
     "_SELECT_LEASES",
     "_SELECT_REQUESTS",
     "_UPDATE_LEASE",
     "_UPDATE_REQUEST",
     "_check_limit",
     "_event_payload",
+    "_held_claims",
     "_lease",
     "_lease_values",
     "_next_version",
+    "_pair_leases",
     "_placeholders",
     "_request",
     "_request_values",
@@ -105,6 +114,37 @@ _CLAIM = (
     "WHERE claims.owner = excluded.owner OR claims.expires_at <= ?"
 )
 
+_LEASE_STATE = "SELECT state, version FROM leases WHERE id = ?"
+
+
+def _pair_leases(count: int) -> str:
+    """The leases on `count` pairs (two parameters each); a state filter may follow."""
+    # Driven from the pairs, so each one is an index lookup on leases_pair.
+    values = ", ".join(["(?, ?)"] * count)
+    return (
+        f"WITH wanted(p, g) AS (VALUES {values}) "  # noqa: S608 - fixed fragments
+        f"SELECT {_LEASE_FIELDS} FROM wanted CROSS JOIN leases "
+        "ON principal_id = p AND group_id = g"
+    )
+
+
+def _held_claims(count: int) -> str:
+    """Which of `count` pairs (two parameters each) one owner (the last parameter) holds."""
+    # CROSS JOIN keeps the VALUES list outside: one primary-key probe per pair.
+    return (
+        "SELECT c.principal_id, c.group_id FROM (VALUES "  # noqa: S608 - fixed fragments
+        + ", ".join(["(?, ?)"] * count)
+        + ") AS v CROSS JOIN claims AS c ON c.principal_id = v.column1 "
+        "AND c.group_id = v.column2 WHERE c.owner = ?"
+    )
+
+
+_RENEW = "UPDATE claims SET expires_at = ? WHERE principal_id = ? AND group_id = ? AND owner = ?"
+_RELEASE = "DELETE FROM claims WHERE principal_id = ? AND group_id = ? AND owner = ?"
+_INSERT_EVENT = "INSERT INTO events (payload) VALUES (?)"
+_PENDING_EVENTS = "SELECT seq, payload FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT ?"
+_MARK_DELIVERED = "UPDATE events SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL"
+
 _REQUEST_FIELDS = (
     "id, principal_kind, principal_id, group_id, ttl_seconds, reason, requester, state, "
     "created_at, expires_at, updated_at, approvers, approver_source, decided_by, "
@@ -119,6 +159,7 @@ _UPDATE_REQUEST = (
     "decision_reason = ?, lease_id = ?, access_details = ?, group_name = ?, "
     "principal_name = ?, attempts = ?, retry_at = ?, last_error = ? WHERE id = ? AND state IN "
 )
+_REQUEST_STATE = "SELECT state FROM requests WHERE id = ?"
 _SELECT_REQUESTS = f"SELECT {_REQUEST_FIELDS} FROM requests"  # noqa: S608 - fixed fragments
 
 # -- values --------------------------------------------------------------------------------

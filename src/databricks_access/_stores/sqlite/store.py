@@ -9,7 +9,6 @@ import os
 import pathlib
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -33,30 +32,33 @@ from databricks_access._stores.sqlite.sql import (
     _CHUNK,
     _CLAIM,
     _DUE_LEASES,
+    _INSERT_EVENT,
     _INSERT_LEASE,
     _INSERT_REQUEST,
-    _LEASE_FIELDS,
+    _LEASE_STATE,
+    _MARK_DELIVERED,
     _NEXT_DUE,
     _PAIRS_PER_QUERY,
+    _PENDING_EVENTS,
+    _RELEASE,
+    _RENEW,
+    _REQUEST_STATE,
     _SELECT_LEASES,
     _SELECT_REQUESTS,
     _UPDATE_LEASE,
     _UPDATE_REQUEST,
     _check_limit,
     _event_payload,
-    _lease,
+    _held_claims,
     _lease_values,
     _next_version,
+    _pair_leases,
     _placeholders,
-    _request,
     _request_values,
 )
 from databricks_access._util.files import create_private, shared
 
 __all__ = ["SqliteLeaseStore"]
-
-# How often `wait_for_change` looks for commits made by other processes.
-_POLL_SECONDS = 0.05
 
 
 class SqliteLeaseStore(_SqliteFile):
@@ -199,7 +201,7 @@ class SqliteLeaseStore(_SqliteFile):
             except sqlite3.IntegrityError as exc:
                 raise LeaseError(f"a lease with id {lease.id!r} already exists") from exc
             if payload is not None:
-                conn.execute("INSERT INTO events (payload) VALUES (?)", (payload,))
+                conn.execute(_INSERT_EVENT, (payload,))
 
         self._transaction(work, f"add lease {lease.id!r}")
 
@@ -224,9 +226,7 @@ class SqliteLeaseStore(_SqliteFile):
 
         def work(conn: sqlite3.Connection) -> None:
             if not expected or conn.execute(sql, values).rowcount == 0:
-                row = conn.execute(
-                    "SELECT state, version FROM leases WHERE id = ?", (lease.id,)
-                ).fetchone()
+                row = conn.execute(_LEASE_STATE, (lease.id,)).fetchone()
                 if row is None:
                     raise StaleStateError(f"lease {lease.id!r} does not exist")
                 if row[0] in expected:
@@ -237,7 +237,7 @@ class SqliteLeaseStore(_SqliteFile):
                 wanted = ", ".join(expected) or "nothing"
                 raise StaleStateError(f"lease {lease.id!r} is {row[0]}, expected one of: {wanted}")
             if payload is not None:
-                conn.execute("INSERT INTO events (payload) VALUES (?)", (payload,))
+                conn.execute(_INSERT_EVENT, (payload,))
 
         self._transaction(work, f"update lease {lease.id!r}")
 
@@ -261,7 +261,7 @@ class SqliteLeaseStore(_SqliteFile):
                     results.append(False)
                     continue
                 if payload is not None:
-                    conn.execute("INSERT INTO events (payload) VALUES (?)", (payload,))
+                    conn.execute(_INSERT_EVENT, (payload,))
                 results.append(True)
             return results
 
@@ -273,14 +273,6 @@ class SqliteLeaseStore(_SqliteFile):
         """One lease, or None."""
         rows = self._read(f"{_SELECT_LEASES} WHERE id = ?", (lease_id,), "read a lease")
         return self._leases(rows)[0] if rows else None
-
-    def _leases(self, rows: list[Row]) -> list[Lease]:
-        try:
-            return [_lease(row) for row in rows]
-        except (KeyError, ValueError, TypeError, OverflowError) as exc:
-            raise LeaseError(
-                f"the lease store at {self._path} holds a lease this version cannot read: {exc!r}"
-            ) from exc
 
     def leases_on_pairs(
         self, pairs: Sequence[Pair], *, states: Iterable[LeaseState] | None = None
@@ -294,13 +286,7 @@ class SqliteLeaseStore(_SqliteFile):
         rows: list[Row] = []
         for start in range(0, len(unique), _PAIRS_PER_QUERY):
             chunk = unique[start : start + _PAIRS_PER_QUERY]
-            values = ", ".join(["(?, ?)"] * len(chunk))
-            # Driven from the pairs, so each one is an index lookup on leases_pair.
-            sql = (
-                f"WITH wanted(p, g) AS (VALUES {values}) "  # noqa: S608 - fixed fragments
-                f"SELECT {_LEASE_FIELDS} FROM wanted CROSS JOIN leases "
-                f"ON principal_id = p AND group_id = g{state_sql}"
-            )
+            sql = _pair_leases(len(chunk)) + state_sql
             params = [item for pair in chunk for item in pair]
             rows += self._read(sql, [*params, *(wanted or [])], "read the leases of pairs")
         found = self._leases(rows)
@@ -398,13 +384,7 @@ class SqliteLeaseStore(_SqliteFile):
             held: set[Pair] = set()
             for start in range(0, len(unique), _CHUNK):
                 chunk = unique[start : start + _CHUNK]
-                # CROSS JOIN keeps the VALUES list outside: one primary-key probe per pair.
-                sql = (
-                    "SELECT c.principal_id, c.group_id FROM (VALUES "  # noqa: S608 - fixed fragments
-                    + ", ".join(["(?, ?)"] * len(chunk))
-                    + ") AS v CROSS JOIN claims AS c ON c.principal_id = v.column1 "
-                    "AND c.group_id = v.column2 WHERE c.owner = ?"
-                )
+                sql = _held_claims(len(chunk))
                 params: list[object] = []
                 for pair in chunk:
                     params += (pair.principal_id, pair.group_id)
@@ -425,11 +405,7 @@ class SqliteLeaseStore(_SqliteFile):
         def work(conn: sqlite3.Connection) -> set[Pair]:
             renewed: set[Pair] = set()
             for pair in unique:
-                cursor = conn.execute(
-                    "UPDATE claims SET expires_at = ? "
-                    "WHERE principal_id = ? AND group_id = ? AND owner = ?",
-                    (until_us, pair.principal_id, pair.group_id, owner),
-                )
+                cursor = conn.execute(_RENEW, (until_us, pair.principal_id, pair.group_id, owner))
                 if cursor.rowcount:
                     renewed.add(pair)
             return renewed
@@ -443,9 +419,7 @@ class SqliteLeaseStore(_SqliteFile):
             return
         rows = [(p.principal_id, p.group_id, owner) for p in pairs]
         self._transaction(
-            lambda conn: conn.executemany(
-                "DELETE FROM claims WHERE principal_id = ? AND group_id = ? AND owner = ?", rows
-            ),
+            lambda conn: conn.executemany(_RELEASE, rows),
             f"release {len(rows)} pair(s)",
         )
 
@@ -455,14 +429,14 @@ class SqliteLeaseStore(_SqliteFile):
         """Append an event that comes with no state change (drift, say)."""
         payload = _event_payload(event)
         self._transaction(
-            lambda conn: conn.execute("INSERT INTO events (payload) VALUES (?)", (payload,)),
+            lambda conn: conn.execute(_INSERT_EVENT, (payload,)),
             "add an event",
         )
 
     def pending_events(self, *, limit: int = 100) -> list[StoredEvent]:
         """Events not yet delivered, in the order written (at most `limit`)."""
         rows = self._read(
-            "SELECT seq, payload FROM events WHERE delivered_at IS NULL ORDER BY seq LIMIT ?",
+            _PENDING_EVENTS,
             (_check_limit(limit),),
             "read pending events",
         )
@@ -486,9 +460,7 @@ class SqliteLeaseStore(_SqliteFile):
         at = micros(dt.datetime.now(UTC), "delivery time")
         rows = [(at, seq) for seq in seqs]
         self._transaction(
-            lambda conn: conn.executemany(
-                "UPDATE events SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL", rows
-            ),
+            lambda conn: conn.executemany(_MARK_DELIVERED, rows),
             f"mark {len(rows)} event(s) delivered",
         )
 
@@ -512,7 +484,7 @@ class SqliteLeaseStore(_SqliteFile):
                     f"an access request with id {request.id!r} already exists"
                 ) from exc
             if payload is not None:
-                conn.execute("INSERT INTO events (payload) VALUES (?)", (payload,))
+                conn.execute(_INSERT_EVENT, (payload,))
 
         self._transaction(work, f"add access request {request.id!r}")
 
@@ -536,9 +508,7 @@ class SqliteLeaseStore(_SqliteFile):
 
         def work(conn: sqlite3.Connection) -> None:
             if not expected or conn.execute(sql, values).rowcount == 0:
-                row = conn.execute(
-                    "SELECT state FROM requests WHERE id = ?", (request.id,)
-                ).fetchone()
+                row = conn.execute(_REQUEST_STATE, (request.id,)).fetchone()
                 if row is None:
                     raise StaleStateError(f"access request {request.id!r} does not exist")
                 wanted = ", ".join(expected) or "nothing"
@@ -546,7 +516,7 @@ class SqliteLeaseStore(_SqliteFile):
                     f"access request {request.id!r} is {row[0]}, expected one of: {wanted}"
                 )
             if payload is not None:
-                conn.execute("INSERT INTO events (payload) VALUES (?)", (payload,))
+                conn.execute(_INSERT_EVENT, (payload,))
 
         self._transaction(work, f"update access request {request.id!r}")
 
@@ -556,15 +526,6 @@ class SqliteLeaseStore(_SqliteFile):
             f"{_SELECT_REQUESTS} WHERE id = ?", (request_id,), "read an access request"
         )
         return self._requests(rows)[0] if rows else None
-
-    def _requests(self, rows: list[Row]) -> list[AccessRequest]:
-        try:
-            return [_request(row) for row in rows]
-        except (KeyError, ValueError, TypeError, OverflowError) as exc:
-            raise LeaseError(
-                f"the lease store at {self._path} holds an access request this version "
-                f"cannot read: {exc!r}"
-            ) from exc
 
     def find_requests(
         self,
@@ -600,6 +561,7 @@ class SqliteLeaseStore(_SqliteFile):
         return self._requests(self._read(sql, [*params, sql_limit], "find access requests"))
 
     # -- wake-ups ------------------------------------------------------------------------
+
     def wait_for_change(self, timeout: float) -> bool:
         """Block until the file changes, or `timeout` seconds pass.
 
@@ -614,26 +576,4 @@ class SqliteLeaseStore(_SqliteFile):
             True when a change was seen, False when the timeout passed without one
             (or the store was closed while waiting).
         """
-        self._check_usable()
-        deadline = time.monotonic() + max(timeout, 0.0)
-        with self._watch_lock:
-            seen = self._seen
-        while True:
-            with self._changed:
-                ticket = self._writes
-            version = self._data_version()
-            if version is None:  # closed meanwhile
-                return False
-            if version != seen:
-                with self._watch_lock:
-                    self._seen = version
-                return True
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-
-            def written(ticket: int = ticket) -> bool:
-                return self._writes != ticket or self._closed
-
-            with self._changed:
-                self._changed.wait_for(written, min(_POLL_SECONDS, remaining))
+        return self._wait_for_commit(timeout)
