@@ -15,7 +15,7 @@ from typing import Any
 import databricks_access as da
 from bench.harness import Row, Settings, interleaved, sdk_account_client, timed, workload
 from databricks_access import Lease, LeaseState, SqliteLeaseStore
-from databricks_access._stores.sqlite import _INSERT_LEASE, _lease_values
+from databricks_access._stores.sqlite.sql import _INSERT_LEASE, _lease_values
 from databricks_access.testing import (
     FakeAccount,
     Fault,

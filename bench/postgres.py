@@ -153,7 +153,7 @@ def _seed(kind: str, target: str, schema: str, leases: list[Lease]) -> None:
     """Write the leases in one transaction (the stores' API writes one at a time)."""
     if kind == "postgres":
         from databricks_access import PostgresLeaseStore  # noqa: PLC0415
-        from databricks_access._stores.postgres import _lease_values  # noqa: PLC0415
+        from databricks_access._stores.postgres.sql import _lease_values  # noqa: PLC0415
 
         with PostgresLeaseStore(target, schema=schema) as pg:
             pool = pg._pool
@@ -162,7 +162,7 @@ def _seed(kind: str, target: str, schema: str, leases: list[Lease]) -> None:
                 cur.executemany(pg._sql.insert_lease, [[x.id, *_lease_values(x)] for x in leases])
         return
     from databricks_access import SqliteLeaseStore  # noqa: PLC0415
-    from databricks_access._stores.sqlite import _INSERT_LEASE, _lease_values  # noqa: PLC0415
+    from databricks_access._stores.sqlite.sql import _INSERT_LEASE, _lease_values  # noqa: PLC0415
 
     rows = [[x.id, *_lease_values(x)] for x in leases]
     with SqliteLeaseStore(target) as sqlite:

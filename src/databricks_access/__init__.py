@@ -197,8 +197,9 @@ if TYPE_CHECKING:
     from databricks_access._secrets.gcp import GcpSecretManagerStore
     from databricks_access._secrets.vault import HashiCorpVaultStore
     from databricks_access._stores.memory import MemoryLeaseStore
-    from databricks_access._stores.postgres import AsyncPostgresLeaseStore, PostgresLeaseStore
-    from databricks_access._stores.sqlite import SqliteLeaseStore
+    from databricks_access._stores.postgres.async_store import AsyncPostgresLeaseStore
+    from databricks_access._stores.postgres.store import PostgresLeaseStore
+    from databricks_access._stores.sqlite.store import SqliteLeaseStore
 
 # Public name -> the private module that defines it.
 _EXPORTS: dict[str, str] = {
@@ -253,7 +254,7 @@ _EXPORTS: dict[str, str] = {
     "AsyncMembershipManager": "_leases.membership",
     "AsyncOwnerResolver": "_integration.owners",
     "AsyncPager": "_account.drivers",
-    "AsyncPostgresLeaseStore": "_stores.postgres",
+    "AsyncPostgresLeaseStore": "_stores.postgres.async_store",
     "AsyncServicePrincipals": "_account.principals",
     "AsyncTagOwnerResolver": "_integration.owners",
     "AsyncUsers": "_account.principals",
@@ -326,7 +327,7 @@ _EXPORTS: dict[str, str] = {
     "PermissionDeniedError": "_errors",
     "PlannedProbeRequest": "_diagnose.probe_plan",
     "PlannedRequest": "_leases.membership",
-    "PostgresLeaseStore": "_stores.postgres",
+    "PostgresLeaseStore": "_stores.postgres.store",
     "PrincipalKind": "_account.models",
     "PrincipalRef": "_account.models",
     "ProbePlan": "_diagnose.probe_plan",
@@ -349,7 +350,7 @@ _EXPORTS: dict[str, str] = {
     "ServicePrincipal": "_account.models",
     "ServicePrincipalSecret": "_account.models",
     "ServicePrincipals": "_account.principals",
-    "SqliteLeaseStore": "_stores.sqlite",
+    "SqliteLeaseStore": "_stores.sqlite.store",
     "StaticDirectory": "_integration.owners",
     "StaticOwnerResolver": "_integration.owners",
     "StaticSecretStore": "_secrets.base",

@@ -40,7 +40,7 @@ from databricks_access import (
 from databricks_access._integration import config as _integration
 from databricks_access._integration import owners as _owners
 from databricks_access._integration.config import MAX_ACCESS_DETAILS
-from databricks_access._stores import postgres as _postgres_store
+from databricks_access._stores.postgres import settings as _postgres_settings
 from helpers.doctests import run_doctests
 
 ACCOUNT_ID = "0a1b2c3d-0000-4000-8000-00000000abcd"
@@ -848,7 +848,7 @@ def test_postgresql_reference_names_its_extra_or_opens_the_store(monkeypatch):
     with pytest.raises(LeaseError, match="cannot connect to the PostgreSQL lease store"):
         ref.open()
     # Without it (as the module records a failed import): the error names the extra.
-    monkeypatch.setattr(_postgres_store, "_MISSING", ImportError("No module named 'psycopg'"))
+    monkeypatch.setattr(_postgres_settings, "_MISSING", ImportError("No module named 'psycopg'"))
     with pytest.raises(ConfigError, match=r"databricks-access\[postgres\]"):
         ref.open()
     with pytest.raises(ConfigError) as info:

@@ -53,17 +53,10 @@ try:
     from psycopg import sql
 
     from databricks_access import AsyncPostgresLeaseStore, PostgresLeaseStore
-    from databricks_access._stores.postgres import (
-        CHANNEL,
-        SCHEMA_VERSION,
-        _after,
-        _Attempt,
-        _dec,
-        _enc,
-        _lease_values,
-        _relevant,
-        _Retry,
-    )
+    from databricks_access._stores.postgres import CHANNEL, SCHEMA_VERSION
+    from databricks_access._stores.postgres.notify import _relevant
+    from databricks_access._stores.postgres.recovery import _after, _Attempt, _Retry
+    from databricks_access._stores.postgres.sql import _dec, _enc, _lease_values
 except ImportError as exc:  # pragma: no cover - only without the extra
     if os.environ.get("CI"):
         raise
@@ -382,7 +375,7 @@ def test_a_user_who_may_not_create_the_schema_gets_a_clear_error(postgres_server
 
 
 def test_an_older_schema_is_migrated_once_under_the_lock(postgres_server, store, monkeypatch):
-    import databricks_access._stores.postgres as module  # noqa: PLC0415
+    import databricks_access._stores.postgres.schema as module  # noqa: PLC0415
 
     store.add_lease(item := lease())
     store.close()

@@ -37,11 +37,11 @@ from databricks_access import (
     RequestState,
     SqliteLeaseStore,
 )
-from databricks_access._stores.sqlite import (
+from databricks_access._stores.sqlite.schema import SCHEMA_VERSION
+from databricks_access._stores.sqlite.sql import (
     _DUE_LEASES,
     _INSERT_LEASE,
     _NEXT_DUE,
-    SCHEMA_VERSION,
     _lease_values,
 )
 

@@ -1,16 +1,35 @@
-"""How lease stores write times, integers and text: shared by the SQLite and PostgreSQL stores.
+"""Lease and request rows: how the SQL stores write values to columns and read them back.
+
+One mapping, `RowMapping`, turns a `Lease` or an `AccessRequest` into its column values
+and a row back into the value; the SQLite and the PostgreSQL stores each make one with
+their own text and flag rules, and use nothing else.
 
 Times are stored as integer microseconds since the epoch, UTC, which sort and compare
 in SQL and read back to exactly the datetime written. Text is stored as given, except a
-lone surrogate (a server can send one as a JSON escape), which no UTF-8 column can hold.
+lone surrogate (a server can send one as a JSON escape), which no UTF-8 column can hold
+(`storable`), and, for PostgreSQL, NUL, which its text cannot hold (`escape_nul`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import re
+from collections.abc import Callable
+from typing import Any
 
+import attrs
+
+from databricks_access._account.models import PrincipalKind, PrincipalRef
 from databricks_access._errors import LeaseError
+from databricks_access._leases.values import (
+    AccessRequest,
+    AuditEvent,
+    Lease,
+    LeaseState,
+    RequestState,
+)
 
 __all__ = [
     "EPOCH",
@@ -19,13 +38,21 @@ __all__ = [
     "MIN_US",
     "US",
     "UTC",
+    "Row",
+    "RowMapping",
+    "escape_nul",
     "from_micros",
     "integer",
     "maybe_datetime",
     "maybe_micros",
     "micros",
+    "next_version",
     "storable",
+    "storable_text",
+    "unescape_nul",
 ]
+
+Row = tuple[Any, ...]
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -79,3 +106,194 @@ def storable(value: object) -> object:
     if isinstance(value, str) and not value.isascii():
         return _LONE_SURROGATE.sub("\ufffd", value)
     return value
+
+
+def storable_text(value: str) -> str:
+    """`storable` of a string: lone surrogates replaced by U+FFFD."""
+    if value.isascii():
+        return value
+    return _LONE_SURROGATE.sub("\ufffd", value)
+
+
+_ESC = "\x1b"
+_ESCAPED = re.compile("\x1b(.)", re.DOTALL)
+
+
+def escape_nul(value: str) -> str:
+    """Text as PostgreSQL can hold it: NUL becomes ESC '0', ESC becomes ESC ESC."""
+    if "\x00" not in value and _ESC not in value:
+        return value
+    return value.replace(_ESC, _ESC + _ESC).replace("\x00", _ESC + "0")
+
+
+def unescape_nul(value: str) -> str:
+    """The text `escape_nul` was given."""
+    if _ESC not in value:
+        return value
+    return _ESCAPED.sub(lambda m: "\x00" if m.group(1) == "0" else m.group(1), value)
+
+
+def _same(value: str) -> str:
+    return value
+
+
+def next_version(lease: Lease) -> Lease:
+    """The lease as an update stores it: its version counted one up."""
+    return attrs.evolve(lease, version=lease.version + 1)
+
+
+_KINDS = {kind.value: kind for kind in PrincipalKind}
+_LEASE_STATES = {state.value: state for state in LeaseState}
+_REQUEST_STATES = {state.value: state for state in RequestState}
+
+
+@attrs.frozen
+class RowMapping:
+    """The columns of a lease and of an access request, for one database.
+
+    Columns come in one order in every store: `id`, then the values `lease_values` and
+    `request_values` give, in order (a lease's end with its `due_at`, which is only
+    written). A row read back holds `id` and the same columns, without `due_at`.
+    Enum values and numbers are written as they are; the database's rules are:
+
+    Attributes:
+        write_text: Each text value (names, ids, reasons) as written.
+        read_text: Each text value as read back: the inverse of `write_text`.
+        flag: A boolean as written (`int` where the column is an integer).
+        ascii_json: Whether the JSON of approvers and events is ASCII (non-ASCII
+            characters, and any lone surrogate, kept as their escapes).
+    """
+
+    write_text: Callable[[str], str]
+    read_text: Callable[[str], str] = _same
+    flag: Callable[[bool], object] = bool
+    ascii_json: bool = False
+
+    def _maybe(self, value: str | None) -> str | None:
+        return None if value is None else self.write_text(value)
+
+    def _read_maybe(self, value: str | None) -> str | None:
+        return None if value is None else self.read_text(value)
+
+    def lease_values(self, lease: Lease) -> list[object]:
+        """The lease's columns after `id`, ending with `due_at`."""
+        what = f"lease {lease.id!r}"
+        due = lease.due_at()
+        text, maybe = self.write_text, self._maybe
+        return [
+            lease.principal.kind.value,
+            text(lease.principal.id),
+            text(lease.group_id),
+            lease.state.value,
+            micros(lease.granted_at, f"{what}: granted_at"),
+            micros(lease.expires_at, f"{what}: expires_at"),
+            text(lease.requester),
+            text(lease.reason),
+            maybe(lease.approver),
+            self.flag(bool(lease.standing)),
+            integer(lease.extensions, f"{what}: extensions"),
+            integer(lease.attempts, f"{what}: attempts"),
+            maybe_micros(lease.retry_at, f"{what}: retry_at"),
+            maybe(lease.last_error),
+            micros(lease.updated_at, f"{what}: updated_at"),
+            maybe_micros(lease.ended_at, f"{what}: ended_at"),
+            maybe(lease.request_id),
+            maybe(lease.group_name),
+            maybe(lease.principal_name),
+            integer(lease.version, f"{what}: version"),
+            None if due is None else micros(due, f"{what}: due time"),
+        ]
+
+    def lease(self, row: Row) -> Lease:
+        """The lease of a row (`id` first)."""
+        text, maybe = self.read_text, self._read_maybe
+        return Lease(
+            id=text(row[0]),
+            principal=PrincipalRef(_KINDS[row[1]], text(row[2])),
+            group_id=text(row[3]),
+            state=_LEASE_STATES[row[4]],
+            granted_at=from_micros(row[5]),
+            expires_at=from_micros(row[6]),
+            requester=text(row[7]),
+            reason=text(row[8]),
+            approver=maybe(row[9]),
+            standing=bool(row[10]),
+            extensions=row[11],
+            attempts=row[12],
+            retry_at=maybe_datetime(row[13]),
+            last_error=maybe(row[14]),
+            updated_at=from_micros(row[15]),
+            ended_at=maybe_datetime(row[16]),
+            request_id=maybe(row[17]),
+            group_name=maybe(row[18]),
+            principal_name=maybe(row[19]),
+            version=row[20],
+        )
+
+    def request_values(self, request: AccessRequest) -> list[object]:
+        """The request's columns after `id`."""
+        what = f"request {request.id!r}"
+        ttl = float(request.ttl_seconds)
+        if not math.isfinite(ttl):
+            raise LeaseError(f"{what}: ttl_seconds must be a finite number, not {ttl}")
+        text, maybe = self.write_text, self._maybe
+        return [
+            request.principal.kind.value,
+            text(request.principal.id),
+            text(request.group_id),
+            ttl,
+            text(request.reason),
+            text(request.requester),
+            request.state.value,
+            micros(request.created_at, f"{what}: created_at"),
+            micros(request.expires_at, f"{what}: expires_at"),
+            micros(request.updated_at, f"{what}: updated_at"),
+            # JSON escapes NUL and every other control character.
+            json.dumps(list(request.approvers), ensure_ascii=self.ascii_json),
+            maybe(request.approver_source),
+            maybe(request.decided_by),
+            maybe(request.decision_reason),
+            maybe(request.lease_id),
+            maybe(request.access_details),
+            maybe(request.group_name),
+            maybe(request.principal_name),
+            integer(request.attempts, f"{what}: attempts"),
+            maybe_micros(request.retry_at, f"{what}: retry_at"),
+            maybe(request.last_error),
+        ]
+
+    def request(self, row: Row) -> AccessRequest:
+        """The access request of a row (`id` first)."""
+        text, maybe = self.read_text, self._read_maybe
+        return AccessRequest(
+            id=text(row[0]),
+            principal=PrincipalRef(_KINDS[row[1]], text(row[2])),
+            group_id=text(row[3]),
+            ttl_seconds=row[4],
+            reason=text(row[5]),
+            requester=text(row[6]),
+            state=_REQUEST_STATES[row[7]],
+            created_at=from_micros(row[8]),
+            expires_at=from_micros(row[9]),
+            updated_at=from_micros(row[10]),
+            approvers=tuple(json.loads(row[11])),
+            approver_source=maybe(row[12]),
+            decided_by=maybe(row[13]),
+            decision_reason=maybe(row[14]),
+            lease_id=maybe(row[15]),
+            access_details=maybe(row[16]),
+            group_name=maybe(row[17]),
+            principal_name=maybe(row[18]),
+            attempts=row[19],
+            retry_at=maybe_datetime(row[20]),
+            last_error=maybe(row[21]),
+        )
+
+    def event_payload(self, event: AuditEvent) -> str:
+        """The event as stored in the outbox: compact JSON (it escapes NUL)."""
+        try:
+            return json.dumps(event.to_json(), ensure_ascii=self.ascii_json, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise LeaseError(
+                f"the {event.kind.value} event cannot be stored as JSON: {exc}"
+            ) from exc
