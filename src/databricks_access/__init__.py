@@ -60,35 +60,37 @@ if TYPE_CHECKING:
         Workspaces,
     )
     from databricks_access._account.throttle import RateLimits
-    from databricks_access._catalog import (
-        AccessExplanation,
-        AsyncCatalogReader,
-        AsyncWorkspaceClient,
-        CatalogGrant,
+    from databricks_access._catalog.entry import aexplain_access, aunlocks, explain_access, unlocks
+    from databricks_access._catalog.errors import WorkspaceNotAssignedError
+    from databricks_access._catalog.hosts import WorkspaceHosts
+    from databricks_access._catalog.models import (
         CatalogInfo,
-        CatalogOptions,
-        CatalogReader,
-        CatalogSnapshot,
-        CatalogView,
-        GrantedPrivilege,
-        Metastore,
         MetastoreAssignment,
         MetastoreSummary,
         PrivilegeAssignment,
         SchemaInfo,
-        Securable,
         SecurableType,
         TableInfo,
+    )
+    from databricks_access._catalog.reader import (
+        AsyncCatalogReader,
+        CatalogOptions,
+        CatalogReader,
+        CatalogView,
+    )
+    from databricks_access._catalog.reports import (
+        AccessExplanation,
+        GrantedPrivilege,
         UnlocksReport,
         UnmatchedPrincipal,
-        WorkspaceClient,
-        WorkspaceHosts,
-        WorkspaceNotAssignedError,
-        aexplain_access,
-        aunlocks,
-        explain_access,
-        unlocks,
     )
+    from databricks_access._catalog.snapshot import (
+        CatalogGrant,
+        CatalogSnapshot,
+        Metastore,
+        Securable,
+    )
+    from databricks_access._catalog.workspace import AsyncWorkspaceClient, WorkspaceClient
     from databricks_access._clock import Clock, ManualClock, SystemClock
     from databricks_access._diagnose.diagnose import (
         Check,
@@ -204,33 +206,33 @@ if TYPE_CHECKING:
 # Public name -> the private module that defines it.
 _EXPORTS: dict[str, str] = {
     # -- Unity Catalog (the _catalog subpackage) --
-    "AccessExplanation": "_catalog",
-    "AsyncCatalogReader": "_catalog",
-    "AsyncWorkspaceClient": "_catalog",
-    "CatalogGrant": "_catalog",
-    "CatalogInfo": "_catalog",
-    "CatalogOptions": "_catalog",
-    "CatalogReader": "_catalog",
-    "CatalogSnapshot": "_catalog",
-    "CatalogView": "_catalog",
-    "GrantedPrivilege": "_catalog",
-    "Metastore": "_catalog",
-    "MetastoreAssignment": "_catalog",
-    "MetastoreSummary": "_catalog",
-    "PrivilegeAssignment": "_catalog",
-    "SchemaInfo": "_catalog",
-    "Securable": "_catalog",
-    "SecurableType": "_catalog",
-    "TableInfo": "_catalog",
-    "UnlocksReport": "_catalog",
-    "UnmatchedPrincipal": "_catalog",
-    "WorkspaceClient": "_catalog",
-    "WorkspaceHosts": "_catalog",
-    "WorkspaceNotAssignedError": "_catalog",
-    "aexplain_access": "_catalog",
-    "aunlocks": "_catalog",
-    "explain_access": "_catalog",
-    "unlocks": "_catalog",
+    "AccessExplanation": "_catalog.reports",
+    "AsyncCatalogReader": "_catalog.reader",
+    "AsyncWorkspaceClient": "_catalog.workspace",
+    "CatalogGrant": "_catalog.snapshot",
+    "CatalogInfo": "_catalog.models",
+    "CatalogOptions": "_catalog.reader",
+    "CatalogReader": "_catalog.reader",
+    "CatalogSnapshot": "_catalog.snapshot",
+    "CatalogView": "_catalog.reader",
+    "GrantedPrivilege": "_catalog.reports",
+    "Metastore": "_catalog.snapshot",
+    "MetastoreAssignment": "_catalog.models",
+    "MetastoreSummary": "_catalog.models",
+    "PrivilegeAssignment": "_catalog.models",
+    "SchemaInfo": "_catalog.models",
+    "Securable": "_catalog.snapshot",
+    "SecurableType": "_catalog.models",
+    "TableInfo": "_catalog.models",
+    "UnlocksReport": "_catalog.reports",
+    "UnmatchedPrincipal": "_catalog.reports",
+    "WorkspaceClient": "_catalog.workspace",
+    "WorkspaceHosts": "_catalog.hosts",
+    "WorkspaceNotAssignedError": "_catalog.errors",
+    "aexplain_access": "_catalog.entry",
+    "aunlocks": "_catalog.entry",
+    "explain_access": "_catalog.entry",
+    "unlocks": "_catalog.entry",
     # --
     "Access": "_discovery.inventory",
     "AccessRequest": "_leases.values",

@@ -9,7 +9,7 @@ import pytest
 
 import databricks_access as da
 from databricks_access._account.flows import Call, Reply
-from databricks_access._catalog._api import UnityCatalogApi
+from databricks_access._catalog.api import UnityCatalogApi
 
 
 def _public(cls: type) -> dict[str, object]:

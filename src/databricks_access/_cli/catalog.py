@@ -14,9 +14,9 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from databricks_access._catalog._reader import CatalogReader
-from databricks_access._catalog._reports import COLUMNS, AccessExplanation, UnlocksReport
-from databricks_access._catalog._summary import summary_of
+from databricks_access._catalog.reader import CatalogReader
+from databricks_access._catalog.reports import COLUMNS, AccessExplanation, UnlocksReport
+from databricks_access._catalog.summary import summary_of
 
 if TYPE_CHECKING:
     from databricks_access._leases.values import AccessRequest

@@ -47,7 +47,7 @@ from databricks_access._errors import ConfigError, DatabricksAccessError, NotFou
 
 if TYPE_CHECKING:
     from databricks_access._account.client import AccountClient, AsyncAccountClient
-    from databricks_access._catalog._inventory import UnityCatalogArg
+    from databricks_access._catalog.inventory import UnityCatalogArg
 
 __all__ = ["DiscoveryOptions", "adiscover", "discover", "discover_flow"]
 
@@ -397,7 +397,7 @@ def discover(
     inventory = client._driver.run(flow)  # noqa: SLF001
     if unity_catalog is False:
         return inventory
-    from databricks_access._catalog._inventory import with_catalog  # noqa: PLC0415
+    from databricks_access._catalog.inventory import with_catalog  # noqa: PLC0415
 
     return with_catalog(client, inventory, unity_catalog)
 
@@ -420,6 +420,6 @@ async def adiscover(
     inventory = await client._driver.run(flow)  # noqa: SLF001
     if unity_catalog is False:
         return inventory
-    from databricks_access._catalog._inventory import awith_catalog  # noqa: PLC0415
+    from databricks_access._catalog.inventory import awith_catalog  # noqa: PLC0415
 
     return await awith_catalog(client, inventory, unity_catalog)

@@ -33,7 +33,7 @@ from databricks_access._util.html import render_table
 from databricks_access._util.json import loads
 
 if TYPE_CHECKING:
-    from databricks_access._catalog import CatalogSnapshot
+    from databricks_access._catalog.snapshot import CatalogSnapshot
 
 __all__ = ["Access", "DiscoveryFailure", "Inventory", "PrincipalLike", "RecordKind"]
 

@@ -948,7 +948,7 @@ def _validate(raw: Mapping[str, object]) -> tuple[dict[str, Any], list[ConfigPro
         except ConfigError as exc:
             problems.extend(exc.problems)
     if "workspace_hosts" in raw:  # -- Unity Catalog: workspace hosts --
-        from databricks_access._catalog._hosts import check_workspace_hosts  # noqa: PLC0415
+        from databricks_access._catalog.hosts import check_workspace_hosts  # noqa: PLC0415
 
         values["workspace_hosts"], host_found = check_workspace_hosts(
             raw["workspace_hosts"],

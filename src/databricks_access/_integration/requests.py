@@ -39,7 +39,7 @@ from databricks_access._account.flows import Flow, collect
 from databricks_access._account.models import Group, PrincipalKind, PrincipalRef, User
 from databricks_access._account.retry import RetryPolicy
 from databricks_access._account.scim import filter_eq
-from databricks_access._catalog._summary import DescribeUnlocks, adescribe, describe, with_summary
+from databricks_access._catalog.summary import DescribeUnlocks, adescribe, describe, with_summary
 from databricks_access._durations import Duration
 from databricks_access._durations import seconds as _seconds
 from databricks_access._errors import (
@@ -81,7 +81,7 @@ from databricks_access._util.crash import crash_point
 from databricks_access._util.html import HtmlList, render_html
 
 if TYPE_CHECKING:
-    from databricks_access._catalog._reader import AsyncCatalogReader, CatalogReader
+    from databricks_access._catalog.reader import AsyncCatalogReader, CatalogReader
 
 __all__ = [
     "AccessRequests",

@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from databricks_access._account.models import Workspace
-from databricks_access._catalog._errors import WorkspaceNotAssignedError
-from databricks_access._catalog._hosts import WorkspaceHosts
-from databricks_access._catalog._workspace import AsyncWorkspaceClient, WorkspaceClient
+from databricks_access._catalog.errors import WorkspaceNotAssignedError
+from databricks_access._catalog.hosts import WorkspaceHosts
+from databricks_access._catalog.workspace import AsyncWorkspaceClient, WorkspaceClient
 from databricks_access._diagnose.diagnose import Check
 from databricks_access._errors import DatabricksAccessError, NotFoundError
 

@@ -22,8 +22,8 @@ from typing import Any
 import attrs
 
 from databricks_access._account.flows import Flow, Listing, collect, concurrently
-from databricks_access._catalog._api import UnityCatalogApi
-from databricks_access._catalog._models import (
+from databricks_access._catalog.api import UnityCatalogApi
+from databricks_access._catalog.models import (
     CatalogInfo,
     MetastoreAssignment,
     MetastoreSummary,

@@ -27,15 +27,15 @@ from databricks_access._account.models import (
     ServicePrincipal,
     User,
 )
-from databricks_access._catalog._models import SecurableType
-from databricks_access._catalog._reports import (
+from databricks_access._catalog.models import SecurableType
+from databricks_access._catalog.reports import (
     AccessExplanation,
     GrantedPrivilege,
     UnlocksReport,
     UnmatchedPrincipal,
     sort_rows,
 )
-from databricks_access._catalog._snapshot import CatalogGrant, CatalogSnapshot, Securable
+from databricks_access._catalog.snapshot import CatalogGrant, CatalogSnapshot, Securable
 from databricks_access._discovery.inventory import Inventory
 from databricks_access._errors import NotFoundError
 

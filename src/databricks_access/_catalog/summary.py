@@ -21,7 +21,7 @@ from databricks_access._errors import DatabricksAccessError
 from databricks_access._sansio import Effect
 
 if TYPE_CHECKING:
-    from databricks_access._catalog._reader import AsyncCatalogReader, CatalogReader
+    from databricks_access._catalog.reader import AsyncCatalogReader, CatalogReader
 
 __all__ = [
     "UNLOCKS_LABEL",
@@ -78,7 +78,7 @@ def describe(reader: CatalogReader, group: Group | str) -> str | None:
 
 async def adescribe(reader: AsyncCatalogReader | CatalogReader, group: Group | str) -> str | None:
     """The async twin of `describe` (a sync reader runs in a worker thread)."""
-    from databricks_access._catalog._reader import CatalogReader  # noqa: PLC0415
+    from databricks_access._catalog.reader import CatalogReader  # noqa: PLC0415
 
     if isinstance(reader, CatalogReader):
         return await asyncio.to_thread(describe, reader, group)

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from databricks_access._account.models import Group
-from databricks_access._catalog._access import PrincipalLike
-from databricks_access._catalog._reader import AsyncCatalogReader, CatalogReader
-from databricks_access._catalog._reports import AccessExplanation, UnlocksReport
+from databricks_access._catalog.access import PrincipalLike
+from databricks_access._catalog.reader import AsyncCatalogReader, CatalogReader
+from databricks_access._catalog.reports import AccessExplanation, UnlocksReport
 
 if TYPE_CHECKING:
     from databricks_access._account.client import AccountClient, AsyncAccountClient

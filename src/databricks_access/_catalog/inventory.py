@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from databricks_access._catalog._reader import AsyncCatalogReader, CatalogReader
+from databricks_access._catalog.reader import AsyncCatalogReader, CatalogReader
 from databricks_access._errors import ConfigError
 
 if TYPE_CHECKING:

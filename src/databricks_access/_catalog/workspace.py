@@ -38,10 +38,10 @@ from databricks_access._account.flows import Flow
 from databricks_access._account.models import Workspace
 from databricks_access._account.retry import RetryPolicy
 from databricks_access._account.throttle import RateLimits, shared_throttle
-from databricks_access._catalog._api import UnityCatalogApi
-from databricks_access._catalog._errors import WorkspaceNotAssignedError, not_assigned
-from databricks_access._catalog._hosts import WorkspaceHosts, check_workspace_host
-from databricks_access._catalog._models import (
+from databricks_access._catalog.api import UnityCatalogApi
+from databricks_access._catalog.errors import WorkspaceNotAssignedError, not_assigned
+from databricks_access._catalog.hosts import WorkspaceHosts, check_workspace_host
+from databricks_access._catalog.models import (
     CatalogInfo,
     MetastoreAssignment,
     MetastoreSummary,

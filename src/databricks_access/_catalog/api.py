@@ -26,7 +26,7 @@ import attrs
 from databricks_access._account.flows import Call, Flow, OpClass, request
 from databricks_access._account.scim import encode_query
 from databricks_access._account.serde import malformed, structure
-from databricks_access._catalog._models import (
+from databricks_access._catalog.models import (
     CatalogInfo,
     MetastoreAssignment,
     MetastoreSummary,

@@ -19,8 +19,8 @@ from typing import Any
 import attrs
 
 from databricks_access._account.models import PrincipalRef
-from databricks_access._catalog._models import SecurableType
-from databricks_access._catalog._snapshot import Metastore
+from databricks_access._catalog.models import SecurableType
+from databricks_access._catalog.snapshot import Metastore
 from databricks_access._discovery.inventory import DiscoveryFailure
 from databricks_access._util.html import render_html, render_table
 

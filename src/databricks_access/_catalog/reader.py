@@ -27,12 +27,12 @@ import attrs
 
 from databricks_access._account.client import FROM_CONFIG, LimitsArg
 from databricks_access._account.models import Group, Workspace
-from databricks_access._catalog._access import AccessIndex, PrincipalLike
-from databricks_access._catalog._errors import WorkspaceNotAssignedError
-from databricks_access._catalog._hosts import WorkspaceHosts
-from databricks_access._catalog._models import MetastoreAssignment
-from databricks_access._catalog._reports import AccessExplanation, UnlocksReport
-from databricks_access._catalog._snapshot import (
+from databricks_access._catalog.access import AccessIndex, PrincipalLike
+from databricks_access._catalog.errors import WorkspaceNotAssignedError
+from databricks_access._catalog.hosts import WorkspaceHosts
+from databricks_access._catalog.models import MetastoreAssignment
+from databricks_access._catalog.reports import AccessExplanation, UnlocksReport
+from databricks_access._catalog.snapshot import (
     CatalogGrant,
     CatalogSnapshot,
     Metastore,
@@ -40,7 +40,7 @@ from databricks_access._catalog._snapshot import (
     Securable,
     metastore_flow,
 )
-from databricks_access._catalog._workspace import AsyncWorkspaceClient, WorkspaceClient
+from databricks_access._catalog.workspace import AsyncWorkspaceClient, WorkspaceClient
 from databricks_access._discovery.discovery import DiscoveryOptions, discover_flow
 from databricks_access._discovery.inventory import DiscoveryFailure, Inventory
 from databricks_access._errors import ConfigError, DatabricksAccessError, NotFoundError
