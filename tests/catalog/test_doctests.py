@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["_hosts", "_api", "_models", "_reports", "_summary", "_access"]
+MODULES = ["hosts", "api", "models", "reports", "summary", "access"]
 
 
 @pytest.mark.parametrize("name", MODULES)
