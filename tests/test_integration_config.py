@@ -38,10 +38,13 @@ from databricks_access import (
     open_secret_store,
 )
 from databricks_access._diagnose import diagnose as _diagnose
+from databricks_access._integration import approvers as _approvers
 from databricks_access._integration import config as _integration
 from databricks_access._integration import owners as _owners
 from databricks_access._integration.config import MAX_ACCESS_DETAILS
+from databricks_access._secrets import refs as _secret_refs
 from databricks_access._stores import postgres as _postgres_store
+from databricks_access._stores import refs as _lease_refs
 
 ACCOUNT_ID = "0a1b2c3d-0000-4000-8000-00000000abcd"
 AWS = "https://accounts.cloud.databricks.com"
@@ -59,8 +62,11 @@ def problems(**overrides: Any) -> ConfigError:
     return info.value
 
 
-def test_doctests():
-    assert run_doctests(_integration).failed == 0
+@pytest.mark.parametrize("module", [_integration, _secret_refs, _lease_refs, _approvers])
+def test_doctests(module):
+    result = run_doctests(module)
+    assert result.attempted > 0, module.__name__
+    assert result.failed == 0, module.__name__
 
 
 # -- a valid configuration ----------------------------------------------------------------
@@ -986,7 +992,7 @@ def doc_blocks(name: str, language: str) -> list[str]:
 @pytest.fixture
 def exported(monkeypatch: pytest.MonkeyPatch) -> None:
     """The new public names on the package, until `__init__` exports them itself."""
-    for module in (_integration, _owners, _diagnose):
+    for module in (_integration, _approvers, _owners, _diagnose):
         for name in module.__all__:
             if not hasattr(da, name):
                 monkeypatch.setattr(da, name, getattr(module, name), raising=False)

@@ -41,10 +41,11 @@ from databricks_access import (
     TagSource,
 )
 from databricks_access._diagnose import diagnose as _diagnose
+from databricks_access._integration import approvers as _approvers
 from databricks_access._integration import config as _integration
 from databricks_access._integration import owners as _owners
-from databricks_access._integration.config import _Workers
 from databricks_access._integration.owners import split_tag_value
+from databricks_access._integration.workers import Workers
 from databricks_access.testing import FakeResponse
 
 ACCOUNT_ID = "0a1b2c3d-0000-4000-8000-00000000abcd"
@@ -473,7 +474,7 @@ def test_stuck_resolvers_are_not_piled_up():
     integration = Integration(
         make_config(integration_owners=["ann@example.com"]), owners=resolver, timeout=TINY
     )
-    integration._workers = _Workers(limit=1)
+    integration._workers = Workers(limit=1)
     first = integration.approvers_for(SALES)
     assert "did not answer" in first.problems[0]
     second = integration.approvers_for(SALES)
@@ -843,7 +844,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 @pytest.fixture
 def exported(monkeypatch: pytest.MonkeyPatch) -> None:
     """The new public names on the package, until `__init__` exports them itself."""
-    for module in (_integration, _owners, _diagnose):
+    for module in (_integration, _approvers, _owners, _diagnose):
         for name in module.__all__:
             if not hasattr(da, name):
                 monkeypatch.setattr(da, name, getattr(module, name), raising=False)

@@ -100,16 +100,13 @@ if TYPE_CHECKING:
         ServerError,
         TransportError,
     )
-    from databricks_access._integration.config import (
+    from databricks_access._integration.approvers import (
         Approvers,
         ApproverSource,
         AsyncIntegration,
         Integration,
-        IntegrationConfig,
-        LeaseStoreRef,
-        SecretStoreRef,
-        open_secret_store,
     )
+    from databricks_access._integration.config import IntegrationConfig
     from databricks_access._integration.owners import (
         AsyncDatabricksDirectory,
         AsyncIdentityDirectory,
@@ -173,9 +170,11 @@ if TYPE_CHECKING:
         StaticSecretStore,
     )
     from databricks_access._secrets.gcp import GcpSecretManagerStore
+    from databricks_access._secrets.refs import SecretStoreRef, open_secret_store
     from databricks_access._secrets.vault import HashiCorpVaultStore
     from databricks_access._stores.memory import MemoryLeaseStore
     from databricks_access._stores.postgres import AsyncPostgresLeaseStore, PostgresLeaseStore
+    from databricks_access._stores.refs import LeaseStoreRef
     from databricks_access._stores.sqlite import SqliteLeaseStore
 
 # Public name -> the private module that defines it.
@@ -187,8 +186,8 @@ _EXPORTS: dict[str, str] = {
     "AccountConfig": "_account.config",
     "ApiError": "_errors",
     "ApprovalError": "_errors",
-    "ApproverSource": "_integration.config",
-    "Approvers": "_integration.config",
+    "ApproverSource": "_integration.approvers",
+    "Approvers": "_integration.approvers",
     "AssignedPrincipal": "_account.models",
     "AsyncAccessRequests": "_integration.requests",
     "AsyncAccountClient": "_account.client",
@@ -196,7 +195,7 @@ _EXPORTS: dict[str, str] = {
     "AsyncGroupManagers": "_account.client",
     "AsyncGroups": "_account.client",
     "AsyncIdentityDirectory": "_integration.owners",
-    "AsyncIntegration": "_integration.config",
+    "AsyncIntegration": "_integration.approvers",
     "AsyncLeaseStore": "_leases.store",
     "AsyncLeaseTracker": "_leases.tracker",
     "AsyncMembershipManager": "_leases.membership",
@@ -243,7 +242,7 @@ _EXPORTS: dict[str, str] = {
     "Groups": "_account.client",
     "HashiCorpVaultStore": "_secrets.vault",
     "IdentityDirectory": "_integration.owners",
-    "Integration": "_integration.config",
+    "Integration": "_integration.approvers",
     "IntegrationConfig": "_integration.config",
     "Inventory": "_discovery.discovery",
     "JsonLinesSink": "_leases.events",
@@ -252,7 +251,7 @@ _EXPORTS: dict[str, str] = {
     "LeasePolicy": "_integration.policy",
     "LeaseState": "_leases.values",
     "LeaseStore": "_leases.store",
-    "LeaseStoreRef": "_integration.config",
+    "LeaseStoreRef": "_stores.refs",
     "LeaseTracker": "_leases.tracker",
     "ListPage": "_account.models",
     "ManualClock": "_clock",
@@ -293,7 +292,7 @@ _EXPORTS: dict[str, str] = {
     "RuleSet": "_account.models",
     "SecretStore": "_secrets.base",
     "SecretStoreError": "_errors",
-    "SecretStoreRef": "_integration.config",
+    "SecretStoreRef": "_secrets.refs",
     "ServerError": "_errors",
     "ServicePrincipal": "_account.models",
     "ServicePrincipalSecret": "_account.models",
@@ -319,7 +318,7 @@ _EXPORTS: dict[str, str] = {
     "diagnose": "_diagnose.diagnose",
     "discover": "_discovery.discovery",
     "filter_eq": "_account.scim",
-    "open_secret_store": "_integration.config",
+    "open_secret_store": "_secrets.refs",
     "parse_duration": "_durations",
     "probe": "_diagnose.probe",
     "tqdm_progress": "_discovery.progress",

@@ -49,7 +49,7 @@ from databricks_access._errors import (
     LeaseError,
     NotFoundError,
 )
-from databricks_access._integration.config import Approvers
+from databricks_access._integration.approvers import Approvers
 from databricks_access._leases.store import StaleStateError
 from databricks_access._leases.tracker import (
     AsyncLeaseTracker,
