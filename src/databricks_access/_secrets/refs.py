@@ -1,21 +1,21 @@
 """Secret store references: the `secret_store` text of a configuration, parsed and opened.
 
-`SecretStoreRef.parse` checks a reference without importing any cloud SDK;
-`SecretStoreRef.open` (and `open_secret_store`) builds the store it names, importing the
-store's module only then.
+`SecretStoreRef.parse` dispatches on the kind; each cloud store's module owns the syntax
+of its own references (`check_ref`) and builds its store from one (`open_ref`). No cloud
+SDK is imported until a store is built.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from typing import Literal, cast
+from urllib.parse import parse_qsl, urlencode
 
 import attrs
 
-from databricks_access._account.config import check_endpoint, check_host
 from databricks_access._errors import ConfigError, ConfigProblem
+from databricks_access._secrets import aws, azure, gcp, vault
 from databricks_access._secrets.base import EnvSecretStore, FileSecretStore, SecretStore
 from databricks_access._util.describe import kind_of, shown
 from databricks_access._util.redact import url_secret
@@ -36,31 +36,10 @@ _REFERENCE_FORMS = (
     "gcp-secret-manager:projects/<p>/secrets/<s>[/versions/<v>], "
     "vault:<mount>/<path>[?kv=1|2&auth=token|approle&addr=https://...&version=<n>]"
 )
-_AWS_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
-_AWS_ARN = re.compile(
-    r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
-)
-_AZURE_VAULT_SUFFIXES = (
-    ".vault.azure.net",
-    ".vault.azure.cn",
-    ".vault.usgovcloudapi.net",
-    ".vault.microsoftazure.de",
-)
-_AZURE_SECRET = re.compile(r"[0-9A-Za-z-]{1,127}")
-_AZURE_VERSION = re.compile(r"[0-9A-Za-z]{1,64}")
-_GCP_SECRET = re.compile(
-    r"projects/[A-Za-z0-9][A-Za-z0-9-]{0,62}/secrets/[A-Za-z0-9_-]{1,255}"
-    r"(/versions/(latest|[0-9]+))?"
-)
-_VAULT_PATH = re.compile(r"[A-Za-z0-9_.@-]+(/[A-Za-z0-9_.@-]+)*")
-_AWS_REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+")
-_AWS_ARN_REGION = re.compile(r"arn:[^:]+:secretsmanager:(?P<region>[^:]+):")
-_AWS_STAGE = re.compile(r"[A-Za-z0-9_-]{1,256}")
-_VAULT_VERSION = re.compile(r"[1-9][0-9]{0,9}")
 # The options a reference may carry after `?`, in the order they are written back.
 _OPTIONS: Mapping[str, tuple[str, ...]] = {
-    "aws-secrets-manager": ("region", "version_stage"),
-    "vault": ("kv", "auth", "addr", "version"),
+    "aws-secrets-manager": aws.REF_OPTIONS,
+    "vault": vault.REF_OPTIONS,
 }
 
 
@@ -175,52 +154,15 @@ def _open_cloud_store(
     ref: SecretStoreRef, environ: Mapping[str, str] | None, *, allow_insecure_http: bool
 ) -> SecretStore:
     """Build a cloud store; its module imports its SDK (the extra named on failure)."""
-    # Imported here: each module imports its SDK when a store is built, never before.
     options = dict(ref.options)
     if ref.kind == "aws-secrets-manager":
-        from databricks_access._secrets.aws import AwsSecretsManagerStore  # noqa: PLC0415
-
-        return AwsSecretsManagerStore(
-            ref.location,
-            region=options.get("region"),
-            version_stage=options.get("version_stage", "AWSCURRENT"),
-        )
+        return aws.open_ref(ref.location, options)
     if ref.kind == "azure-key-vault":
-        from databricks_access._secrets.azure import AzureKeyVaultStore  # noqa: PLC0415
-
-        parts = urlsplit(ref.location)
-        segments = [segment for segment in parts.path.split("/") if segment]
-        if segments[0] == "secrets":
-            segments = segments[1:]
-        return AzureKeyVaultStore(
-            f"{parts.scheme}://{parts.netloc}",
-            segments[0],
-            version=segments[1] if len(segments) > 1 else None,
-        )
+        return azure.open_ref(ref.location)
     if ref.kind == "gcp-secret-manager":
-        from databricks_access._secrets.gcp import GcpSecretManagerStore  # noqa: PLC0415
-
-        segments = ref.location.split("/")
-        return GcpSecretManagerStore(
-            segments[1], segments[3], version=segments[5] if len(segments) > 5 else "latest"
-        )
-    from databricks_access._secrets.vault import HashiCorpVaultStore  # noqa: PLC0415
-
-    kv: Literal[1, 2] = 1 if options.get("kv") == "1" else 2
-    mount, _, path = ref.location.partition("/")
-    if kv == 2 and path.startswith("data/"):
-        path = path[len("data/") :]  # the API form, <mount>/data/<path>
-    auth = options.get("auth")
-    version = options.get("version")
-    return HashiCorpVaultStore(
-        path,
-        mount_point=mount,
-        kv_version=kv,
-        version=int(version) if version is not None else None,
-        addr=options.get("addr"),
-        auth="approle" if auth == "approle" else "token" if auth == "token" else None,
-        environ=environ,
-        allow_insecure_http=allow_insecure_http,
+        return gcp.open_ref(ref.location)
+    return vault.open_ref(
+        ref.location, options, environ=environ, allow_insecure_http=allow_insecure_http
     )
 
 
@@ -294,114 +236,25 @@ def check_secret_store(text: object) -> tuple[SecretStoreRef | None, str | None]
             return None, problem
     else:
         options = ()
+    location: str | None
     if kind == "aws-secrets-manager":
-        if rest.startswith("arn:"):
-            if not _AWS_ARN.fullmatch(rest):
-                return None, (
-                    "is not a Secrets Manager ARN "
-                    "(arn:aws:secretsmanager:<region>:<account>:secret:<name>)"
-                )
-        elif not _AWS_NAME.fullmatch(rest):
-            return None, (
-                "aws-secrets-manager: needs a secret name (letters, digits, /_+=.@-) or an ARN"
-            )
-        problem = _check_aws_options(rest, dict(options))
-        if problem is not None:
-            return None, problem
-        return SecretStoreRef("aws-secrets-manager", rest, options=options), None
-    if kind == "azure-key-vault":
-        return _parse_azure(rest)
-    if kind == "gcp-secret-manager":
-        if not _GCP_SECRET.fullmatch(rest):
-            return None, (
-                "gcp-secret-manager: needs projects/<project>/secrets/<secret>, optionally "
-                "followed by /versions/<number or latest>"
-            )
-        return SecretStoreRef("gcp-secret-manager", rest), None
-    if kind == "vault":
-        path = rest.strip("/")
-        if not _VAULT_PATH.fullmatch(path) or ".." in path.split("/"):
-            return None, "vault: needs a KV path like vault:secret/databricks (<mount>/<path>)"
-        if "/" not in path:
-            return None, (
-                "vault: needs a KV path with the mount and the secret's path, like "
-                "vault:secret/databricks (<mount>/<path>)"
-            )
-        problem = _check_vault_options(dict(options))
-        if problem is not None:
-            return None, problem
-        return SecretStoreRef("vault", path, options=options), None
+        location, problem = aws.check_ref(rest, dict(options))
+    elif kind == "azure-key-vault":
+        location, problem = azure.check_ref(rest)
+    elif kind == "gcp-secret-manager":
+        location, problem = gcp.check_ref(rest)
+    elif kind == "vault":
+        location, problem = vault.check_ref(rest, dict(options))
+    else:
+        location, problem = None, None
+    if location is not None:
+        return SecretStoreRef(cast("SecretStoreKind", kind), location, options=options), None
+    if problem is not None:
+        return None, problem
     return (
         None,
         f"{shown(stripped)} is not a secret store reference; use one of: {_REFERENCE_FORMS}",
     )
-
-
-def _check_aws_options(secret: str, options: Mapping[str, str]) -> str | None:
-    region = options.get("region")
-    if region is not None:
-        if not _AWS_REGION.fullmatch(region):
-            return f"aws-secrets-manager: region {shown(region)} is not a region like eu-west-1"
-        arn = _AWS_ARN_REGION.match(secret)
-        if arn is not None and arn.group("region") != region:
-            return f"aws-secrets-manager: the ARN names the region {arn.group('region')}"
-    stage = options.get("version_stage")
-    if stage is not None and not _AWS_STAGE.fullmatch(stage):
-        return "aws-secrets-manager: version_stage must be a staging label like AWSCURRENT"
-    return None
-
-
-def _check_vault_options(options: Mapping[str, str]) -> str | None:
-    if options.get("kv", "2") not in {"1", "2"}:
-        return "vault: the option kv is 1 or 2"
-    if options.get("auth", "token") not in {"token", "approle"}:
-        return "vault: the option auth is token or approle"
-    version = options.get("version")
-    if version is not None:
-        if not _VAULT_VERSION.fullmatch(version):
-            return "vault: the option version is a positive version number"
-        if options.get("kv") == "1":
-            return "vault: KV version 1 keeps no versions; remove version"
-    addr = options.get("addr")
-    if addr is not None:
-        # Loopback http passes here; the store refuses it unless allow_insecure_http.
-        url, problems = check_host(
-            addr, allow_custom_host=True, allow_insecure_http=True, field="secret_store"
-        )
-        if url is None:
-            return f"vault: the option addr: {problems[0].message if problems else 'invalid'}"
-        if urlsplit(addr.strip()).path.strip("/"):
-            return "vault: the option addr is Vault's address, without a path"
-    return None
-
-
-def _parse_azure(rest: str) -> tuple[SecretStoreRef | None, str | None]:
-    usage = (
-        "azure-key-vault: needs the secret's URL, like "
-        "https://<vault>.vault.azure.net/<secret> or .../secrets/<secret>/<version>"
-    )
-    # The vault URL follows the library's URL rules (https, no user information, no
-    # fragment); Key Vault hosts are recognised by their suffix below.
-    url, problems = check_endpoint(rest, allow_custom_host=True, field="secret_store")
-    if url is None:
-        return None, f"{usage}: {problems[0].message}" if problems else usage
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None or not host.endswith(_AZURE_VAULT_SUFFIXES):
-        return None, f"{usage}; the host must be a Key Vault host (*.vault.azure.net)"
-    if parts.query:
-        return None, f"{usage}; remove the query"
-    segments = [segment for segment in parts.path.split("/") if segment]
-    if segments and segments[0] == "secrets":
-        segments = segments[1:]
-    valid = (
-        1 <= len(segments) <= 2
-        and _AZURE_SECRET.fullmatch(segments[0]) is not None
-        and (len(segments) == 1 or _AZURE_VERSION.fullmatch(segments[1]) is not None)
-    )
-    if not valid:
-        return None, usage
-    return SecretStoreRef("azure-key-vault", url), None
 
 
 def open_secret_store(
