@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import doctest
 import os
 
 import pytest
@@ -19,28 +18,6 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
-
-
-def run_doctests(module, optionflags: int = 0) -> doctest.TestResults:
-    """Run the docstring examples of a module and of each name in its `__all__`.
-
-    `doctest.testmod` skips objects whose `__module__` is not the module's own; the
-    package shows its classes as `databricks_access.X`, so collect them by name instead.
-    """
-    runner = doctest.DocTestRunner(optionflags=optionflags)
-    shallow, deep = doctest.DocTestFinder(recurse=False), doctest.DocTestFinder()
-    globs = dict(vars(module))
-    seen: set[str] = set()
-    found = list(shallow.find(module, module.__name__, module=False, globs=globs))
-    for name in getattr(module, "__all__", ()):
-        found += deep.find(
-            getattr(module, name), f"{module.__name__}.{name}", module=False, globs=globs
-        )
-    for test in found:
-        if test.examples and test.name not in seen:
-            seen.add(test.name)
-            runner.run(test)
-    return runner.summarize(verbose=False)
 
 
 # -- the emulator, shared by the client, membership and lease tests ---------------------
@@ -86,3 +63,26 @@ def async_client_factory(fake, config, credentials, clock):
         )
 
     return make
+
+
+# -- the lease layer over the emulator, shared by the lease and request tests -----------
+
+
+@pytest.fixture
+def store():
+    return da.MemoryLeaseStore()
+
+
+@pytest.fixture
+def sink():
+    return da.MemorySink()
+
+
+@pytest.fixture
+def manager(client):
+    return da.MembershipManager(client)
+
+
+@pytest.fixture
+def tracker(manager, store, sink, clock):
+    return da.LeaseTracker(manager, store=store, events=sink, clock=clock)

@@ -7,8 +7,9 @@ others keep using it. Credentials are re-read from the secret store at every ref
 and re-read with `refresh=True` after the token endpoint answers `invalid_client`
 (the secret was rotated).
 
-The token fetch is a generator of steps (send a request, sleep, read credentials) that
-both `sync_auth_flow` and `async_auth_flow` drive, so its logic is written once.
+The auth flow is one generator of steps (send a request, take the fetch lock, sleep, read
+credentials) that `sync_auth_flow` and `async_auth_flow` both run on the kernel
+(`_sansio.relay`), so its logic is written once; only the effect handlers exist twice.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import re
 import threading
 import weakref
 from collections.abc import AsyncGenerator, Generator
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import attrs
@@ -37,6 +38,7 @@ from databricks_access._errors import (
     error_from_reply,
     parse_error_body,
 )
+from databricks_access._sansio import Effect, relay, relay_async
 from databricks_access._secrets.base import ClientCredentials, SecretStore
 from databricks_access._util.json import loads as _json_loads
 
@@ -73,17 +75,43 @@ class _Token:
         return self.remaining(now) <= min(self.lifetime / 2, _MAX_STALE_WINDOW)
 
 
+class _Lock(Protocol):
+    def release(self) -> None: ...
+
+
 @attrs.frozen
-class _Sleep:
+class _Sleep(Effect[None]):
+    """Wait on the clock."""
+
     seconds: float
 
 
 @attrs.frozen
-class _ReadCredentials:
+class _ReadCredentials(Effect[ClientCredentials]):
+    """Read the credentials from the secret store."""
+
     refresh: bool
 
 
-_AuthStep = httpx.Request | _Sleep | _ReadCredentials
+@attrs.frozen
+class _ReadBody(Effect[None]):
+    """Read the body of a reply to one of our own requests (token, discovery)."""
+
+    response: httpx.Response
+
+
+@attrs.frozen
+class _Acquire(Effect[_Lock | None]):
+    """Take the fetch lock (threads: the thread lock; tasks: the loop's lock).
+
+    Without `wait`, only when it is free now. Answers the held lock, or None.
+    """
+
+    wait: bool
+
+
+_Effect = _Sleep | _ReadCredentials | _ReadBody | _Acquire
+_AuthStep = httpx.Request | _Effect
 
 
 class OAuthM2M(httpx.Auth):
@@ -178,6 +206,12 @@ class OAuthM2M(httpx.Auth):
             extensions={"timeout": self._timeout},
         )
 
+    def _exchange(self, request: httpx.Request) -> Generator[_AuthStep, Any, httpx.Response]:
+        """Send one of our own requests; its reply comes back with the body read."""
+        response: httpx.Response = yield request
+        yield _ReadBody(response)
+        return response
+
     def _fetch_steps(self, *, patient: bool = True) -> Generator[_AuthStep, Any, _Token]:
         """Fetch a token; with `patient=False` (a still-valid token is held), try once."""
         credentials: ClientCredentials = yield _ReadCredentials(self._reread_credentials)
@@ -189,7 +223,7 @@ class OAuthM2M(httpx.Auth):
             attempt += 1
             sent_at = self._clock.monotonic()
             self.token_requests += 1
-            response: httpx.Response = yield self._token_request(self._token_url, credentials)
+            response = yield from self._exchange(self._token_request(self._token_url, credentials))
             if response.is_success:
                 self._reread_credentials = False
                 return self._parse_token(response, sent_at)
@@ -229,11 +263,13 @@ class OAuthM2M(httpx.Auth):
         attempt = 0
         while True:
             attempt += 1
-            response: httpx.Response = yield httpx.Request(
-                "GET",
-                self._discovery_url,
-                headers={"Accept": "application/json"},
-                extensions={"timeout": self._timeout},
+            response = yield from self._exchange(
+                httpx.Request(
+                    "GET",
+                    self._discovery_url,
+                    headers={"Accept": "application/json"},
+                    extensions={"timeout": self._timeout},
+                )
             )
             status = response.status_code
             if response.is_success or not (status == 429 or status >= 500):
@@ -350,23 +386,26 @@ class OAuthM2M(httpx.Auth):
             )
         return AuthenticationError(status, code, detail, method="POST", path=path)
 
-    # -- the two drivers -------------------------------------------------------------------
+    # -- the flow, and its two drivers --------------------------------------------------
 
-    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
-        """Attach a bearer token, fetching one first when needed (threads: one fetch)."""
+    def _auth_steps(self, request: httpx.Request) -> Generator[_AuthStep, Any, None]:
+        """Attach a bearer token, fetching one first when needed: one fetch at a time.
+
+        A caller whose token is still valid (only due for a refresh ahead of expiry) does
+        not wait for another caller's fetch: it goes on with the token it holds.
+        """
         for attempt in range(2):
             token = self._token
             fetched = False
-            if self._needs_fetch(token) and self._thread_lock.acquire(
-                blocking=self._must_wait(token)
-            ):
+            lock = None
+            if self._needs_fetch(token):
+                lock = yield _Acquire(wait=self._must_wait(token))
+            if lock is not None:
                 try:
                     if self._needs_fetch(self._token):
                         held = None if self._must_wait(self._token) else self._token
                         try:
-                            self._token = yield from self._run_sync(
-                                self._fetch_steps(patient=held is None)
-                            )
+                            self._token = yield from self._fetch_steps(patient=held is None)
                             fetched = True
                         except ApiError as exc:
                             if held is None:
@@ -374,7 +413,7 @@ class OAuthM2M(httpx.Auth):
                             self._keep(held, exc)
                     token = self._token
                 finally:
-                    self._thread_lock.release()
+                    lock.release()
             response = yield self._authorize(request, token)
             if response.status_code != 401 or fetched or attempt:
                 return
@@ -382,67 +421,46 @@ class OAuthM2M(httpx.Auth):
             # drop it and send once more with a fresh one.
             self._drop(token)
 
-    def _run_sync(
-        self, steps: Generator[_AuthStep, Any, _Token]
-    ) -> Generator[httpx.Request, httpx.Response, _Token]:
-        outcome: Any = None
-        while True:
-            try:
-                step = steps.send(outcome)
-            except StopIteration as stop:
-                token: _Token = stop.value
-                return token
-            if isinstance(step, httpx.Request):
-                outcome = yield step
-                outcome.read()
-            elif isinstance(step, _Sleep):
-                self._clock.sleep(step.seconds)
-                outcome = None
-            else:
-                outcome = self._secrets.get_credentials(refresh=step.refresh)
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
+        """Attach a bearer token, fetching one first when needed (threads: one fetch)."""
+        return relay(self._auth_steps(request), self._sync_effect, httpx.Request)
 
-    async def async_auth_flow(
+    def _sync_effect(self, step: Effect[Any]) -> object:
+        if isinstance(step, _Acquire):
+            return self._thread_lock if self._thread_lock.acquire(blocking=step.wait) else None
+        if isinstance(step, _ReadBody):
+            step.response.read()
+            return None
+        if isinstance(step, _Sleep):
+            self._clock.sleep(step.seconds)
+            return None
+        if isinstance(step, _ReadCredentials):
+            return self._secrets.get_credentials(refresh=step.refresh)
+        raise TypeError(f"the token flow cannot run the step {step!r}")
+
+    def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
         """Attach a bearer token; concurrent tasks share one fetch per event loop."""
-        for attempt in range(2):
-            token = self._token
-            fetched = False
-            if self._needs_fetch(token):
-                lock = self._async_lock()
-                if self._must_wait(token) or not lock.locked():
-                    async with lock:
-                        if self._needs_fetch(self._token):
-                            held = None if self._must_wait(self._token) else self._token
-                            steps = self._fetch_steps(patient=held is None)
-                            outcome: Any = None
-                            while True:
-                                try:
-                                    step = steps.send(outcome)
-                                except StopIteration as stop:
-                                    self._token = stop.value
-                                    fetched = True
-                                    break
-                                except ApiError as exc:
-                                    if held is None:
-                                        raise
-                                    self._keep(held, exc)
-                                    break
-                                if isinstance(step, httpx.Request):
-                                    outcome = yield step
-                                    await outcome.aread()
-                                elif isinstance(step, _Sleep):
-                                    await self._clock.asleep(step.seconds)
-                                    outcome = None
-                                else:
-                                    outcome = await asyncio.to_thread(
-                                        self._secrets.get_credentials, refresh=step.refresh
-                                    )
-                        token = self._token
-            response = yield self._authorize(request, token)
-            if response.status_code != 401 or fetched or attempt:
-                return
-            self._drop(token)
+        return relay_async(self._auth_steps(request), self._async_effect, httpx.Request)
+
+    async def _async_effect(self, step: Effect[Any]) -> object:
+        if isinstance(step, _Acquire):
+            lock = self._async_lock()
+            if not step.wait and lock.locked():
+                return None
+            await lock.acquire()
+            return lock
+        if isinstance(step, _ReadBody):
+            await step.response.aread()
+            return None
+        if isinstance(step, _Sleep):
+            await self._clock.asleep(step.seconds)
+            return None
+        # A sync store may block: never on the event loop.
+        if isinstance(step, _ReadCredentials):
+            return await asyncio.to_thread(self._secrets.get_credentials, refresh=step.refresh)
+        raise TypeError(f"the token flow cannot run the step {step!r}")
 
     def _keep(self, held: _Token, error: ApiError) -> None:
         """A refresh ahead of expiry failed: the held token is still valid, so keep it."""

@@ -31,6 +31,7 @@ from databricks_access._errors import (
     TransportError,
     error_from_reply,
 )
+from databricks_access._sansio import Effect, run_async, run_sync
 from databricks_access._util.html import HtmlList, render_rows
 
 __all__ = [
@@ -316,39 +317,29 @@ class SyncDriver(_DriverBase):
                 raise outcome
             self._clock.sleep(delay)
 
-    def run(self, flow: Flow[T], effects: Callable[[Any], Any] | None = None) -> T:
+    def run(self, flow: Flow[T], effects: Callable[[Effect[Any]], object] | None = None) -> T:
         """Run a flow to its end and return its value.
 
-        Steps other than `Call` and `Concurrently` go to `effects` (the lease tracker's
-        store calls and sleeps); its `DatabricksAccessError`s are thrown into the flow.
+        Effects other than `Call` and `Concurrently` go to `effects` (the lease tracker's
+        store calls and sleeps). Any failure of a step is thrown into the flow at its
+        yield, so the flow's own cleanup (releasing a claim) runs before it propagates.
         """
-        outcome: Any = None
-        # Any failure of a step is thrown into the flow at its yield, so the flow's own
-        # cleanup (releasing a claim, recording a failure) runs before it propagates.
-        failure: Exception | None = None
-        while True:
-            try:
-                step: Step = flow.send(outcome) if failure is None else flow.throw(failure)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
-            outcome, failure = None, None
-            try:
-                if isinstance(step, Call):
-                    outcome = self.send(step)
-                elif isinstance(step, Concurrently):
-                    outcome = self._concurrently(step, effects)
-                elif effects is not None:
-                    outcome = effects(step)
-                else:
-                    raise TypeError(  # noqa: TRY301 - thrown into the flow like any failure
-                        f"a flow yielded {step!r}, which this run cannot handle"
-                    )
-            except Exception as exc:  # noqa: BLE001 - thrown into the flow, which re-raises
-                failure = exc
 
-    def _concurrently(self, step: Concurrently, effects: Callable[[Any], Any] | None) -> list[Any]:
-        def captured(flow: Flow[Any]) -> Any:
+        def handle(step: Step) -> object:
+            if isinstance(step, Call):
+                return self.send(step)
+            if isinstance(step, Concurrently):
+                return self._concurrently(step, effects)
+            if effects is not None:
+                return effects(step)
+            raise TypeError(f"a flow yielded {step!r}, which this run cannot handle")
+
+        return run_sync(flow, handle)
+
+    def _concurrently(
+        self, step: Concurrently, effects: Callable[[Effect[Any]], object] | None
+    ) -> list[object]:
+        def captured(flow: Flow[object]) -> object:
             try:
                 return self.run(flow, effects)
             except DatabricksAccessError as exc:
@@ -433,39 +424,28 @@ class AsyncDriver(_DriverBase):
                 raise outcome
             await self._clock.asleep(delay)
 
-    async def run(self, flow: Flow[T], effects: Callable[[Any], Awaitable[Any]] | None = None) -> T:
+    async def run(
+        self, flow: Flow[T], effects: Callable[[Effect[Any]], Awaitable[object]] | None = None
+    ) -> T:
         """Run a flow to its end and return its value (effects as for `SyncDriver.run`)."""
-        outcome: Any = None
-        # Any failure of a step is thrown into the flow at its yield, so the flow's own
-        # cleanup (releasing a claim, recording a failure) runs before it propagates.
-        failure: Exception | None = None
-        while True:
-            try:
-                step: Step = flow.send(outcome) if failure is None else flow.throw(failure)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
-            outcome, failure = None, None
-            try:
-                if isinstance(step, Call):
-                    outcome = await self.send(step)
-                elif isinstance(step, Concurrently):
-                    outcome = await self._concurrently(step, effects)
-                elif effects is not None:
-                    outcome = await effects(step)
-                else:
-                    raise TypeError(  # noqa: TRY301 - thrown into the flow like any failure
-                        f"a flow yielded {step!r}, which this run cannot handle"
-                    )
-            except Exception as exc:  # noqa: BLE001 - thrown into the flow, which re-raises
-                failure = exc
+
+        async def handle(step: Step) -> object:
+            if isinstance(step, Call):
+                return await self.send(step)
+            if isinstance(step, Concurrently):
+                return await self._concurrently(step, effects)
+            if effects is not None:
+                return await effects(step)
+            raise TypeError(f"a flow yielded {step!r}, which this run cannot handle")
+
+        return await run_async(flow, handle)
 
     async def _concurrently(
-        self, step: Concurrently, effects: Callable[[Any], Awaitable[Any]] | None
-    ) -> list[Any]:
+        self, step: Concurrently, effects: Callable[[Effect[Any]], Awaitable[object]] | None
+    ) -> list[object]:
         gate = asyncio.Semaphore(step.limit)
 
-        async def one(flow: Flow[Any]) -> Any:
+        async def one(flow: Flow[object]) -> object:
             async with gate:
                 try:
                     return await self.run(flow, effects)

@@ -1,7 +1,8 @@
 """Sans-IO flows: each API operation is a generator that yields what to send.
 
 A flow yields a `Call` and receives a `Reply`, or yields `Concurrently(...)` and receives
-the outcomes of several sub-flows. Multi-step operations compose with `yield from`.
+the outcomes of several sub-flows, or yields a typed `Effect` (the kernel: `_sansio.py`).
+Multi-step operations compose with `yield from`.
 The drivers in `_drivers.py` run the same flows on `httpx.Client` and `httpx.AsyncClient`;
 nothing here performs I/O, so flows are tested by feeding them replies.
 
@@ -18,6 +19,7 @@ from typing import Any, Protocol, TypeVar, cast
 import attrs
 
 from databricks_access._errors import DatabricksAccessError, ServerError
+from databricks_access._sansio import Effect
 from databricks_access._util.json import JsonBoundsError, loads
 
 __all__ = [
@@ -121,12 +123,12 @@ class Concurrently:
     `DatabricksAccessError` it raised (other exceptions propagate).
     """
 
-    flows: tuple[Generator[Any, Any, Any], ...]
+    flows: tuple[Flow[object], ...]
     limit: int = 4
 
 
-Step = Call | Concurrently | object
-"""What a flow yields: a `Call`, `Concurrently`, or an effect for the run's handler."""
+Step = Call | Concurrently | Effect[Any]
+"""What a flow yields: a `Call`, `Concurrently`, or an `Effect` for the run's handler."""
 Flow = Generator[Step, Any, T]
 """A flow: yields steps, receives their outcomes, returns a value."""
 

@@ -42,6 +42,7 @@ from databricks_access._errors import (
     ServerError,
     TransportError,
 )
+from databricks_access._sansio import Effect, run_async, run_sync
 from databricks_access._secrets.base import ClientCredentials, SecretStore
 from databricks_access._util.html import render_html, render_table
 
@@ -166,52 +167,52 @@ class Diagnosis:
 
 
 @attrs.frozen
-class _ReadSecret:
+class _ReadSecret(Effect[ClientCredentials]):
     """-> `ClientCredentials`: read the store now, bypassing any cache."""
 
     store: SecretStore
 
 
 @attrs.frozen
-class _ForgetToken:
+class _ForgetToken(Effect[None]):
     """-> None: drop the cached token so that the probe makes one fresh token request."""
 
     auth: OAuthM2M
 
 
 @attrs.frozen
-class _ProbeUsers:
+class _ProbeUsers(Effect[object]):
     """-> `object | None`: `GET Users?count=1`, the first user if any."""
 
 
 @attrs.frozen
-class _FindServicePrincipal:
+class _FindServicePrincipal(Effect[ServicePrincipal | None]):
     """-> `ServicePrincipal | None`."""
 
     application_id: str
 
 
 @attrs.frozen
-class _GetServicePrincipal:
+class _GetServicePrincipal(Effect[ServicePrincipal]):
     """-> `ServicePrincipal`, by SCIM id."""
 
     sp_id: str
 
 
 @attrs.frozen
-class _FirstGroup:
+class _FirstGroup(Effect[Group | None]):
     """-> `Group | None`: one group of the account, to sample its managers."""
 
 
 @attrs.frozen
-class _GetGroup:
+class _GetGroup(Effect[Group]):
     """-> `Group`."""
 
     group_id: str
 
 
 @attrs.frozen
-class _GetRuleSet:
+class _GetRuleSet(Effect[RuleSet]):
     """-> `RuleSet`: the group's managers."""
 
     group_id: str
@@ -700,22 +701,17 @@ def diagnose(
         A `Diagnosis`; it holds no secret.
     """
     report = _checked_report(probe_report)
-    plan = _plan(client.config, client.auth, group)
     secret: str | None = None
-    answer: Any = None
-    failure: Exception | None = None
-    while True:
-        try:
-            step = plan.send(answer) if failure is None else plan.throw(failure)
-        except StopIteration as stop:
-            return _with_probe(_scrubbed(stop.value, secret), report)
-        answer, failure = None, None
-        try:
-            answer = _answer(client, step)
-        except Exception as exc:  # noqa: BLE001 - thrown into the plan, which decides
-            failure = exc
+
+    def handle(step: _Step) -> object:
+        nonlocal secret
+        answer = _answer(client, step)
         if isinstance(answer, ClientCredentials):
             secret = answer.client_secret
+        return answer
+
+    checks = run_sync(_plan(client.config, client.auth, group), handle)
+    return _with_probe(_scrubbed(checks, secret), report)
 
 
 async def adiagnose(
@@ -731,19 +727,14 @@ async def adiagnose(
         report = await da.adiagnose(client)
     """
     report = _checked_report(probe_report)
-    plan = _plan(client.config, client.auth, group)
     secret: str | None = None
-    answer: Any = None
-    failure: Exception | None = None
-    while True:
-        try:
-            step = plan.send(answer) if failure is None else plan.throw(failure)
-        except StopIteration as stop:
-            return _with_probe(_scrubbed(stop.value, secret), report)
-        answer, failure = None, None
-        try:
-            answer = await _aanswer(client, step)
-        except Exception as exc:  # noqa: BLE001 - thrown into the plan, which decides
-            failure = exc
+
+    async def handle(step: _Step) -> object:
+        nonlocal secret
+        answer = await _aanswer(client, step)
         if isinstance(answer, ClientCredentials):
             secret = answer.client_secret
+        return answer
+
+    checks = await run_async(_plan(client.config, client.auth, group), handle)
+    return _with_probe(_scrubbed(checks, secret), report)

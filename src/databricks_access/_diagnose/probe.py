@@ -30,7 +30,7 @@ import logging
 import math
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 from urllib.parse import quote
 
 import attrs
@@ -69,6 +69,7 @@ from databricks_access._errors import (
     NotFoundError,
     RateLimitedError,
 )
+from databricks_access._sansio import Effect, perform
 
 if TYPE_CHECKING:
     from databricks_access._account.client import AccountClient, AsyncAccountClient
@@ -339,15 +340,15 @@ def _checked_principals(principals: object) -> list[Principal]:
 
 
 @attrs.frozen
-class _Sleep:
-    """-> None: wait this many seconds on the client's clock."""
+class _Sleep(Effect[None]):
+    """Wait this many seconds on the client's clock."""
 
     seconds: float
 
 
 @attrs.frozen
-class _Monotonic:
-    """-> float: the client's monotonic clock."""
+class _Monotonic(Effect[float]):
+    """The client's monotonic clock."""
 
 
 @attrs.define
@@ -396,8 +397,7 @@ class _Script:
     # -- sending -----------------------------------------------------------------------
 
     def _now(self) -> Flow[float]:
-        now = yield _Monotonic()
-        return cast("float", now)
+        return (yield from perform(_Monotonic()))
 
     def _pause(self, seconds: float) -> Flow[None]:
         if seconds > 0:
@@ -841,8 +841,8 @@ def cleanup_flow(api: AccountApi, sandbox: _Sandbox, *, spacing: float = 0.0) ->
 # -- running it -------------------------------------------------------------------------------
 
 
-def _sync_effects(clock: Clock) -> Callable[[object], object]:
-    def handle(step: object) -> object:
+def _sync_effects(clock: Clock) -> Callable[[Effect[Any]], object]:
+    def handle(step: Effect[Any]) -> object:
         if isinstance(step, _Sleep):
             clock.sleep(step.seconds)
             return None
@@ -853,8 +853,8 @@ def _sync_effects(clock: Clock) -> Callable[[object], object]:
     return handle
 
 
-def _async_effects(clock: Clock) -> Callable[[object], Awaitable[object]]:
-    async def handle(step: object) -> object:
+def _async_effects(clock: Clock) -> Callable[[Effect[Any]], Awaitable[object]]:
+    async def handle(step: Effect[Any]) -> object:
         if isinstance(step, _Sleep):
             await clock.asleep(step.seconds)
             return None

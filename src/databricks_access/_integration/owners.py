@@ -29,6 +29,7 @@ from databricks_access._account.scim import filter_eq
 from databricks_access._clock import Clock, SystemClock
 from databricks_access._durations import seconds
 from databricks_access._errors import BadRequestError, ConfigError, ConfigProblem
+from databricks_access._sansio import Effect, run_async, run_sync
 
 if TYPE_CHECKING:
     from databricks_access._account.client import AccountClient, AsyncAccountClient
@@ -682,7 +683,7 @@ class StaticDirectory:
 
 
 @attrs.frozen
-class _FindUser:
+class _FindUser(Effect["_UserRecord | None"]):
     """-> `_UserRecord | None`: the user with this user name, and its direct groups."""
 
     name: str
@@ -693,7 +694,7 @@ class _FindUser:
 
 
 @attrs.frozen
-class _FindGroup:
+class _FindGroup(Effect["_GroupRecord | None"]):
     """-> `_GroupRecord | None`: the account group with this display name."""
 
     name: str
@@ -704,7 +705,7 @@ class _FindGroup:
 
 
 @attrs.frozen
-class _ParentGroups:
+class _ParentGroups(Effect[frozenset[str]]):
     """-> `frozenset[str]`: the ids of the groups this group is a direct member of."""
 
     group_id: str
@@ -862,18 +863,15 @@ class DatabricksDirectory(_DirectoryBase):
         return self._run(_membership_plan(user, idp_group))
 
     def _run(self, plan: Generator[_Lookup, Any, T]) -> T:
-        answer: Any = None
-        while True:
-            try:
-                step = plan.send(answer)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
-            hit, answer = self._cache.get(step.key)
-            if not hit:
-                answer = self._fetch(step)
-                self.lookups += 1
-                self._cache.put(step.key, answer)
+        return run_sync(plan, self._lookup)
+
+    def _lookup(self, step: _Lookup) -> object:
+        hit, answer = self._cache.get(step.key)
+        if not hit:
+            answer = self._fetch(step)
+            self.lookups += 1
+            self._cache.put(step.key, answer)
+        return answer
 
     def _fetch(self, step: _Lookup) -> object:
         client = self._client
@@ -928,18 +926,15 @@ class AsyncDatabricksDirectory(_DirectoryBase):
         return await self._run(_membership_plan(user, idp_group))
 
     async def _run(self, plan: Generator[_Lookup, Any, T]) -> T:
-        answer: Any = None
-        while True:
-            try:
-                step = plan.send(answer)
-            except StopIteration as stop:
-                result: T = stop.value
-                return result
-            hit, answer = self._cache.get(step.key)
-            if not hit:
-                answer = await self._fetch(step)
-                self.lookups += 1
-                self._cache.put(step.key, answer)
+        return await run_async(plan, self._lookup)
+
+    async def _lookup(self, step: _Lookup) -> object:
+        hit, answer = self._cache.get(step.key)
+        if not hit:
+            answer = await self._fetch(step)
+            self.lookups += 1
+            self._cache.put(step.key, answer)
+        return answer
 
     async def _fetch(self, step: _Lookup) -> object:
         client = self._client

@@ -50,13 +50,19 @@ from databricks_access._errors import (
     NotFoundError,
 )
 from databricks_access._integration.approvers import Approvers
-from databricks_access._leases.store import StaleStateError
+from databricks_access._leases.store import (
+    StaleStateError,
+    add_request,
+    find_leases,
+    find_requests,
+    get_request,
+    update_request,
+)
 from databricks_access._leases.tracker import (
     AsyncLeaseTracker,
     LeaseTracker,
     TrackerFlows,
     _group_id,
-    _store,
     _text,
 )
 from databricks_access._leases.values import (
@@ -69,6 +75,7 @@ from databricks_access._leases.values import (
     RequestState,
     new_id,
 )
+from databricks_access._sansio import Effect, perform
 from databricks_access._util.crash import crash_point
 from databricks_access._util.html import HtmlList, render_html
 
@@ -158,15 +165,21 @@ def _is_async_integration(
 
 
 @attrs.frozen
-class ResolveApprovers:
-    """Effect: resolve the approvers of a group through the integration."""
+class ResolveApprovers(Effect[object]):
+    """Effect: resolve the approvers of a group through the integration.
+
+    Answered with whatever the integration gave: the flow checks that it is `Approvers`.
+    """
 
     group: Group | str
 
 
 @attrs.frozen
-class CheckApprover:
-    """Effect: ask the integration whether `identity` is one of `approvers`."""
+class CheckApprover(Effect[object]):
+    """Effect: ask the integration whether `identity` is one of `approvers`.
+
+    Answered as the integration answered: anything but exactly True is a no.
+    """
 
     identity: str
     approvers: Approvers = attrs.field(eq=False)
@@ -268,7 +281,7 @@ class RequestFlows:
     def _get(self, request_id: object) -> Flow[AccessRequest]:
         if not isinstance(request_id, str) or not request_id or len(request_id) > 100:
             raise ConfigError("must be a request id", "request_id")
-        found: AccessRequest | None = yield from _store("get_request", request_id)
+        found: AccessRequest | None = yield from get_request(request_id)
         if found is None:
             raise ApprovalError(f"no access request {request_id!r}")
         return found
@@ -285,8 +298,7 @@ class RequestFlows:
         moved = attrs.evolve(req, state=state, updated_at=self.t.clock.now(), **changes)
         detail = {"decision_reason": moved.decision_reason} if moved.decision_reason else {}
         try:
-            yield from _store(
-                "update_request",
+            yield from update_request(
                 moved,
                 expect=tuple(expect),
                 event=self._event(kind, moved, **detail),
@@ -323,11 +335,11 @@ class RequestFlows:
     # -- the integration's answers -----------------------------------------------------------
 
     def _approvers(self, group: Group | str) -> Flow[Approvers]:
-        answer = yield ResolveApprovers(group)
+        answer = yield from perform(ResolveApprovers(group))
         return _approvers_answer(answer)
 
     def _is_approver(self, identity: str, approvers: Approvers) -> Flow[bool]:
-        answer = yield CheckApprover(identity, approvers)
+        answer = yield from perform(CheckApprover(identity, approvers))
         _refuse_awaitable(answer, "is_approver()")
         return answer is True  # anything but exactly True is a no
 
@@ -489,7 +501,7 @@ class RequestFlows:
             group_name=name or found.display_name,
             principal_name=principal_name,
         )
-        yield from _store("add_request", req, self._event(EventKind.REQUEST_SUBMITTED, req))
+        yield from add_request(req, self._event(EventKind.REQUEST_SUBMITTED, req))
         yield from self.t.deliver()
         return req
 
@@ -535,15 +547,15 @@ class RequestFlows:
     def _grant(self, req: AccessRequest) -> Flow[AccessRequest]:
         # A crash between the grant and the link below leaves the request's lease stored
         # (the tracker's sweep finishes it): link that one, never grant a request twice.
-        on_pair: list[Lease] = yield from _store(
-            "find_leases", principal_id=req.principal.id, group_id=req.group_id
+        on_pair: list[Lease] = yield from find_leases(
+            principal_id=req.principal.id, group_id=req.group_id
         )
         earlier = self._granted_lease(req, on_pair)
         if earlier is not None:
             done = attrs.evolve(
                 req, lease_id=earlier.id, retry_at=None, updated_at=self.t.clock.now()
             )
-            yield from _store("update_request", done, expect=(RequestState.APPROVED,), event=None)
+            yield from update_request(done, expect=(RequestState.APPROVED,), event=None)
             return done
         try:
             group: Group | str = (
@@ -565,7 +577,7 @@ class RequestFlows:
             yield from self._grant_failed(req, exc)
             raise
         done = attrs.evolve(req, lease_id=lease.id, retry_at=None, updated_at=self.t.clock.now())
-        yield from _store("update_request", done, expect=(RequestState.APPROVED,), event=None)
+        yield from update_request(done, expect=(RequestState.APPROVED,), event=None)
         return done
 
     def _grant_failed(self, req: AccessRequest, exc: DatabricksAccessError) -> Flow[None]:
@@ -583,9 +595,7 @@ class RequestFlows:
             )
             # A stale state: another replica moved it on meanwhile, theirs to finish.
             with contextlib.suppress(StaleStateError):
-                yield from _store(
-                    "update_request", noted, expect=(RequestState.APPROVED,), event=None
-                )
+                yield from update_request(noted, expect=(RequestState.APPROVED,), event=None)
             return
         try:
             yield from self._move(
@@ -650,8 +660,7 @@ class RequestFlows:
         group_id: str | None,
     ) -> Flow[list[AccessRequest]]:
         """Stored requests, filtered; oldest first."""
-        found: list[AccessRequest] = yield from _store(
-            "find_requests",
+        found: list[AccessRequest] = yield from find_requests(
             states=None if states is None else tuple(states),
             principal_id=principal_id,
             group_id=group_id,
@@ -664,16 +673,12 @@ class RequestFlows:
         granted: list[str] = []
         failed: list[str] = []
         retrying: list[str] = []
-        pending: list[AccessRequest] = yield from _store(
-            "find_requests", states=(RequestState.PENDING,)
-        )
+        pending: list[AccessRequest] = yield from find_requests(states=(RequestState.PENDING,))
         for req in pending:
             after = yield from self._expire_if_due(req)
             if after.state is RequestState.EXPIRED:
                 expired.append(req.id)
-        approved: list[AccessRequest] = yield from _store(
-            "find_requests", states=(RequestState.APPROVED,)
-        )
+        approved: list[AccessRequest] = yield from find_requests(states=(RequestState.APPROVED,))
         for req in approved:
             if req.lease_id is not None:
                 continue
@@ -689,7 +694,7 @@ class RequestFlows:
             try:
                 yield from self._grant(req)
             except DatabricksAccessError:
-                now: AccessRequest | None = yield from _store("get_request", req.id)
+                now: AccessRequest | None = yield from get_request(req.id)
                 still = now is not None and now.state is RequestState.APPROVED
                 (retrying if still else failed).append(req.id)
             else:
@@ -704,8 +709,8 @@ class RequestFlows:
     def seconds_until_due(self, idle: float) -> Flow[float]:
         """How long `run()` may sleep for requests: until the next expiry or grant retry."""
         now = self.t.clock.now()
-        open_requests: list[AccessRequest] = yield from _store(
-            "find_requests", states=(RequestState.PENDING, RequestState.APPROVED)
+        open_requests: list[AccessRequest] = yield from find_requests(
+            states=(RequestState.PENDING, RequestState.APPROVED)
         )
         due = [
             req.expires_at
@@ -796,7 +801,7 @@ class AccessRequests:
             max_retry_delay=longest,
         )
 
-    def _effect(self, step: object) -> Any:
+    def _effect(self, step: Effect[Any]) -> object:
         if isinstance(step, ResolveApprovers):
             return self.integration.approvers_for(step.group)
         if isinstance(step, CheckApprover):
@@ -945,7 +950,7 @@ class AsyncAccessRequests:
             max_retry_delay=longest,
         )
 
-    async def _effect(self, step: object) -> Any:
+    async def _effect(self, step: Effect[Any]) -> object:
         if isinstance(step, ResolveApprovers):
             if self._async is not None:
                 return await self._async.approvers_for(step.group)

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Protocol, TypeVar, runtime_checkable
 
+import attrs
+
+from databricks_access._account.flows import Flow
 from databricks_access._errors import LeaseError
 from databricks_access._leases.values import (
     AccessRequest,
@@ -27,15 +30,39 @@ from databricks_access._leases.values import (
     RequestState,
     StoredEvent,
 )
+from databricks_access._sansio import Effect, perform
 
 __all__ = [
     "AsyncLeaseStore",
     "LeaseStore",
     "LeaseUpdate",
     "StaleStateError",
+    "StoreCall",
     "ThreadedLeaseStore",
+    "add_event",
+    "add_lease",
+    "add_request",
+    "claim_pairs",
+    "close",
+    "due_leases",
+    "find_leases",
+    "find_requests",
+    "get_lease",
+    "get_request",
+    "leases_on_pairs",
+    "mark_delivered",
+    "next_due",
+    "pending_events",
+    "release_pairs",
+    "renew_pairs",
     "threaded",
+    "update_lease",
+    "update_leases",
+    "update_request",
+    "wait_for_change",
 ]
+
+R = TypeVar("R")
 
 LeaseUpdate = tuple[Lease, LeaseState, AuditEvent | None]
 """One compare-and-set update: the new lease, the state it must be in, its event."""
@@ -490,3 +517,158 @@ def threaded(store: LeaseStore | AsyncLeaseStore) -> AsyncLeaseStore:
     if isinstance(store, AsyncLeaseStore) and asyncio.iscoroutinefunction(store.get_lease):
         return store
     return ThreadedLeaseStore(store)  # type: ignore[arg-type]
+
+
+# -- store calls as flow effects ---------------------------------------------------------------
+#
+# A flow asks for a store call with `x = yield from find_leases(...)`: one wrapper per
+# protocol method, with the same parameters (a test holds them 1:1), so the call and its
+# answer are typed where the flow is written. The runner applies the call to its store,
+# sync or async; an async store answers an awaitable, which the async runner awaits.
+
+
+@attrs.frozen
+class StoreCall(Effect[R]):
+    """Effect: one call on the lease store, answered with its result."""
+
+    call: Callable[[LeaseStore | AsyncLeaseStore], R | Awaitable[R]]
+
+
+def _call(call: Callable[[LeaseStore | AsyncLeaseStore], R | Awaitable[R]]) -> Flow[R]:
+    return perform(StoreCall(call))
+
+
+def add_lease(lease: Lease, event: AuditEvent | None = None) -> Flow[None]:
+    """See `LeaseStore.add_lease`."""
+    return _call(lambda store: store.add_lease(lease, event))
+
+
+def update_lease(
+    lease: Lease,
+    *,
+    expect: Iterable[LeaseState],
+    event: AuditEvent | None = None,
+) -> Flow[None]:
+    """See `LeaseStore.update_lease`."""
+    return _call(lambda store: store.update_lease(lease, expect=expect, event=event))
+
+
+def update_leases(updates: Sequence[LeaseUpdate]) -> Flow[list[bool]]:
+    """See `LeaseStore.update_leases`."""
+    return _call(lambda store: store.update_leases(updates))
+
+
+def get_lease(lease_id: str) -> Flow[Lease | None]:
+    """See `LeaseStore.get_lease`."""
+    return _call(lambda store: store.get_lease(lease_id))
+
+
+def find_leases(
+    *,
+    principal_id: str | None = None,
+    group_id: str | None = None,
+    states: Iterable[LeaseState] | None = None,
+    limit: int | None = None,
+) -> Flow[list[Lease]]:
+    """See `LeaseStore.find_leases`."""
+    return _call(
+        lambda store: store.find_leases(
+            principal_id=principal_id, group_id=group_id, states=states, limit=limit
+        )
+    )
+
+
+def leases_on_pairs(
+    pairs: Sequence[Pair], *, states: Iterable[LeaseState] | None = None
+) -> Flow[list[Lease]]:
+    """See `LeaseStore.leases_on_pairs`."""
+    return _call(lambda store: store.leases_on_pairs(pairs, states=states))
+
+
+def due_leases(
+    now: dt.datetime, *, stuck_before: dt.datetime, limit: int = 1000
+) -> Flow[list[Lease]]:
+    """See `LeaseStore.due_leases`."""
+    return _call(lambda store: store.due_leases(now, stuck_before=stuck_before, limit=limit))
+
+
+def next_due(*, stuck_after: dt.timedelta) -> Flow[dt.datetime | None]:
+    """See `LeaseStore.next_due`."""
+    return _call(lambda store: store.next_due(stuck_after=stuck_after))
+
+
+def claim_pairs(
+    pairs: Sequence[Pair], *, owner: str, now: dt.datetime, until: dt.datetime
+) -> Flow[list[Pair]]:
+    """See `LeaseStore.claim_pairs`."""
+    return _call(lambda store: store.claim_pairs(pairs, owner=owner, now=now, until=until))
+
+
+def renew_pairs(pairs: Sequence[Pair], *, owner: str, until: dt.datetime) -> Flow[list[Pair]]:
+    """See `LeaseStore.renew_pairs`."""
+    return _call(lambda store: store.renew_pairs(pairs, owner=owner, until=until))
+
+
+def release_pairs(pairs: Sequence[Pair], *, owner: str) -> Flow[None]:
+    """See `LeaseStore.release_pairs`."""
+    return _call(lambda store: store.release_pairs(pairs, owner=owner))
+
+
+def add_event(event: AuditEvent) -> Flow[None]:
+    """See `LeaseStore.add_event`."""
+    return _call(lambda store: store.add_event(event))
+
+
+def pending_events(*, limit: int = 100) -> Flow[list[StoredEvent]]:
+    """See `LeaseStore.pending_events`."""
+    return _call(lambda store: store.pending_events(limit=limit))
+
+
+def mark_delivered(seqs: Sequence[int]) -> Flow[None]:
+    """See `LeaseStore.mark_delivered`."""
+    return _call(lambda store: store.mark_delivered(seqs))
+
+
+def add_request(request: AccessRequest, event: AuditEvent | None = None) -> Flow[None]:
+    """See `LeaseStore.add_request`."""
+    return _call(lambda store: store.add_request(request, event))
+
+
+def update_request(
+    request: AccessRequest,
+    *,
+    expect: Iterable[RequestState],
+    event: AuditEvent | None = None,
+) -> Flow[None]:
+    """See `LeaseStore.update_request`."""
+    return _call(lambda store: store.update_request(request, expect=expect, event=event))
+
+
+def get_request(request_id: str) -> Flow[AccessRequest | None]:
+    """See `LeaseStore.get_request`."""
+    return _call(lambda store: store.get_request(request_id))
+
+
+def find_requests(
+    *,
+    states: Iterable[RequestState] | None = None,
+    principal_id: str | None = None,
+    group_id: str | None = None,
+    limit: int | None = None,
+) -> Flow[list[AccessRequest]]:
+    """See `LeaseStore.find_requests`."""
+    return _call(
+        lambda store: store.find_requests(
+            states=states, principal_id=principal_id, group_id=group_id, limit=limit
+        )
+    )
+
+
+def wait_for_change(timeout: float) -> Flow[bool]:
+    """See `LeaseStore.wait_for_change`."""
+    return _call(lambda store: store.wait_for_change(timeout))
+
+
+def close() -> Flow[None]:
+    """See `LeaseStore.close`."""
+    return _call(lambda store: store.close())

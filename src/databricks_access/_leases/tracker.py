@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import inspect
 import logging
 import os
 import socket
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
@@ -61,7 +62,22 @@ from databricks_access._leases.store import (
     LeaseStore,
     LeaseUpdate,
     StaleStateError,
+    StoreCall,
+    add_event,
+    add_lease,
+    claim_pairs,
+    due_leases,
+    find_leases,
+    get_lease,
+    leases_on_pairs,
+    mark_delivered,
+    next_due,
+    pending_events,
+    release_pairs,
+    renew_pairs,
     threaded,
+    update_lease,
+    update_leases,
 )
 from databricks_access._leases.values import (
     TERMINAL_STATES,
@@ -74,6 +90,7 @@ from databricks_access._leases.values import (
     StoredEvent,
     new_id,
 )
+from databricks_access._sansio import Effect, perform
 from databricks_access._util.crash import crash_point
 from databricks_access._util.html import HtmlList, render_html
 
@@ -103,33 +120,21 @@ _CLAIM_ROUNDS = 3
 
 
 # -- effects: what a tracker flow asks of its runner besides HTTP ---------------------------
+# Store calls are `StoreCall`s, made by the typed wrappers in `_store.py`.
 
 
 @attrs.frozen
-class StoreCall:
-    """Call `method` on the lease store."""
-
-    method: str
-    args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = attrs.field(factory=dict, eq=False)
-
-
-@attrs.frozen
-class Sleep:
+class Sleep(Effect[None]):
     """Wait, by the tracker's clock."""
 
     seconds: float
 
 
 @attrs.frozen
-class Deliver:
+class Deliver(Effect[Exception | None]):
     """Hand an event to the sink; the runner answers None or the exception raised."""
 
     event: AuditEvent
-
-
-def _store(method: str, *args: Any, **kwargs: Any) -> Flow[Any]:
-    return (yield StoreCall(method, args, kwargs))
 
 
 # -- results ---------------------------------------------------------------------------------
@@ -350,9 +355,7 @@ class TrackerFlows:
         waited, delay = 0.0, 0.05
         while True:
             now = self._now()
-            got = yield from _store(
-                "claim_pairs", [pair], owner=token, now=now, until=self._until()
-            )
+            got = yield from claim_pairs([pair], owner=token, now=now, until=self._until())
             if got:
                 crash_point("after_claim")
                 return
@@ -373,9 +376,7 @@ class TrackerFlows:
         """
         if not pairs:
             return set()
-        held: list[Pair] = yield from _store(
-            "renew_pairs", list(pairs), owner=token, until=self._until()
-        )
+        held: list[Pair] = yield from renew_pairs(list(pairs), owner=token, until=self._until())
         return set(held)
 
     def _guard(self, token: str) -> Guard:
@@ -389,7 +390,7 @@ class TrackerFlows:
 
     def _release(self, pairs: Sequence[Pair], token: str) -> Flow[None]:
         if pairs:
-            yield from _store("release_pairs", list(pairs), owner=token)
+            yield from release_pairs(list(pairs), owner=token)
 
     def _standing(
         self, member_shown: bool, on_pair: Iterable[Lease], now: dt.datetime, pair: Pair
@@ -443,18 +444,18 @@ class TrackerFlows:
             return 0
         delivered = 0
         while True:
-            pending: list[StoredEvent] = yield from _store("pending_events", limit=100)
+            pending: list[StoredEvent] = yield from pending_events(limit=100)
             if not pending:
                 return delivered
             done: list[int] = []
             for stored in pending:
-                failure = yield Deliver(stored.event)
+                failure = yield from perform(Deliver(stored.event))
                 if failure is not None:
                     logger.warning("the event sink failed; events stay queued: %s", failure)
                     break
                 done.append(stored.seq)
             if done:
-                yield from _store("mark_delivered", done)
+                yield from mark_delivered(done)
                 delivered += len(done)
             if len(done) < len(pending):
                 return delivered
@@ -524,8 +525,8 @@ class TrackerFlows:
         pair = draft.pair
         for _ in range(_CLAIM_ROUNDS):
             yield from self._claim(pair, token)
-            on_pair: list[Lease] = yield from _store(
-                "find_leases", principal_id=pair.principal_id, group_id=pair.group_id
+            on_pair: list[Lease] = yield from find_leases(
+                principal_id=pair.principal_id, group_id=pair.group_id
             )
             for held in on_pair:
                 same_request = draft.request_id is not None and held.request_id == draft.request_id
@@ -551,7 +552,7 @@ class TrackerFlows:
             updated_at=now,
             standing=self._standing(shown, on_pair, now, pair),
         )
-        yield from _store("add_lease", lease, None)
+        yield from add_lease(lease, None)
         crash_point("after_intent_write")
         return lease, True
 
@@ -573,8 +574,7 @@ class TrackerFlows:
                 # revoke (retried until it succeeds), so no membership outlives the
                 # failed grant. Standing members and other leases keep theirs.
                 noted = attrs.evolve(lease, last_error=_error_text(exc))
-                yield from _store(
-                    "update_lease",
+                yield from update_lease(
                     noted,
                     expect=(LeaseState.GRANTING,),
                     event=self._event(EventKind.GRANT_FAILED, noted, error=_error_text(exc)),
@@ -590,8 +590,7 @@ class TrackerFlows:
                 updated_at=self._now(),
                 ended_at=self._now(),
             )
-            yield from _store(
-                "update_lease",
+            yield from update_lease(
                 failed,
                 expect=(LeaseState.GRANTING,),
                 event=self._event(EventKind.GRANT_FAILED, failed, error=_error_text(exc)),
@@ -600,8 +599,7 @@ class TrackerFlows:
         crash_point("after_patch")
         active = attrs.evolve(lease, state=LeaseState.ACTIVE, updated_at=self._now())
         detail: dict[str, DetailValue] = {"standing": True} if active.standing else {}
-        yield from _store(
-            "update_lease",
+        yield from update_lease(
             active,
             expect=(LeaseState.GRANTING,),
             event=self._event(EventKind.GRANTED, active, **detail),
@@ -626,7 +624,7 @@ class TrackerFlows:
         that read the lease before it, nor answered for a lease that is ending.
         """
         seconds = _seconds(by, "by", positive=True)
-        found: Lease | None = yield from _store("get_lease", _lease_id(lease_id))
+        found: Lease | None = yield from get_lease(_lease_id(lease_id))
         if found is None:
             raise LeaseError(f"no lease {lease_id!r}")
         token = self._token()
@@ -641,7 +639,7 @@ class TrackerFlows:
         return result
 
     def _extend_claimed(self, lease_id: str, seconds: float) -> Flow[ExtendResult]:
-        lease: Lease | None = yield from _store("get_lease", lease_id)
+        lease: Lease | None = yield from get_lease(lease_id)
         if lease is None:  # pragma: no cover - leases are never deleted
             raise LeaseError(f"lease {lease_id} disappeared")
         now = self._now()
@@ -668,8 +666,7 @@ class TrackerFlows:
             "clamped": clamped,
         }
         try:
-            yield from _store(
-                "update_lease",
+            yield from update_lease(
                 extended,
                 expect=(LeaseState.ACTIVE,),
                 event=self._event(EventKind.EXTENDED, extended, **detail),
@@ -685,7 +682,7 @@ class TrackerFlows:
     def revoke(self, lease_id: str, *, by: str | None = None) -> Flow[Lease]:
         """End a lease now; the membership goes unless standing or held by another lease."""
         by = _text(by, "by", optional=True)
-        lease: Lease | None = yield from _store("get_lease", _lease_id(lease_id))
+        lease: Lease | None = yield from get_lease(_lease_id(lease_id))
         if lease is None:
             raise LeaseError(f"no lease {lease_id!r}")
         if lease.state in TERMINAL_STATES:
@@ -701,7 +698,7 @@ class TrackerFlows:
             raise
         yield from self._release([lease.pair], token)
         yield from self.deliver()
-        final: Lease | None = yield from _store("get_lease", lease.id)
+        final: Lease | None = yield from get_lease(lease.id)
         if final is None:  # pragma: no cover - leases are never deleted
             raise LeaseError(f"lease {lease.id} disappeared")
         if report.failed:
@@ -732,8 +729,8 @@ class TrackerFlows:
             want = _SWEEP_BATCH if limit is None else min(_SWEEP_BATCH, limit - processed)
             # Leases whose pair another tracker holds stay due: look past them, so that
             # several replicas work on different pairs instead of waiting on the same ones.
-            due: list[Lease] = yield from _store(
-                "due_leases", now, stuck_before=stuck, limit=want + len(totals["skipped"])
+            due: list[Lease] = yield from due_leases(
+                now, stuck_before=stuck, limit=want + len(totals["skipped"])
             )
             fresh = [lease for lease in due if lease.id not in seen][:want]
             if not fresh:
@@ -763,9 +760,7 @@ class TrackerFlows:
     ) -> Flow[dict[str, object]]:
         pairs = list(dict.fromkeys(lease.pair for lease in due))
         until = now + dt.timedelta(seconds=self.s.claim_ttl)
-        claimed: list[Pair] = yield from _store(
-            "claim_pairs", pairs, owner=token, now=now, until=until
-        )
+        claimed: list[Pair] = yield from claim_pairs(pairs, owner=token, now=now, until=until)
         crash_point("after_claim")
         mine = set(claimed)
         out: dict[str, object] = {
@@ -789,8 +784,8 @@ class TrackerFlows:
         self, pair: Pair, *, ending_ids: set[str], early_by: str, token: str
     ) -> Flow[SweepReport]:
         """End chosen leases of one claimed pair now (an early revoke)."""
-        on_pair: list[Lease] = yield from _store(
-            "find_leases", principal_id=pair.principal_id, group_id=pair.group_id
+        on_pair: list[Lease] = yield from find_leases(
+            principal_id=pair.principal_id, group_id=pair.group_id
         )
         now = self._now()
         plan = _PairPlan.build(on_pair, now, self.s.claim_ttl, force=ending_ids)
@@ -805,7 +800,7 @@ class TrackerFlows:
         self, pairs: list[Pair], now: dt.datetime, token: str
     ) -> Flow[dict[str, object]]:
         live = tuple(state for state in LeaseState if state not in TERMINAL_STATES)
-        found: list[Lease] = yield from _store("leases_on_pairs", pairs, states=live)
+        found: list[Lease] = yield from leases_on_pairs(pairs, states=live)
         by_pair: dict[Pair, list[Lease]] = {pair: [] for pair in pairs}
         for lease in found:
             by_pair[lease.pair].append(lease)
@@ -851,7 +846,7 @@ class TrackerFlows:
         """
         if not updates:
             return []
-        results: list[bool] = yield from _store("update_leases", updates)
+        results: list[bool] = yield from update_leases(updates)
         for (lease, _, _), ok in zip(updates, results, strict=True):
             if not ok:
                 logger.info("lease %s changed under another tracker; leaving it", lease.id)
@@ -1013,8 +1008,7 @@ class TrackerFlows:
         principal_id = principal.id if isinstance(principal, PrincipalRef) else principal
         group_id = None if group is None else _group_id(group)
         states = [state] if isinstance(state, LeaseState) else state
-        found: list[Lease] = yield from _store(
-            "find_leases",
+        found: list[Lease] = yield from find_leases(
             principal_id=principal_id,
             group_id=group_id,
             states=None if states is None else tuple(states),
@@ -1024,8 +1018,8 @@ class TrackerFlows:
 
     def seconds_until_due(self, idle: float) -> Flow[float]:
         """How long `run()` may sleep: until the next due lease, at most `idle`."""
-        due: dt.datetime | None = yield from _store(
-            "next_due", stuck_after=dt.timedelta(seconds=self.s.claim_ttl)
+        due: dt.datetime | None = yield from next_due(
+            stuck_after=dt.timedelta(seconds=self.s.claim_ttl)
         )
         if due is None:
             return idle
@@ -1045,7 +1039,7 @@ class TrackerFlows:
         for gid, members in zip(gids, members_by_group, strict=True):
             if isinstance(members, DatabricksAccessError):
                 raise members
-            leases: list[Lease] = yield from _store("find_leases", group_id=gid)
+            leases: list[Lease] = yield from find_leases(group_id=gid)
             holding = {lease.principal.id for lease in leases if lease.state not in TERMINAL_STATES}
             recently_ended = {
                 lease.principal.id
@@ -1083,7 +1077,7 @@ class TrackerFlows:
                         )
                     )
         for item in (*standing, *vanished):
-            yield from _store("add_event", _drift_event(item, now))
+            yield from add_event(_drift_event(item, now))
         readded: list[DriftItem] = []
         removed: list[DriftItem] = []
         failures: list[tuple[DriftItem, str]] = []
@@ -1122,8 +1116,8 @@ class TrackerFlows:
             return []
         pairs = list(dict.fromkeys(Pair(item.principal_id, item.group_id) for item in items))
         now = self._now()
-        claimed: list[Pair] = yield from _store(
-            "claim_pairs", pairs, owner=token, now=now, until=self._until()
+        claimed: list[Pair] = yield from claim_pairs(
+            pairs, owner=token, now=now, until=self._until()
         )
         try:
             done = yield from self._repair_claimed(items, set(claimed), adding, failures, token)
@@ -1141,7 +1135,7 @@ class TrackerFlows:
         failures: list[tuple[DriftItem, str]],
         token: str,
     ) -> Flow[list[DriftItem]]:
-        found: list[Lease] = yield from _store("leases_on_pairs", list(claimed))
+        found: list[Lease] = yield from leases_on_pairs(list(claimed))
         by_pair: dict[Pair, list[Lease]] = {pair: [] for pair in claimed}
         for lease in found:
             by_pair[lease.pair].append(lease)
@@ -1352,9 +1346,9 @@ class LeaseTracker:
         )
         self._driver = manager.client._driver  # noqa: SLF001
 
-    def _effect(self, step: object) -> Any:
+    def _effect(self, step: Effect[Any]) -> object:
         if isinstance(step, StoreCall):
-            return getattr(self.store, step.method)(*step.args, **step.kwargs)
+            return step.call(self.store)
         if isinstance(step, Sleep):
             self.clock.sleep(step.seconds)
             return None
@@ -1490,10 +1484,10 @@ class AsyncLeaseTracker:
         )
         self._driver = manager.client._driver  # noqa: SLF001
 
-    async def _effect(self, step: object) -> Any:
+    async def _effect(self, step: Effect[Any]) -> object:
         if isinstance(step, StoreCall):
-            method: Callable[..., Awaitable[Any]] = getattr(self.store, step.method)
-            return await method(*step.args, **step.kwargs)
+            answer = step.call(self.store)
+            return await answer if inspect.isawaitable(answer) else answer
         if isinstance(step, Sleep):
             await self.clock.asleep(step.seconds)
             return None

@@ -114,6 +114,7 @@ from databricks_access._leases.values import (
     RequestState,
     StoredEvent,
 )
+from databricks_access._sansio import Effect, run_async, run_sync
 from databricks_access._stores.rows import (
     INT64 as _INT64,
 )
@@ -672,14 +673,15 @@ def _unique(pairs: Sequence[Pair]) -> list[Pair]:
 # -- plans: each protocol method's transaction, written once --------------------------------
 #
 # A method's transaction is a generator that yields `_Exec` steps and receives their
-# `_Result`s; the sync and the async store each run it with a small driver, which owns the
-# connection, the transaction, the NOTIFY and the retries. A constraint violation is
-# thrown back into the generator, which turns it into a `LeaseError`. Arguments are
+# `_Result`s; the sync and the async store each run it on the kernel (`_sansio.py`) with a
+# small driver, which owns the connection, the transaction, the NOTIFY and the retries. A
+# failed statement is thrown back into the generator: a constraint violation becomes a
+# `LeaseError` there, anything else passes through to the driver's retries. Arguments are
 # checked when the plan is made, before any connection is taken.
 
 
 @attrs.frozen
-class _Exec:
+class _Exec(Effect["_Result"]):
     """Run one statement (or one statement per parameter set, for `many`)."""
 
     sql: str
@@ -1513,19 +1515,15 @@ class PostgresLeaseStore:
     def _drive(self, conn: psycopg.Connection[TupleRow], work: Work[T]) -> tuple[T, int]:
         """Run a plan's statements on `conn`: its value, and how many rows it changed."""
         changed = 0
-        try:
-            step = next(work)
-            while True:
-                try:
-                    result = self._execute(conn, step)
-                except psycopg.IntegrityError as exc:
-                    step = work.throw(exc)
-                    continue
-                if step.write:
-                    changed += max(result.rowcount, 0)
-                step = work.send(result)
-        except StopIteration as stop:
-            return stop.value, changed
+
+        def handle(step: _Exec) -> _Result:
+            nonlocal changed
+            result = self._execute(conn, step)
+            if step.write:
+                changed += max(result.rowcount, 0)
+            return result
+
+        return run_sync(work, handle), changed
 
     def _run(self, call: _Call[T]) -> T:
         """Run one method: one transaction (a read: one statement), retried when safe.
@@ -2075,19 +2073,15 @@ class AsyncPostgresLeaseStore:
     async def _drive(self, conn: psycopg.AsyncConnection[TupleRow], work: Work[T]) -> tuple[T, int]:
         """Run a plan's statements on `conn`: its value, and how many rows it changed."""
         changed = 0
-        try:
-            step = next(work)
-            while True:
-                try:
-                    result = await self._execute(conn, step)
-                except psycopg.IntegrityError as exc:
-                    step = work.throw(exc)
-                    continue
-                if step.write:
-                    changed += max(result.rowcount, 0)
-                step = work.send(result)
-        except StopIteration as stop:
-            return stop.value, changed
+
+        async def handle(step: _Exec) -> _Result:
+            nonlocal changed
+            result = await self._execute(conn, step)
+            if step.write:
+                changed += max(result.rowcount, 0)
+            return result
+
+        return await run_async(work, handle), changed
 
     async def _run(self, call: _Call[T]) -> T:
         """Run one method: one transaction, retried when safe (as `PostgresLeaseStore`)."""
