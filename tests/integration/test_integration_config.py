@@ -39,6 +39,7 @@ from databricks_access import (
 from databricks_access._diagnose import diagnose as _diagnose
 from databricks_access._integration import approvers as _approvers
 from databricks_access._integration import config as _integration
+from databricks_access._integration import directories as _directories
 from databricks_access._integration import owners as _owners
 from databricks_access._integration.config import MAX_ACCESS_DETAILS
 from databricks_access._secrets import refs as _secret_refs
@@ -992,7 +993,7 @@ def doc_blocks(name: str, language: str) -> list[str]:
 @pytest.fixture
 def exported(monkeypatch: pytest.MonkeyPatch) -> None:
     """The new public names on the package, until `__init__` exports them itself."""
-    for module in (_integration, _approvers, _owners, _diagnose):
+    for module in (_integration, _approvers, _owners, _directories, _diagnose):
         for name in module.__all__:
             if not hasattr(da, name):
                 monkeypatch.setattr(da, name, getattr(module, name), raising=False)

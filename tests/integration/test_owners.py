@@ -42,6 +42,7 @@ from databricks_access import (
 from databricks_access._diagnose import diagnose as _diagnose
 from databricks_access._integration import approvers as _approvers
 from databricks_access._integration import config as _integration
+from databricks_access._integration import directories as _directories
 from databricks_access._integration import owners as _owners
 from databricks_access._integration.owners import split_tag_value
 from databricks_access._integration.workers import Workers
@@ -61,8 +62,11 @@ def make_config(**overrides) -> IntegrationConfig:
     return IntegrationConfig(**values)
 
 
-def test_doctests():
-    assert run_doctests(_owners).failed == 0
+@pytest.mark.parametrize("module", [_owners, _directories])
+def test_doctests(module):
+    result = run_doctests(module)
+    assert result.attempted > 0, module.__name__
+    assert result.failed == 0, module.__name__
 
 
 # -- owners --------------------------------------------------------------------------------------
@@ -844,7 +848,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 @pytest.fixture
 def exported(monkeypatch: pytest.MonkeyPatch) -> None:
     """The new public names on the package, until `__init__` exports them itself."""
-    for module in (_integration, _approvers, _owners, _diagnose):
+    for module in (_integration, _approvers, _owners, _directories, _diagnose):
         for name in module.__all__:
             if not hasattr(da, name):
                 monkeypatch.setattr(da, name, getattr(module, name), raising=False)

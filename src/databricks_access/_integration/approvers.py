@@ -21,13 +21,15 @@ from databricks_access._clock import Clock
 from databricks_access._durations import seconds
 from databricks_access._errors import ConfigError, RequestTimeoutError
 from databricks_access._integration.config import IntegrationConfig
-from databricks_access._integration.owners import (
+from databricks_access._integration.directories import (
     AsyncDatabricksDirectory,
     AsyncIdentityDirectory,
-    AsyncOwnerResolver,
-    AsyncTagOwnerResolver,
     DatabricksDirectory,
     IdentityDirectory,
+)
+from databricks_access._integration.owners import (
+    AsyncOwnerResolver,
+    AsyncTagOwnerResolver,
     Owner,
     OwnerKind,
     OwnerResolver,
