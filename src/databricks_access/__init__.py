@@ -128,11 +128,8 @@ if TYPE_CHECKING:
         TagSource,
     )
     from databricks_access._integration.policy import LeasePolicy, OwnerTags
-    from databricks_access._integration.requests import (
-        AccessRequests,
-        AsyncAccessRequests,
-        RequestSweep,
-    )
+    from databricks_access._integration.request_flows import RequestSweep
+    from databricks_access._integration.requests import AccessRequests, AsyncAccessRequests
     from databricks_access._leases.events import CallableSink, EventSink, JsonLinesSink, MemorySink
     from databricks_access._leases.membership import (
         AsyncMembershipManager,
@@ -285,7 +282,7 @@ _EXPORTS: dict[str, str] = {
     "RateLimitedError": "_errors",
     "RateLimits": "_account.throttle",
     "RequestState": "_leases.values",
-    "RequestSweep": "_integration.requests",
+    "RequestSweep": "_integration.request_flows",
     "RequestTimeoutError": "_errors",
     "ResourceOwnerSetting": "_integration.owners",
     "RetryPolicy": "_account.retry",
