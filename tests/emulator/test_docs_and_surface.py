@@ -15,6 +15,7 @@ from databricks_access import testing
 DOCS = Path(__file__).parents[2] / "docs" / "testing.md"
 PUBLIC = [
     "Behaviour",
+    "CatalogSeedSummary",
     "ConnectionFault",
     "DropConnection",
     "EmptyPage",
@@ -28,10 +29,12 @@ PUBLIC = [
     "HoldConnection",
     "Interceptor",
     "MemberAnswer",
+    "Metastore",
     "OperationClass",
     "PassThrough",
     "RequestRecord",
     "RouteMatch",
+    "SecurableType",
     "SeedSummary",
     "ServedAccount",
     "ServerRateLimits",

@@ -76,8 +76,8 @@ def issued(monkeypatch):
     tokens: list[str] = []
     original = TokenRegistry.issue
 
-    def issue(self, client_id, *, now, ttl):
-        token = original(self, client_id, now=now, ttl=ttl)
+    def issue(self, client_id, *, now, ttl, **where):
+        token = original(self, client_id, now=now, ttl=ttl, **where)
         tokens.append(token)
         return token
 

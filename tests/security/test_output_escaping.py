@@ -15,10 +15,11 @@ import json
 import re
 
 import pytest
+from tests.catalog.hostile import catalog_hostile_models
 
 import databricks_access as da
 from databricks_access import ComplexValue, EventKind, MemberRef, Name, RequestState
-from databricks_access._cli import app as _cli
+from databricks_access._cli.app import app as _cli
 from databricks_access.testing import FakeAccount
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>"\'&'
@@ -40,7 +41,11 @@ def _cv(**kw) -> ComplexValue:
 
 def hostile_models() -> dict[str, object]:
     ref = da.PrincipalRef("user", "123")
-    return {**_hostile_values(ref), **_hostile_reports(ref)}
+    return {
+        **_hostile_values(ref),
+        **_hostile_reports(ref),
+        **catalog_hostile_models(HOSTILE, ref),  # Unity Catalog: tests/catalog/hostile.py
+    }
 
 
 def _hostile_reports(ref: da.PrincipalRef) -> dict[str, object]:

@@ -242,7 +242,7 @@ def test_conflicts_are_retried_and_lost_connections_once():
 
 NEEDS_SERVER = textwrap.dedent(
     """
-    from postgres_server import postgres_server_fixture
+    from helpers.postgres_server import postgres_server_fixture
 
     def test_needs_the_server(postgres_server):
         pass

@@ -834,7 +834,10 @@ def _cmd_requests(args: argparse.Namespace, session: _Session) -> int:
     if _listing_format(args) == "json":
         _write(_json([_request_record(req) for req in found]))
     else:
-        _write(_table([_request_row(req) for req in found]))
+        rows = [_request_row(req) for req in found]
+        from databricks_access._cli.catalog import with_unlocks  # noqa: PLC0415
+
+        _write(_table(with_unlocks(rows, found)))  # -- Unity Catalog: what each unlocks --
     return EXIT_OK
 
 
@@ -1324,6 +1327,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the longest sleep between checks (default 30)",
     )
     run.set_defaults(handler=_cmd_run)
+
+    # -- Unity Catalog: `unlocks GROUP` and `explain PRINCIPAL` --
+    from databricks_access._cli.catalog import add_commands  # noqa: PLC0415
+
+    add_commands(command, _positive_int)
 
     doctor = command(
         "doctor",

@@ -11,6 +11,8 @@ Each check answers in plain words, with a fix when it fails:
    nothing is written.
 6. `group_manager`: it may change a group's members (as account admin, or as a
    manager of a sample group, read from the group's rule set).
+7. `workspace:<id>` (opt-in, `workspaces=`): the service principal may use the workspace
+   (assigned to it), read through the workspace's own token endpoint.
 
 The checks are one I/O-free plan that the sync and async drivers run. No secret, token or
 credential ever appears in a verdict: the messages come from errors that never carry
@@ -48,6 +50,7 @@ from databricks_access._util.html import render_html, render_table
 
 if TYPE_CHECKING:
     from databricks_access._account.client import AccountClient, AsyncAccountClient
+    from databricks_access._catalog._diagnosis import WorkspacesArg
     from databricks_access._diagnose.probe_report import ProbeReport
 
 __all__ = ["Check", "Diagnosis", "adiagnose", "diagnose"]
@@ -674,6 +677,7 @@ def diagnose(
     *,
     group: Group | str | None = None,
     probe_report: ProbeReport | None = None,
+    workspaces: WorkspacesArg = None,
 ) -> Diagnosis:
     """Check that this client can work, and say what to fix when it cannot.
 
@@ -696,6 +700,10 @@ def diagnose(
         probe_report: A `ProbeReport` (from `da.probe`): adds the `probe_report` check,
             which fails when the library's defaults (100 members per PATCH, a 5 minute
             consistency window) disagree with what the probe measured.
+        workspaces: Check workspaces too (one `workspace:<id>` check each): `True` for
+            every workspace of the account, ids, or a mapping of id to host where the
+            host cannot be derived. A workspace the service principal is not assigned
+            to fails, with the fix.
 
     Returns:
         A `Diagnosis`; it holds no secret.
@@ -711,7 +719,13 @@ def diagnose(
         return answer
 
     checks = run_sync(_plan(client.config, client.auth, group), handle)
-    return _with_probe(_scrubbed(checks, secret), report)
+    diagnosis = _with_probe(_scrubbed(checks, secret), report)
+    # -- Unity Catalog: workspace assignments (opt-in) --
+    if workspaces:
+        from databricks_access._catalog._diagnosis import workspace_checks  # noqa: PLC0415
+
+        diagnosis = _scrubbed(diagnosis.checks + workspace_checks(client, workspaces), secret)
+    return diagnosis
 
 
 async def adiagnose(
@@ -719,6 +733,7 @@ async def adiagnose(
     *,
     group: Group | str | None = None,
     probe_report: ProbeReport | None = None,
+    workspaces: WorkspacesArg = None,
 ) -> Diagnosis:
     """The async twin of `diagnose`, on an `AsyncAccountClient`.
 
@@ -737,4 +752,11 @@ async def adiagnose(
         return answer
 
     checks = await run_async(_plan(client.config, client.auth, group), handle)
-    return _with_probe(_scrubbed(checks, secret), report)
+    diagnosis = _with_probe(_scrubbed(checks, secret), report)
+    # -- Unity Catalog: workspace assignments (opt-in) --
+    if workspaces:
+        from databricks_access._catalog._diagnosis import aworkspace_checks  # noqa: PLC0415
+
+        more = await aworkspace_checks(client, workspaces)
+        diagnosis = _scrubbed(diagnosis.checks + more, secret)
+    return diagnosis

@@ -53,6 +53,8 @@ from databricks_access._util.json import loads
 
 if TYPE_CHECKING:
     from databricks_access._account.client import AccountClient, AsyncAccountClient
+    from databricks_access._catalog import CatalogSnapshot
+    from databricks_access._catalog._inventory import UnityCatalogArg
 
 __all__ = [
     "Access",
@@ -254,6 +256,8 @@ class Inventory:
             `servicePrincipals/<application id>`, `groups/<name>`).
         roles: The account roles (`account_admin`, ...) of each principal holding any.
         errors: What could not be read; everything else is complete.
+        unity_catalog: Unity Catalog's securables and grants, when the discovery was
+            asked for them (`unity_catalog=`); not kept by `to_dict`.
     """
 
     generated_at: dt.datetime
@@ -266,6 +270,7 @@ class Inventory:
     managers: Mapping[str, tuple[str, ...]]
     roles: Mapping[str, tuple[str, ...]]
     errors: tuple[DiscoveryFailure, ...] = ()
+    unity_catalog: CatalogSnapshot | None = attrs.field(default=None, eq=False)
     _parents: Mapping[str, tuple[str, ...]] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -969,6 +974,7 @@ def discover(
     managers: bool = True,
     concurrency: int = 8,
     progress: Progress | None = None,
+    unity_catalog: UnityCatalogArg = False,
 ) -> Inventory:
     """Read who holds what in the account: groups, members, roles, workspaces, managers.
 
@@ -990,6 +996,8 @@ def discover(
         managers: Read each group's managers (rule sets).
         concurrency: The most requests in flight at once.
         progress: A `progress(stage, done, total)` callback, such as `tqdm_progress()`.
+        unity_catalog: Also read Unity Catalog through the workspaces listed (`True`, or
+            a `CatalogReader` with its options): `Inventory.unity_catalog`.
 
     Raises:
         ConfigError: An option is invalid (before any request).
@@ -999,7 +1007,12 @@ def discover(
         groups=groups, workspaces=workspaces, managers=managers, concurrency=concurrency
     )
     flow = discover_flow(client._api, options, progress, generated_at=client.clock.now())  # noqa: SLF001
-    return client._driver.run(flow)  # noqa: SLF001
+    inventory = client._driver.run(flow)  # noqa: SLF001
+    if unity_catalog is False:
+        return inventory
+    from databricks_access._catalog._inventory import with_catalog  # noqa: PLC0415
+
+    return with_catalog(client, inventory, unity_catalog)
 
 
 async def adiscover(
@@ -1010,10 +1023,16 @@ async def adiscover(
     managers: bool = True,
     concurrency: int = 8,
     progress: Progress | None = None,
+    unity_catalog: UnityCatalogArg = False,
 ) -> Inventory:
     """The async twin of `discover`: `inventory = await da.adiscover(client)`."""
     options = DiscoveryOptions(
         groups=groups, workspaces=workspaces, managers=managers, concurrency=concurrency
     )
     flow = discover_flow(client._api, options, progress, generated_at=client.clock.now())  # noqa: SLF001
-    return await client._driver.run(flow)  # noqa: SLF001
+    inventory = await client._driver.run(flow)  # noqa: SLF001
+    if unity_catalog is False:
+        return inventory
+    from databricks_access._catalog._inventory import awith_catalog  # noqa: PLC0415
+
+    return await awith_catalog(client, inventory, unity_catalog)

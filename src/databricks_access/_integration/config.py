@@ -152,6 +152,7 @@ _FIELDS = (
     "audit_sink",
     "owner_tags",
     "rate_limits",
+    "workspace_hosts",
 )
 # Tables, read from several environment variables each.
 _TABLE_FIELDS = ("resource_owner", "lease_policy", "owner_tags")
@@ -367,6 +368,15 @@ def _validate(raw: Mapping[str, object]) -> tuple[dict[str, Any], list[ConfigPro
             values["rate_limits"] = RateLimits.from_setting(raw["rate_limits"])
         except ConfigError as exc:
             problems.extend(exc.problems)
+    if "workspace_hosts" in raw:  # -- Unity Catalog: workspace hosts --
+        from databricks_access._catalog._hosts import check_workspace_hosts  # noqa: PLC0415
+
+        values["workspace_hosts"], host_found = check_workspace_hosts(
+            raw["workspace_hosts"],
+            allow_custom_host=flags["allow_custom_host"],
+            allow_insecure_http=flags["allow_insecure_http"],
+        )
+        problems.extend(host_found)
     return values, problems
 
 
@@ -412,6 +422,9 @@ class IntegrationConfig:
         rate_limits: The client-side rate limits: the published figures by default;
             `"off"` (or None) for none; a table (or text `"patch=1.5,get=10"`) of
             per-class figures, the classes not named keeping the published figure.
+        workspace_hosts: Workspace id to host, for the workspaces whose host cannot be
+            derived from the account's workspace list (Azure, a proxy, the emulator):
+            where `unlocks` and `explain_access` read Unity Catalog.
 
     Example:
         >>> cfg = IntegrationConfig(
@@ -447,6 +460,7 @@ class IntegrationConfig:
     audit_sink: str | None = None
     owner_tags: OwnerTags | None = attrs.field(default=None, converter=_tags_in)
     rate_limits: RateLimits | None = attrs.field(default=_PUBLISHED, converter=_limits_in)
+    workspace_hosts: Mapping[str, str] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         raw = {field: getattr(self, field) for field in _FIELDS}
@@ -618,6 +632,8 @@ class IntegrationConfig:
             data["owner_tags"] = self.owner_tags.to_dict()
         if self.rate_limits != _PUBLISHED:
             data["rate_limits"] = _limits_out(self.rate_limits)
+        if self.workspace_hosts:
+            data["workspace_hosts"] = dict(self.workspace_hosts)
         return data
 
     @classmethod

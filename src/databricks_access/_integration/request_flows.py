@@ -21,6 +21,7 @@ from databricks_access._account.flows import Flow, collect
 from databricks_access._account.models import Group, PrincipalKind, PrincipalRef, User
 from databricks_access._account.retry import RetryPolicy
 from databricks_access._account.scim import filter_eq
+from databricks_access._catalog._summary import DescribeUnlocks, with_summary
 from databricks_access._durations import Duration
 from databricks_access._errors import (
     ApprovalError,
@@ -157,9 +158,11 @@ class RequestFlows:
         *,
         retry_delay: float = 30.0,
         max_retry_delay: float = 600.0,
+        unlocks: bool = False,
     ) -> None:
         self.t = tracker
         self.details = details
+        self.unlocks = unlocks  # ask what the group unlocks (a catalog reader is set)
         self.pending_ttl = pending_ttl
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
@@ -385,6 +388,7 @@ class RequestFlows:
         name = group.display_name if isinstance(group, Group) else None
         target = group if isinstance(group, Group) else found
         approvers = yield from self._approvers(target)
+        summary = (yield from perform(DescribeUnlocks(target))) if self.unlocks else None
         now = self.t.clock.now()
         req = AccessRequest(
             id=new_id("req"),
@@ -399,11 +403,13 @@ class RequestFlows:
             updated_at=now,
             approvers=tuple(str(o) for o in approvers.owners),
             approver_source=approvers.source.value,
-            access_details=self.details,
+            access_details=with_summary(self.details, summary),
             group_name=name or found.display_name,
             principal_name=principal_name,
         )
-        yield from add_request(req, self._event(EventKind.REQUEST_SUBMITTED, req))
+        detail = {"unlocks": summary} if summary else {}
+        event = self._event(EventKind.REQUEST_SUBMITTED, req, **detail)
+        yield from add_request(req, event)
         yield from self.t.deliver()
         return req
 

@@ -33,11 +33,12 @@ import inspect
 import logging
 import threading
 from collections.abc import Awaitable, Iterable
-from typing import Any, Protocol, TypeGuard, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, TypeVar, cast
 
 from databricks_access._account.api import Principal
 from databricks_access._account.flows import Flow
 from databricks_access._account.models import Group
+from databricks_access._catalog._summary import DescribeUnlocks, adescribe, describe
 from databricks_access._durations import Duration
 from databricks_access._durations import seconds as _seconds
 from databricks_access._errors import ConfigError, DatabricksAccessError
@@ -51,6 +52,9 @@ from databricks_access._integration.request_flows import (
 from databricks_access._leases.tracker import AsyncLeaseTracker, LeaseTracker
 from databricks_access._leases.values import AccessRequest, RequestState
 from databricks_access._sansio import Effect
+
+if TYPE_CHECKING:
+    from databricks_access._catalog._reader import AsyncCatalogReader, CatalogReader
 
 __all__ = ["AccessRequests", "AsyncAccessRequests", "AsyncIntegrationLike", "IntegrationLike"]
 
@@ -161,6 +165,9 @@ class AccessRequests:
         retry_delay: The wait before retrying a grant that failed transiently (default
             30 s); it doubles with each failure.
         max_retry_delay: The longest wait between retries (default 10 min).
+        catalog: A `CatalogReader`: each request then records what its group unlocks
+            in Unity Catalog (a one-line summary after the access details), for the
+            approver to see.
 
     Raises:
         ConfigError: A setting is out of range, or `integration` is async or no
@@ -175,6 +182,7 @@ class AccessRequests:
         pending_ttl: Duration = dt.timedelta(days=1),
         retry_delay: Duration = dt.timedelta(seconds=30),
         max_retry_delay: Duration = dt.timedelta(minutes=10),
+        catalog: CatalogReader | None = None,
     ) -> None:
         pending, delay, longest = _settings(pending_ttl, retry_delay, max_retry_delay)
         given: object = tracker  # checked at run time too: a mismatch fails here, not later
@@ -192,15 +200,19 @@ class AccessRequests:
             )
         self.tracker = tracker
         self.integration = integration
+        self.catalog = catalog
         self.flows = RequestFlows(
             tracker.flows,
             integration.custom_access_details,
             pending,
             retry_delay=delay,
             max_retry_delay=longest,
+            unlocks=catalog is not None,
         )
 
     def _effect(self, step: Effect[Any]) -> object:
+        if isinstance(step, DescribeUnlocks):
+            return None if self.catalog is None else describe(self.catalog, step.group)
         if isinstance(step, ResolveApprovers):
             return self.integration.approvers_for(step.group)
         if isinstance(step, CheckApprover):
@@ -324,6 +336,7 @@ class AsyncAccessRequests:
         pending_ttl: Duration = dt.timedelta(days=1),
         retry_delay: Duration = dt.timedelta(seconds=30),
         max_retry_delay: Duration = dt.timedelta(minutes=10),
+        catalog: AsyncCatalogReader | CatalogReader | None = None,
     ) -> None:
         pending, delay, longest = _settings(pending_ttl, retry_delay, max_retry_delay)
         given: object = tracker  # checked at run time too: a mismatch fails here, not later
@@ -341,15 +354,19 @@ class AsyncAccessRequests:
             self._sync = cast("IntegrationLike", integration)
         self.tracker = tracker
         self.integration = integration
+        self.catalog = catalog
         self.flows = RequestFlows(
             tracker.flows,
             integration.custom_access_details,
             pending,
             retry_delay=delay,
             max_retry_delay=longest,
+            unlocks=catalog is not None,
         )
 
     async def _effect(self, step: Effect[Any]) -> object:
+        if isinstance(step, DescribeUnlocks):
+            return None if self.catalog is None else await adescribe(self.catalog, step.group)
         if isinstance(step, ResolveApprovers):
             if self._async is not None:
                 return await self._async.approvers_for(step.group)

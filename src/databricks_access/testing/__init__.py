@@ -2,7 +2,10 @@
 
 `FakeAccount` speaks the account API (OAuth M2M, SCIM Users / Groups /
 ServicePrincipals with their roles and entitlements, service principal OAuth secrets,
-workspaces, permission assignments, rule sets, direct group members) from memory.
+workspaces, permission assignments, rule sets, direct group members) from memory, and
+answers as every workspace host too (workspace OAuth and the Unity Catalog read API:
+metastores, catalogs, schemas, tables, volumes, grants; see `FakeAccount.workspace_host`
+and the Unity Catalog builders such as `FakeAccount.seed_unity_catalog`).
 Plug it into httpx with `FakeAccount.transport()` or serve it on 127.0.0.1 with
 `FakeAccount.serve()`, seed it with the builders, switch its uncertain behaviours with
 `Behaviour`, inject faults and rate limits with `FaultPlan` and `ServerRateLimits`, and
@@ -40,9 +43,12 @@ from databricks_access.testing._routing import Endpoint, OperationClass, RouteMa
 from databricks_access.testing._seed import SeedSummary
 from databricks_access.testing._server import ServedAccount
 from databricks_access.testing._transport import FakeTransport
+from databricks_access.testing._unity_seed import CatalogSeedSummary
+from databricks_access.testing._unity_state import Metastore, SecurableType
 
 __all__ = [
     "Behaviour",
+    "CatalogSeedSummary",
     "ConnectionFault",
     "DropConnection",
     "EmptyPage",
@@ -56,10 +62,12 @@ __all__ = [
     "HoldConnection",
     "Interceptor",
     "MemberAnswer",
+    "Metastore",
     "OperationClass",
     "PassThrough",
     "RequestRecord",
     "RouteMatch",
+    "SecurableType",
     "SeedSummary",
     "ServedAccount",
     "ServerRateLimits",

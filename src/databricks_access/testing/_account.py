@@ -36,7 +36,14 @@ from databricks_access.testing._oauth import (
     redact_form,
     token_endpoint,
 )
-from databricks_access.testing._routing import Endpoint, OperationClass, classify, resolve
+from databricks_access.testing._routing import (
+    Endpoint,
+    OperationClass,
+    RouteMatch,
+    classify,
+    resolve,
+    resolve_workspace,
+)
 from databricks_access.testing._rule_sets import (
     handle_assignable_roles,
     handle_rule_sets,
@@ -53,6 +60,25 @@ from databricks_access.testing._state import (
     ServicePrincipal,
 )
 from databricks_access.testing._transport import FakeTransport
+from databricks_access.testing._unity import handle_unity
+from databricks_access.testing._unity_seed import (
+    DEFAULT_OWNER,
+    CatalogSeedSummary,
+    seed_unity_catalog,
+)
+from databricks_access.testing._unity_state import (
+    GrantKey,
+    Metastore,
+    ObjectDetails,
+    SecurableType,
+)
+from databricks_access.testing._workspace_hosts import (
+    authorize_workspace,
+    handle_workspace_oauth,
+    locate_workspace,
+    workspace_of,
+    workspace_url,
+)
 from databricks_access.testing._workspaces import handle_workspaces, normalised_permissions
 
 __all__ = ["FakeAccount", "Interceptor"]
@@ -78,7 +104,10 @@ class FakeAccount:
     SCIM Users / Groups / ServicePrincipals (API 2.0 and 2.1) with their roles and
     entitlements, service principal OAuth secrets, workspaces, workspace permission
     assignments, the rule sets of the account, groups and service principals, and the
-    direct-members identity API, following WIRE.md; where the real
+    direct-members identity API, following WIRE.md. It answers as every workspace host
+    too (`workspace_host`): workspace OAuth with per-workspace tokens and the Unity
+    Catalog read API, seeded with `add_metastore`, `add_catalog`, ..., `grant` or
+    `seed_unity_catalog`. Where the real
     server's answer is uncertain, `Behaviour` picks one. Nothing leaves the process:
     `transport()` plugs it into `httpx.Client` or `httpx.AsyncClient`, and `dispatch()`
     is the HTTP-library-free core any server can wrap. All methods are thread-safe.
@@ -224,13 +253,15 @@ class FakeAccount:
         """
         perf_started, started = self._timer(), self._clock()
         method = method.upper()
+        lowered = {name.lower(): value for name, value in (headers or {}).items()}
+        host = lowered.get("host")
         if target.startswith(("http://", "https://")):
             after_host = target.split("://", 1)[1].partition("/")
             target = after_host[1] + after_host[2]
+            host = host or after_host[0]
         path, _, query = target.partition("?")
-        route = resolve(method, path, self._state.behaviour.token_path)
+        route, workspace_id = self._route(method, host, path)
         op_class = classify(method, route)
-        lowered = {name.lower(): value for name, value in (headers or {}).items()}
         request = FakeRequest(method, path, query, lowered, body, op_class, route)
         interceptor = self.interceptor
         verdict: FakeResponse | PassThrough | None = None
@@ -272,11 +303,34 @@ class FakeAccount:
                     perf_started=perf_started,
                     perf_finished=self._timer(),
                     fault=fault_name,
+                    workspace_id=workspace_id,
                 )
             )
         if lost is not None:
             raise lost
         return response
+
+    def _route(
+        self, method: str, host: str | None, path: str
+    ) -> tuple[RouteMatch | None, int | None]:
+        """The endpoint a request names, and the workspace whose host it was sent to."""
+        with self._lock:
+            state = self._state
+            located = locate_workspace(state, host, path)
+            if located is None:
+                return resolve(method, path, state.behaviour.token_path), None
+        workspace_id, inner = located
+        return resolve_workspace(method, inner, workspace_id), workspace_id
+
+    def _handle_workspace(self, request: FakeRequest, route: RouteMatch) -> FakeResponse:
+        state = self._state
+        answer = handle_workspace_oauth(state, self._tokens, request, route)
+        if answer is not None:
+            return answer
+        workspace = workspace_of(state, route)
+        if self.require_auth:
+            authorize_workspace(state, self._tokens, request, workspace)
+        return handle_unity(state, request, route, workspace.workspace_id)
 
     def _handle(self, request: FakeRequest) -> FakeResponse:
         state = self._state
@@ -287,6 +341,8 @@ class FakeAccount:
                 raise rest_error(
                     404, "ENDPOINT_NOT_FOUND", f"No API found for '{request.method} {request.path}'"
                 )
+            if route.workspace is not None:
+                return self._handle_workspace(request, route)
             if route.account_id is not None and route.account_id != state.account_id:
                 raise rest_error(
                     404, "RESOURCE_DOES_NOT_EXIST", f"Account {route.account_id} does not exist."
@@ -376,18 +432,49 @@ class FakeAccount:
         with self._lock:
             return self._tokens.static()
 
-    def issue_token(self, client_id: str) -> str:
+    def issue_token(self, client_id: str, *, workspace_id: int | None = None) -> str:
         """A bearer token for a service principal, as the token endpoint would issue it.
 
         It expires after `behaviour.token_ttl` seconds on the injected clock.
 
+        Args:
+            client_id: The service principal's client (application) id.
+            workspace_id: Issue it as this workspace's token endpoint does (valid on that
+                workspace host only); None for an accounts-host token.
+
         Raises:
-            ValueError: No service principal has this client (application) id.
+            ValueError: No service principal has this client id, or no workspace this id.
         """
         with self._lock:
             self._service_principal(client_id)
+            if workspace_id is not None:
+                self._assignments(workspace_id)
             state = self._state
-            return self._tokens.issue(client_id, now=state.clock(), ttl=state.behaviour.token_ttl)
+            return self._tokens.issue(
+                client_id, now=state.clock(), ttl=state.behaviour.token_ttl, audience=workspace_id
+            )
+
+    def workspace_host(self, workspace_id: int) -> str:
+        """The URL the emulator answers as this workspace, without a trailing slash.
+
+        In-process it is the realistic `https://<deployment name>.<zone>` (such as
+        `https://dbc-1a2b3c4d.cloud.databricks.com`): `transport()` routes by the
+        request's host. While served on loopback (or under any host that is not an
+        accounts host) it is `<host>/ws/<workspace id>`, a path prefix on the same
+        server: `http://127.0.0.1:<port>/ws/<id>`.
+
+        Example:
+            >>> fake = FakeAccount()
+            >>> workspace = fake.add_workspace("analytics", deployment_name="dbc-analytics")
+            >>> fake.workspace_host(workspace)
+            'https://dbc-analytics.cloud.databricks.com'
+
+        Raises:
+            ValueError: No workspace has this id.
+        """
+        with self._lock:
+            self._assignments(workspace_id)
+            return workspace_url(self._state, self._state.workspaces[workspace_id])
 
     def revoke_tokens(self) -> None:
         """Invalidate every token issued so far, the static one included."""
@@ -628,6 +715,267 @@ class FakeAccount:
                 prefix=prefix,
             )
 
+    # ---- Unity Catalog builders --------------------------------------------------------
+
+    def add_metastore(
+        self,
+        name: str,
+        *,
+        region: str = "us-east-1",
+        metastore_id: str | None = None,
+        owner: str = DEFAULT_OWNER,
+    ) -> Metastore:
+        """Create a Unity Catalog metastore (assign it to workspaces with `assign_metastore`).
+
+        Example:
+            >>> fake = FakeAccount()
+            >>> workspace = fake.add_workspace("analytics")
+            >>> metastore = fake.add_metastore("primary", region="eu-west-1")
+            >>> fake.assign_metastore(workspace, metastore.metastore_id)
+            >>> fake.add_catalog(metastore.metastore_id, "Sales")
+            'sales'
+            >>> fake.add_schema(metastore.metastore_id, "sales", "raw")
+            'sales.raw'
+            >>> fake.add_table(metastore.metastore_id, "sales", "raw", "orders")
+            'sales.raw.orders'
+            >>> readers = fake.add_group("sales-readers")
+            >>> fake.grant("schema", "sales.raw", "sales-readers", ["USE_SCHEMA", "SELECT"])
+            ('USE_SCHEMA', 'SELECT')
+
+        Args:
+            name: The metastore's name.
+            region: Its cloud region.
+            metastore_id: Its id; default a UUID drawn from the emulator's generator.
+            owner: The principal name owning it.
+
+        Raises:
+            ValueError: The id is taken.
+        """
+        with self._lock:
+            state = self._state
+            metastore = Metastore(
+                metastore_id if metastore_id is not None else state.new_uuid(),
+                name,
+                region,
+                owner,
+                int(state.clock() * 1000),
+            )
+            state.unity.add_metastore(metastore)
+            return metastore
+
+    def assign_metastore(
+        self, workspace_id: int, metastore_id: str, *, default_catalog_name: str | None = None
+    ) -> None:
+        """Assign a workspace to a metastore (replacing any earlier assignment).
+
+        Every workspace assigned to a metastore sees its catalogs.
+
+        Raises:
+            ValueError: No such workspace or metastore.
+        """
+        with self._lock:
+            self._assignments(workspace_id)
+            self._state.unity.metastore(metastore_id)
+            self._state.unity.assigned[workspace_id] = (metastore_id, default_catalog_name)
+
+    def unassign_metastore(self, workspace_id: int) -> None:
+        """Take a workspace's metastore away (its Unity Catalog calls then answer 404)."""
+        with self._lock:
+            self._state.unity.assigned.pop(workspace_id, None)
+
+    def metastore_of(self, workspace_id: int) -> str | None:
+        """The id of the metastore a workspace is assigned to, if any."""
+        with self._lock:
+            assigned = self._state.unity.assigned.get(workspace_id)
+            return None if assigned is None else assigned[0]
+
+    def add_catalog(
+        self,
+        metastore_id: str,
+        name: str,
+        *,
+        owner: str = DEFAULT_OWNER,
+        comment: str | None = None,
+    ) -> str:
+        """Create a catalog in a metastore and return its name (lower case, as UC stores it).
+
+        Raises:
+            ValueError: No such metastore, the name is taken or holds `.` or `/`.
+        """
+        with self._lock:
+            details = ObjectDetails(owner, self._now_ms(), comment)
+            return self._state.unity.add_catalog(metastore_id, name, details)
+
+    def add_schema(
+        self,
+        metastore_id: str,
+        catalog_name: str,
+        name: str,
+        *,
+        owner: str = DEFAULT_OWNER,
+        comment: str | None = None,
+    ) -> str:
+        """Create a schema in a catalog and return its full name (`catalog.schema`).
+
+        Raises:
+            ValueError: No such catalog, or the name is taken or invalid.
+        """
+        with self._lock:
+            details = ObjectDetails(owner, self._now_ms(), comment)
+            return self._state.unity.add_schema(metastore_id, catalog_name, name, details)
+
+    def add_table(
+        self,
+        metastore_id: str,
+        catalog_name: str,
+        schema_name: str,
+        name: str,
+        *,
+        table_type: str = "MANAGED",
+        data_source_format: str | None = "DELTA",
+        owner: str = DEFAULT_OWNER,
+        comment: str | None = None,
+    ) -> str:
+        """Create a table in a schema and return its full name (`catalog.schema.table`).
+
+        Raises:
+            ValueError: No such schema, or the name is taken or invalid.
+        """
+        with self._lock:
+            details = ObjectDetails(owner, self._now_ms(), comment, table_type, data_source_format)
+            return self._state.unity.add_table(
+                metastore_id, catalog_name, schema_name, name, details
+            )
+
+    def add_volume(
+        self,
+        metastore_id: str,
+        catalog_name: str,
+        schema_name: str,
+        name: str,
+        *,
+        volume_type: str = "MANAGED",
+        owner: str = DEFAULT_OWNER,
+        comment: str | None = None,
+    ) -> str:
+        """Create a volume in a schema and return its full name (`catalog.schema.volume`)."""
+        with self._lock:
+            details = ObjectDetails(owner, self._now_ms(), comment, volume_type)
+            return self._state.unity.add_table(
+                metastore_id, catalog_name, schema_name, name, details, volume=True
+            )
+
+    def grant(
+        self,
+        securable_type: str,
+        full_name: str,
+        principal: str,
+        privileges: Iterable[str],
+        *,
+        metastore_id: str | None = None,
+    ) -> tuple[str, ...]:
+        """Grant Unity Catalog privileges on a securable to a principal; returns all it holds.
+
+        Args:
+            securable_type: `metastore`, `catalog`, `schema`, `table` or `volume` (any case).
+            full_name: The securable's full name (`catalog.schema.table`); a metastore's
+                is its id.
+            principal: The grantee's name: a group's display name, a user name, a service
+                principal's application id, or `account users`.
+            privileges: Privileges such as `USE_CATALOG`, `USE_SCHEMA`, `SELECT`, `MODIFY`,
+                `ALL_PRIVILEGES`; added to those already granted.
+            metastore_id: The metastore holding the securable; needed only when several
+                hold one of that name.
+
+        Raises:
+            ValueError: The securable or the principal does not exist, or the name is
+                ambiguous.
+        """
+        with self._lock:
+            key = self._grant_key(securable_type, full_name, metastore_id)
+            name = self._grantee(principal)
+            return self._state.unity.set_grants(key, name, privileges, replace=False)
+
+    def revoke(
+        self,
+        securable_type: str,
+        full_name: str,
+        principal: str,
+        privileges: Iterable[str] | None = None,
+        *,
+        metastore_id: str | None = None,
+    ) -> None:
+        """Revoke privileges on a securable from a principal (all of them by default)."""
+        with self._lock:
+            key = self._grant_key(securable_type, full_name, metastore_id)
+            unity = self._state.unity
+            held = unity.grants_on(key).get(principal, ())
+            unity.revoke(key, principal, held if privileges is None else privileges)
+
+    def grants(
+        self, securable_type: str, full_name: str, *, metastore_id: str | None = None
+    ) -> Mapping[str, tuple[str, ...]]:
+        """The privileges granted directly on a securable, by principal name (a copy)."""
+        with self._lock:
+            key = self._grant_key(securable_type, full_name, metastore_id)
+            return dict(self._state.unity.grants_on(key))
+
+    def catalog_names(self, metastore_id: str) -> tuple[str, ...]:
+        """The names of a metastore's catalogs, sorted."""
+        with self._lock:
+            self._state.unity.metastore(metastore_id)
+            return tuple(sorted(self._state.unity.catalogs[metastore_id]))
+
+    def unity_catalog_counts(self) -> Mapping[str, int]:
+        """How many metastores, catalogs, schemas, tables, volumes and grants exist."""
+        with self._lock:
+            return self._state.unity.counts()
+
+    def seed_unity_catalog(
+        self,
+        *,
+        workspaces: int = 3,
+        metastores: int = 2,
+        catalogs: int = 50,
+        schemas_per_catalog: int = 20,
+        tables_per_catalog_schema: int = 50,
+        groups: int = 10,
+        seed: int = 0,
+        prefix: str = "",
+    ) -> CatalogSeedSummary:
+        """Fill Unity Catalog at scale, deterministically.
+
+        Creates `metastores` metastores and `workspaces` new workspaces (workspace `i`
+        assigned to metastore `i % metastores`, so with more workspaces than metastores
+        some share one), `catalogs` catalogs spread over the metastores, each with
+        `schemas_per_catalog` schemas of `tables_per_catalog_schema` tables, and
+        `groups` new groups assigned (`USER`) to every new workspace. Each catalog grants
+        `USE_CATALOG` to a random group, each schema `USE_SCHEMA` and `SELECT`. The
+        defaults (50,000 tables) take well under a second and about 2 MB.
+
+        Example:
+            >>> summary = FakeAccount().seed_unity_catalog(
+            ...     catalogs=4, schemas_per_catalog=3, tables_per_catalog_schema=5
+            ... )
+            >>> summary.catalog_count, summary.schemas, summary.tables
+            (4, 12, 60)
+
+        Raises:
+            ValueError: A count is negative, or a name is taken.
+        """
+        with self._lock:
+            return seed_unity_catalog(
+                self._state,
+                workspaces=workspaces,
+                metastores=metastores,
+                catalogs=catalogs,
+                schemas_per_catalog=schemas_per_catalog,
+                tables_per_catalog_schema=tables_per_catalog_schema,
+                groups=groups,
+                seed=seed,
+                prefix=prefix,
+            )
+
     # ---- inspection (the true state, never stale) ------------------------------------
 
     def group_members(self, group_id: str) -> frozenset[str]:
@@ -794,6 +1142,34 @@ class FakeAccount:
         if sp is None:
             raise ValueError(f"No service principal has the client id {client_id!r}.")
         return sp
+
+    def _now_ms(self) -> int:
+        return int(self._state.clock() * 1000)
+
+    def _grant_key(self, securable_type: str, full_name: str, metastore_id: str | None) -> GrantKey:
+        kind = SecurableType.parse(securable_type)
+        unity = self._state.unity
+        name = full_name if kind is SecurableType.METASTORE else full_name.lower()
+        if metastore_id is None:
+            holders = unity.holders(name, kind)
+            if len(holders) > 1:
+                raise ValueError(
+                    f"Several metastores hold {kind} {full_name!r}: pass metastore_id."
+                )
+            if not holders:
+                raise ValueError(f"No {kind} is named {full_name!r}.")
+            metastore_id = holders[0]
+        elif unity.find(metastore_id, kind, name) is None:
+            raise ValueError(f"Metastore {metastore_id!r} holds no {kind} {full_name!r}.")
+        return (metastore_id, kind, name)
+
+    def _grantee(self, principal: str) -> str:
+        if principal.casefold() == "account users":
+            return "account users"
+        principal_id = self._state.principal_by_name(principal)
+        if principal_id is None:
+            raise ValueError(f"No principal is named {principal!r}.")
+        return self._state.principal_name(principal_id)
 
     def _assignments(self, workspace_id: int) -> dict[str, tuple[str, ...]]:
         assigned = self._state.assignments.get(workspace_id)

@@ -171,6 +171,16 @@ class Behaviour:
         patch_member_limit_status: The status of the SCIM error (`scimType` `tooMany`)
             answering a PATCH over the limit: a 4xx other than 429 (default 400).
         list_total_results: Whether list pages carry `totalResults` (they do by default).
+        workspace_token_for_unassigned: Whether a workspace's token endpoint issues a
+            token to a service principal not assigned to the workspace (the default:
+            its Unity Catalog calls then answer 403 `PERMISSION_DENIED`), or refuses it
+            with 400 `invalid_request`. Which one the real endpoint does is unverified.
+        uc_page_cap: The server's page length for Unity Catalog lists and grants: the
+            most items one page holds, whatever `max_results` asks (0 asks for it).
+        effective_permissions_expand_groups: Whether effective permissions filtered by
+            `principal=` also count the grants to the groups the principal belongs to
+            (reported under the principal's name), or only grants naming it (the
+            default). The real server's answer is unverified.
     """
 
     page_cap: int = attrs.field(default=100, validator=_positive)
@@ -206,6 +216,9 @@ class Behaviour:
     )
     patch_member_limit_status: int = attrs.field(default=400, validator=_limit_status)
     list_total_results: bool = True
+    workspace_token_for_unassigned: bool = True
+    uc_page_cap: int = attrs.field(default=1000, validator=_positive)
+    effective_permissions_expand_groups: bool = False
 
     @classmethod
     def from_probe(cls, report: ProbeReport, base: Behaviour | None = None) -> Behaviour:

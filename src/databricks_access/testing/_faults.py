@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["Fault", "FaultPlan", "ServerRateLimits", "Where"]
 
 _SCIM_ENDPOINTS = frozenset({Endpoint.SCIM_COLLECTION, Endpoint.SCIM_RESOURCE})
+_TOKEN_ENDPOINTS = frozenset({Endpoint.TOKEN, Endpoint.WORKSPACE_TOKEN})
 _ERROR_CODES = {
     429: "REQUEST_LIMIT_EXCEEDED",
     500: "INTERNAL_ERROR",
@@ -105,7 +106,7 @@ def error_response(
     if detail is None:
         detail = f"{code}: {_MESSAGES.get(status, 'Injected fault.')}"
     route = request.route
-    oauth_form = scim_form is None and route is not None and route.endpoint is Endpoint.TOKEN
+    oauth_form = scim_form is None and route is not None and route.endpoint in _TOKEN_ENDPOINTS
     if scim_form is None:
         scim_form = route is not None and route.endpoint in _SCIM_ENDPOINTS
     payload: dict[str, object]

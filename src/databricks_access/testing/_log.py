@@ -33,6 +33,8 @@ class RequestRecord:
         fault: The injected fault this request met (`"429"`, `"rate_limited"`,
             `"latency"`, `"drop"`, ...; several joined by `+`), or None. A request that
             got no answer (a dropped or held connection) has status 0.
+        workspace_id: The workspace whose host the request was sent to; None for the
+            accounts host.
     """
 
     method: str
@@ -46,6 +48,7 @@ class RequestRecord:
     perf_started: float
     perf_finished: float
     fault: str | None = None
+    workspace_id: int | None = None
 
 
 class RequestLog:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+from collections.abc import Callable
 from urllib.parse import parse_qsl, urlencode
 
 import attrs
@@ -80,6 +81,8 @@ class Caller:
 class _Issued:
     client_id: str | None
     expires_at: float | None
+    # The workspace the token was issued by; None for the accounts host.
+    audience: int | None = None
 
 
 class TokenRegistry:
@@ -89,8 +92,11 @@ class TokenRegistry:
         self._tokens: dict[str, _Issued] = {}
         self._static: str | None = None
 
-    def issue(self, client_id: str, *, now: float, ttl: float) -> str:
-        """A new token for a service principal, expiring `ttl` seconds from `now`."""
+    def issue(self, client_id: str, *, now: float, ttl: float, audience: int | None = None) -> str:
+        """A new token for a service principal, expiring `ttl` seconds from `now`.
+
+        `audience` is the workspace it is valid on; None for the accounts host.
+        """
         if len(self._tokens) > _PRUNE_ABOVE:
             self._tokens = {
                 token: issued
@@ -98,7 +104,7 @@ class TokenRegistry:
                 if issued.expires_at is None or issued.expires_at > now
             }
         token = f"fake-{secrets.token_urlsafe(24)}"
-        self._tokens[token] = _Issued(client_id, now + ttl)
+        self._tokens[token] = _Issued(client_id, now + ttl, audience)
         return token
 
     def static(self) -> str:
@@ -197,9 +203,23 @@ def redact_form(body: bytes) -> bytes:
 
 
 def token_endpoint(
-    state: AccountState, tokens: TokenRegistry, request: FakeRequest
+    state: AccountState,
+    tokens: TokenRegistry,
+    request: FakeRequest,
+    *,
+    audience: int | None = None,
+    check: Callable[[str], None] | None = None,
 ) -> FakeResponse:
-    """`POST` to the token endpoint: the client credentials grant."""
+    """`POST` to the token endpoint: the client credentials grant.
+
+    Args:
+        state: The account.
+        tokens: Where the token is recorded.
+        request: The token request.
+        audience: The workspace whose token endpoint this is; None for the accounts host.
+        check: Called with the client id once its credentials are valid; it may raise a
+            rejection (a workspace refusing an unassigned service principal).
+    """
     form = _form(request.body)
     grant_type = form.get("grant_type")
     if grant_type is None:
@@ -232,20 +252,35 @@ def token_endpoint(
     )
     if sp is None or not valid:
         raise oauth_error(401, "invalid_client", "Client authentication failed.")
+    if check is not None:
+        check(sp.application_id)
     ttl = state.behaviour.token_ttl
-    token = tokens.issue(sp.application_id, now=state.clock(), ttl=ttl)
+    token = tokens.issue(sp.application_id, now=state.clock(), ttl=ttl, audience=audience)
     return json_response(
         200,
         {"access_token": token, "token_type": "Bearer", "expires_in": ttl, "scope": scope},
     )
 
 
-def authenticate(state: AccountState, tokens: TokenRegistry, request: FakeRequest) -> Caller:
+def authenticate(
+    state: AccountState,
+    tokens: TokenRegistry,
+    request: FakeRequest,
+    *,
+    audience: int | None = None,
+) -> Caller:
     """Check the bearer token of an API request.
 
+    Args:
+        state: The account.
+        tokens: The tokens issued.
+        request: The request.
+        audience: The workspace the request is for; None for the accounts host. A token
+            is valid only where it was issued.
+
     Raises:
-        Rejection: 401 in REST form for a missing, unknown or expired token, or one whose
-            service principal is gone or disabled.
+        Rejection: 401 in REST form for a missing, unknown or expired token, one issued
+            for another host, or one whose service principal is gone or disabled.
     """
     scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -255,6 +290,11 @@ def authenticate(state: AccountState, tokens: TokenRegistry, request: FakeReques
     issued = tokens.lookup(token.strip())
     if issued is None:
         raise rest_error(401, "UNAUTHENTICATED", "Invalid access token.")
+    if issued.audience != audience:
+        where = "the accounts host" if audience is None else f"workspace {audience}"
+        raise rest_error(
+            401, "UNAUTHENTICATED", f"Invalid access token: it was not issued for {where}."
+        )
     if issued.expires_at is not None and state.clock() >= issued.expires_at:
         raise rest_error(401, "UNAUTHENTICATED", "The access token has expired.")
     if issued.client_id is None:

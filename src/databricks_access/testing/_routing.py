@@ -13,7 +13,15 @@ from urllib.parse import unquote
 
 import attrs
 
-__all__ = ["Endpoint", "OperationClass", "RouteMatch", "classify", "resolve"]
+__all__ = [
+    "Endpoint",
+    "OperationClass",
+    "RouteMatch",
+    "classify",
+    "resolve",
+    "resolve_workspace",
+    "split_workspace_prefix",
+]
 
 
 class OperationClass(str, enum.Enum):
@@ -58,6 +66,21 @@ class Endpoint(enum.Enum):
     SECRET = "secret"  # noqa: S105 - an endpoint name, not a secret
     DIRECT_MEMBERS = "direct_members"
     DIRECT_MEMBER = "direct_member"
+    WORKSPACE_HOST_METADATA = "workspace_host_metadata"
+    WORKSPACE_OIDC_DISCOVERY = "workspace_oidc_discovery"
+    WORKSPACE_TOKEN = "workspace_token"  # noqa: S105 - an endpoint name, not a secret
+    UC_METASTORE_ASSIGNMENT = "uc_metastore_assignment"
+    UC_METASTORE_SUMMARY = "uc_metastore_summary"
+    UC_CATALOGS = "uc_catalogs"
+    UC_CATALOG = "uc_catalog"
+    UC_SCHEMAS = "uc_schemas"
+    UC_SCHEMA = "uc_schema"
+    UC_TABLES = "uc_tables"
+    UC_TABLE = "uc_table"
+    UC_VOLUMES = "uc_volumes"
+    UC_VOLUME = "uc_volume"
+    UC_PERMISSIONS = "uc_permissions"
+    UC_EFFECTIVE_PERMISSIONS = "uc_effective_permissions"
 
 
 @attrs.frozen
@@ -68,12 +91,16 @@ class RouteMatch:
         endpoint: The endpoint the path names.
         account_id: The account id in the path, or None where the path has none.
         params: The other variable segments, percent-decoded (`version`, `type`, `id`,
-            `workspace_id`, `principal_id`, `sp_id`, `secret_id`, `group_id`).
+            `workspace_id`, `principal_id`, `sp_id`, `secret_id`, `group_id`, and on
+            workspace hosts `name`, `securable_type`, `full_name`).
+        workspace: The workspace whose host the request was sent to, or None for the
+            accounts host.
     """
 
     endpoint: Endpoint
     account_id: str | None
     params: Mapping[str, str]
+    workspace: int | None = None
 
 
 _SCIM_TYPES = frozenset({"Users", "Groups", "ServicePrincipals"})
@@ -176,6 +203,37 @@ _PATTERNS: tuple[_Pattern, ...] = (
     ),
 )
 
+_UC = ("api", "2.1", "unity-catalog")
+_WORKSPACE_PATTERNS: tuple[_Pattern, ...] = (
+    (Endpoint.WORKSPACE_HOST_METADATA, frozenset({"GET"}), (".well-known", "databricks-config")),
+    (
+        Endpoint.WORKSPACE_OIDC_DISCOVERY,
+        frozenset({"GET"}),
+        ("oidc", ".well-known", "oauth-authorization-server"),
+    ),
+    (Endpoint.WORKSPACE_TOKEN, frozenset({"POST"}), ("oidc", "v1", "token")),
+    (Endpoint.UC_METASTORE_ASSIGNMENT, frozenset({"GET"}), (*_UC, "current-metastore-assignment")),
+    (Endpoint.UC_METASTORE_SUMMARY, frozenset({"GET"}), (*_UC, "metastore_summary")),
+    (Endpoint.UC_CATALOGS, frozenset({"GET"}), (*_UC, "catalogs")),
+    (Endpoint.UC_CATALOG, frozenset({"GET"}), (*_UC, "catalogs", "{name}")),
+    (Endpoint.UC_SCHEMAS, frozenset({"GET"}), (*_UC, "schemas")),
+    (Endpoint.UC_SCHEMA, frozenset({"GET"}), (*_UC, "schemas", "{name}")),
+    (Endpoint.UC_TABLES, frozenset({"GET"}), (*_UC, "tables")),
+    (Endpoint.UC_TABLE, frozenset({"GET"}), (*_UC, "tables", "{name}")),
+    (Endpoint.UC_VOLUMES, frozenset({"GET"}), (*_UC, "volumes")),
+    (Endpoint.UC_VOLUME, frozenset({"GET"}), (*_UC, "volumes", "{name}")),
+    (
+        Endpoint.UC_PERMISSIONS,
+        frozenset({"GET"}),
+        (*_UC, "permissions", "{securable_type}", "{full_name}"),
+    ),
+    (
+        Endpoint.UC_EFFECTIVE_PERMISSIONS,
+        frozenset({"GET"}),
+        (*_UC, "effective-permissions", "{securable_type}", "{full_name}"),
+    ),
+)
+
 _READ_CLASS: Mapping[Endpoint, OperationClass] = {
     Endpoint.HOST_METADATA: OperationClass.META,
     Endpoint.OIDC_DISCOVERY: OperationClass.META,
@@ -190,7 +248,23 @@ _READ_CLASS: Mapping[Endpoint, OperationClass] = {
     Endpoint.SECRETS: OperationClass.LIST,
     Endpoint.DIRECT_MEMBERS: OperationClass.LIST,
     Endpoint.DIRECT_MEMBER: OperationClass.GET,
+    Endpoint.WORKSPACE_HOST_METADATA: OperationClass.META,
+    Endpoint.WORKSPACE_OIDC_DISCOVERY: OperationClass.META,
+    Endpoint.UC_METASTORE_ASSIGNMENT: OperationClass.GET,
+    Endpoint.UC_METASTORE_SUMMARY: OperationClass.GET,
+    Endpoint.UC_CATALOGS: OperationClass.LIST,
+    Endpoint.UC_CATALOG: OperationClass.GET,
+    Endpoint.UC_SCHEMAS: OperationClass.LIST,
+    Endpoint.UC_SCHEMA: OperationClass.GET,
+    Endpoint.UC_TABLES: OperationClass.LIST,
+    Endpoint.UC_TABLE: OperationClass.GET,
+    Endpoint.UC_VOLUMES: OperationClass.LIST,
+    Endpoint.UC_VOLUME: OperationClass.GET,
+    Endpoint.UC_PERMISSIONS: OperationClass.GET,
+    Endpoint.UC_EFFECTIVE_PERMISSIONS: OperationClass.GET,
 }
+
+_WORKSPACE_PREFIX = "ws"
 
 
 def _split(path: str) -> tuple[str, ...] | None:
@@ -248,6 +322,47 @@ def resolve(method: str, path: str, token_path: str) -> RouteMatch | None:
     return None
 
 
+def split_workspace_prefix(path: str) -> tuple[int, str] | None:
+    """The workspace id and the rest of a path sent to a loopback workspace host.
+
+    A served emulator answers as workspace `<id>` under the path prefix `/ws/<id>`
+    (`http://127.0.0.1:<port>/ws/<id>` is the workspace's host). Returns None when the
+    path has no such prefix.
+    """
+    segments = path.split("/", 3)
+    if len(segments) < 3 or segments[0] or segments[1] != _WORKSPACE_PREFIX:
+        return None
+    digits = segments[2]
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 20:
+        return None
+    rest = "/" + segments[3] if len(segments) == 4 else "/"
+    return int(digits), rest
+
+
+def resolve_workspace(method: str, path: str, workspace_id: int) -> RouteMatch | None:
+    """Find the endpoint of a request sent to a workspace host.
+
+    Args:
+        method: The HTTP method, upper case.
+        path: The raw path within the workspace host (without any `/ws/<id>` prefix).
+        workspace_id: The workspace the host belongs to.
+
+    Returns:
+        The match (its `workspace` set), or None when the workspace serves no such
+        endpoint.
+    """
+    segments = _split(path)
+    if segments is None:
+        return None
+    for endpoint, methods, pattern in _WORKSPACE_PATTERNS:
+        if method not in methods:
+            continue
+        params = _match(pattern, segments)
+        if params is not None:
+            return RouteMatch(endpoint, None, params, workspace_id)
+    return None
+
+
 def classify(method: str, route: RouteMatch | None) -> OperationClass:
     """The operation class of a request, known before it is handled.
 
@@ -255,7 +370,7 @@ def classify(method: str, route: RouteMatch | None) -> OperationClass:
     applies to every request.
     """
     if route is not None:
-        if route.endpoint is Endpoint.TOKEN:
+        if route.endpoint in (Endpoint.TOKEN, Endpoint.WORKSPACE_TOKEN):
             return OperationClass.TOKEN
         if method == "GET":
             return _READ_CLASS[route.endpoint]

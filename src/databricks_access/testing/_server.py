@@ -459,6 +459,14 @@ class ServedAccount:
             raise RuntimeError("The account is not being served.")
         return self._url
 
+    def workspace_host(self, workspace_id: int) -> str:
+        """A workspace's host on this server, `http://127.0.0.1:<port>/ws/<id>`.
+
+        Point `WorkspaceClient(host=...)` or an httpx client at it: the server answers
+        requests under that path prefix as the workspace (while serving).
+        """
+        return f"{self.url}/ws/{int(workspace_id)}"
+
     def start(self) -> str:
         """Start serving and return the base URL."""
         if self._runner is not None:

@@ -16,6 +16,7 @@ import attrs
 
 from databricks_access.testing._behaviour import Behaviour
 from databricks_access.testing._consistency import Change, MembershipHistory, Snapshot
+from databricks_access.testing._unity_state import UnityState
 
 __all__ = [
     "ACCOUNT_ADMIN",
@@ -162,6 +163,16 @@ def cloud_of(host: str) -> str:
     return "aws"
 
 
+def _dns_zone(host: str, cloud: str) -> str:
+    name = host.partition("://")[2].split("/", 1)[0].split(":", 1)[0].lower()
+    for label in ("accounts.", "accounts-dod."):
+        if name.startswith(label):
+            return name.removeprefix(label)
+    return {"azure": "azuredatabricks.net", "gcp": "gcp.databricks.com"}.get(
+        cloud, "cloud.databricks.com"
+    )
+
+
 def _key(text: str) -> str:
     return text.casefold()
 
@@ -188,6 +199,9 @@ class AccountState:
         self.account_id = account_id
         self.host = host
         self.cloud = cloud_of(host)
+        # The DNS zone of workspace hosts (`cloud.databricks.com`): fixed at creation, so a
+        # served emulator still recognises realistic workspace hosts.
+        self.dns_zone = _dns_zone(host, self.cloud)
         self.clock = clock
         self.rng = rng
         self._behaviour = behaviour
@@ -207,9 +221,11 @@ class AccountState:
         self.members: dict[str, dict[str, None]] = {}
         self.parents: dict[str, dict[str, None]] = {}
         self.workspaces: dict[int, Workspace] = {}
+        self.workspace_by_deployment: dict[str, int] = {}
         self.assignments: dict[int, dict[str, tuple[str, ...]]] = {}
         # Keyed by resource: "groups/<id>", "servicePrincipals/<application id>", "".
         self.rule_sets: dict[str, RuleSet] = {}
+        self.unity = UnityState()
 
     @property
     def behaviour(self) -> Behaviour:
@@ -425,6 +441,42 @@ class AccountState:
             pending.extend(self.parents.get(current, {}))
         return False
 
+    def ancestors(self, principal_id: str) -> set[str]:
+        """The ids of every group a principal belongs to, directly or through groups."""
+        found: set[str] = set()
+        pending = list(self.parents.get(principal_id, {}))
+        while pending:
+            group_id = pending.pop()
+            if group_id not in found:
+                found.add(group_id)
+                pending.extend(self.parents.get(group_id, {}))
+        return found
+
+    def assigned_to(self, workspace_id: int, principal_id: str) -> bool:
+        """Whether a principal is assigned to a workspace, itself or through a group."""
+        assigned = self.assignments.get(workspace_id, {})
+        if principal_id in assigned:
+            return True
+        return any(group_id in assigned for group_id in self.ancestors(principal_id))
+
+    def principal_name(self, principal_id: str) -> str:
+        """The name grants use for a principal: user name, application id or group name."""
+        kind = self.kinds[principal_id]
+        if kind is Kind.USER:
+            return self.users[principal_id].user_name
+        if kind is Kind.SERVICE_PRINCIPAL:
+            return self.service_principals[principal_id].application_id
+        return self.groups[principal_id].display_name
+
+    def principal_by_name(self, name: str) -> str | None:
+        """The id of the principal grants name so (user name, application id, group)."""
+        key = _key(name)
+        return (
+            self.user_by_name.get(key)
+            or self.sp_by_application_id.get(key)
+            or self.group_by_name.get(key)
+        )
+
     def display(self, principal_id: str) -> str:
         """The display name of a principal (its user name if it has no display name)."""
         principal = self.principal(principal_id)
@@ -502,6 +554,7 @@ class AccountState:
             created=self.clock(),
         )
         self.workspaces[workspace_id] = workspace
+        self.workspace_by_deployment.setdefault(workspace.deployment_name.lower(), workspace_id)
         self.assignments[workspace_id] = {}
         return workspace
 
