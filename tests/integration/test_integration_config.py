@@ -41,7 +41,7 @@ from databricks_access._integration import approvers as _approvers
 from databricks_access._integration import config as _integration
 from databricks_access._integration import directories as _directories
 from databricks_access._integration import owners as _owners
-from databricks_access._integration.config import MAX_ACCESS_DETAILS
+from databricks_access._integration.validation import MAX_ACCESS_DETAILS
 from databricks_access._secrets import refs as _secret_refs
 from databricks_access._stores import postgres as _postgres_store
 from databricks_access._stores import refs as _lease_refs
