@@ -502,16 +502,12 @@ class IntegrationConfig:
         `..._ACCOUNTS_URL`, `..._ACCOUNT_ID`, `..._CUSTOM_ACCESS_DETAILS`,
         `..._INTEGRATION_OWNERS` (comma-separated), `..._RESOURCE_OWNER_TAG_KEY` and
         `..._RESOURCE_OWNER_IDP_ATTRIBUTE` (both or neither), `..._LEASE_STORE`,
-        `..._SECRET_STORE`, `..._ALLOW_CUSTOM_HOST` and `..._ALLOW_INSECURE_HTTP`
-        (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`), `..._AUDIT_SINK`,
-        `..._LEASE_POLICY_MIN_TTL`, `..._LEASE_POLICY_MAX_TTL` (seconds) and
-        `..._LEASE_POLICY_MAX_EXTENSIONS`, `..._OWNER_TAGS_PATTERN`. An empty variable
-        counts as unset; other variables with the prefix are ignored. Problems name the
-        variable.
         `..._SECRET_STORE`, `..._RATE_LIMITS` (`published`, `off`, `patch=1.5,get=10`),
-        `..._ALLOW_CUSTOM_HOST` and `..._ALLOW_INSECURE_HTTP`
-        (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`). An empty variable counts as
-        unset; other variables with the prefix are ignored. Problems name the variable.
+        `..._ALLOW_CUSTOM_HOST` and `..._ALLOW_INSECURE_HTTP` (`true`/`false`, `1`/`0`,
+        `yes`/`no`, `on`/`off`), `..._AUDIT_SINK`, `..._LEASE_POLICY_MIN_TTL`,
+        `..._LEASE_POLICY_MAX_TTL` (seconds) and `..._LEASE_POLICY_MAX_EXTENSIONS`,
+        `..._OWNER_TAGS_PATTERN`. An empty variable counts as unset; other variables with
+        the prefix are ignored. Problems name the variable.
 
         Example:
             >>> IntegrationConfig.from_env({
