@@ -19,7 +19,7 @@ from tests.catalog.hostile import catalog_hostile_models
 
 import databricks_access as da
 from databricks_access import ComplexValue, EventKind, MemberRef, Name, RequestState
-from databricks_access._cli.app import app as _cli
+from databricks_access._cli import app as _cli
 from databricks_access.testing import FakeAccount
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>"\'&'
