@@ -124,40 +124,36 @@ if TYPE_CHECKING:
         TransportError,
     )
     from databricks_access._hosts import Cloud
-    from databricks_access._integration.config import (
+    from databricks_access._integration.approvers import (
         Approvers,
         ApproverSource,
         AsyncIntegration,
         Integration,
-        IntegrationConfig,
-        LeaseStoreRef,
-        SecretStoreRef,
-        open_secret_store,
     )
-    from databricks_access._integration.owners import (
+    from databricks_access._integration.config import IntegrationConfig
+    from databricks_access._integration.directories import (
         AsyncDatabricksDirectory,
         AsyncIdentityDirectory,
+        DatabricksDirectory,
+        IdentityDirectory,
+        StaticDirectory,
+    )
+    from databricks_access._integration.owners import (
         AsyncOwnerResolver,
         AsyncTagOwnerResolver,
-        DatabricksDirectory,
         DisplayNamePatternTagSource,
-        IdentityDirectory,
         MappingTagSource,
         Owner,
         OwnerKind,
         OwnerResolver,
         ResourceOwnerSetting,
-        StaticDirectory,
         StaticOwnerResolver,
         TagOwnerResolver,
         TagSource,
     )
     from databricks_access._integration.policy import LeasePolicy, OwnerTags
-    from databricks_access._integration.requests import (
-        AccessRequests,
-        AsyncAccessRequests,
-        RequestSweep,
-    )
+    from databricks_access._integration.request_flows import RequestSweep
+    from databricks_access._integration.requests import AccessRequests, AsyncAccessRequests
     from databricks_access._leases.events import CallableSink, EventSink, JsonLinesSink, MemorySink
     from databricks_access._leases.membership import (
         AsyncMembershipManager,
@@ -197,10 +193,12 @@ if TYPE_CHECKING:
         StaticSecretStore,
     )
     from databricks_access._secrets.gcp import GcpSecretManagerStore
+    from databricks_access._secrets.refs import SecretStoreRef, open_secret_store
     from databricks_access._secrets.vault import HashiCorpVaultStore
     from databricks_access._stores.memory import MemoryLeaseStore
     from databricks_access._stores.postgres.async_store import AsyncPostgresLeaseStore
     from databricks_access._stores.postgres.store import PostgresLeaseStore
+    from databricks_access._stores.refs import LeaseStoreRef
     from databricks_access._stores.sqlite.store import SqliteLeaseStore
 
 # Public name -> the private module that defines it.
@@ -241,16 +239,16 @@ _EXPORTS: dict[str, str] = {
     "AccountConfig": "_account.config",
     "ApiError": "_errors",
     "ApprovalError": "_errors",
-    "ApproverSource": "_integration.config",
-    "Approvers": "_integration.config",
+    "ApproverSource": "_integration.approvers",
+    "Approvers": "_integration.approvers",
     "AssignedPrincipal": "_account.models",
     "AsyncAccessRequests": "_integration.requests",
     "AsyncAccountClient": "_account.client",
-    "AsyncDatabricksDirectory": "_integration.owners",
+    "AsyncDatabricksDirectory": "_integration.directories",
     "AsyncGroupManagers": "_account.services",
     "AsyncGroups": "_account.services",
-    "AsyncIdentityDirectory": "_integration.owners",
-    "AsyncIntegration": "_integration.config",
+    "AsyncIdentityDirectory": "_integration.directories",
+    "AsyncIntegration": "_integration.approvers",
     "AsyncLeaseStore": "_leases.store",
     "AsyncLeaseTracker": "_leases.tracker",
     "AsyncMembershipManager": "_leases.membership",
@@ -277,7 +275,7 @@ _EXPORTS: dict[str, str] = {
     "ConfigProblem": "_errors",
     "ConflictError": "_errors",
     "DatabricksAccessError": "_errors",
-    "DatabricksDirectory": "_integration.owners",
+    "DatabricksDirectory": "_integration.directories",
     "Diagnosis": "_diagnose.diagnose",
     "DiscoveryFailure": "_discovery.inventory",
     "DisplayNamePatternTagSource": "_integration.owners",
@@ -296,8 +294,8 @@ _EXPORTS: dict[str, str] = {
     "GroupManagers": "_account.services",
     "Groups": "_account.services",
     "HashiCorpVaultStore": "_secrets.vault",
-    "IdentityDirectory": "_integration.owners",
-    "Integration": "_integration.config",
+    "IdentityDirectory": "_integration.directories",
+    "Integration": "_integration.approvers",
     "IntegrationConfig": "_integration.config",
     "Inventory": "_discovery.inventory",
     "JsonLinesSink": "_leases.events",
@@ -306,7 +304,7 @@ _EXPORTS: dict[str, str] = {
     "LeasePolicy": "_integration.policy",
     "LeaseState": "_leases.values",
     "LeaseStore": "_leases.store",
-    "LeaseStoreRef": "_integration.config",
+    "LeaseStoreRef": "_stores.refs",
     "LeaseTracker": "_leases.tracker",
     "ListPage": "_account.models",
     "ManualClock": "_clock",
@@ -338,7 +336,7 @@ _EXPORTS: dict[str, str] = {
     "RateLimitedError": "_errors",
     "RateLimits": "_account.throttle",
     "RequestState": "_leases.values",
-    "RequestSweep": "_integration.requests",
+    "RequestSweep": "_integration.request_flows",
     "RequestTimeoutError": "_errors",
     "ResourceOwnerSetting": "_integration.owners",
     "RetryPolicy": "_account.retry",
@@ -347,13 +345,13 @@ _EXPORTS: dict[str, str] = {
     "RuleSet": "_account.models",
     "SecretStore": "_secrets.base",
     "SecretStoreError": "_errors",
-    "SecretStoreRef": "_integration.config",
+    "SecretStoreRef": "_secrets.refs",
     "ServerError": "_errors",
     "ServicePrincipal": "_account.models",
     "ServicePrincipalSecret": "_account.models",
     "ServicePrincipals": "_account.principals",
     "SqliteLeaseStore": "_stores.sqlite.store",
-    "StaticDirectory": "_integration.owners",
+    "StaticDirectory": "_integration.directories",
     "StaticOwnerResolver": "_integration.owners",
     "StaticSecretStore": "_secrets.base",
     "SweepReport": "_leases.tracker",
@@ -373,7 +371,7 @@ _EXPORTS: dict[str, str] = {
     "diagnose": "_diagnose.diagnose",
     "discover": "_discovery.discovery",
     "filter_eq": "_account.scim",
-    "open_secret_store": "_integration.config",
+    "open_secret_store": "_secrets.refs",
     "parse_duration": "_durations",
     "probe": "_diagnose.probe",
     "tqdm_progress": "_discovery.progress",

@@ -103,7 +103,7 @@ def _requests(spec, client, tracker):
 
 def _trace_crash_points() -> None:
     """Print each crash point reached, with its step, instead of crashing."""
-    import databricks_access._integration.requests as requests_module  # noqa: PLC0415
+    import databricks_access._integration.request_flows as requests_module  # noqa: PLC0415
     import databricks_access._leases.tracker as tracker_module  # noqa: PLC0415
 
     def trace(name: str) -> None:

@@ -37,9 +37,13 @@ from databricks_access import (
     SqliteLeaseStore,
     open_secret_store,
 )
+from databricks_access._integration import approvers as _approvers
 from databricks_access._integration import config as _integration
+from databricks_access._integration import directories as _directories
 from databricks_access._integration import owners as _owners
-from databricks_access._integration.config import MAX_ACCESS_DETAILS
+from databricks_access._integration.validation import MAX_ACCESS_DETAILS
+from databricks_access._secrets import refs as _secret_refs
+from databricks_access._stores import refs as _lease_refs
 from databricks_access._stores.postgres import settings as _postgres_settings
 from helpers.doctests import run_doctests
 
@@ -59,8 +63,11 @@ def problems(**overrides: Any) -> ConfigError:
     return info.value
 
 
-def test_doctests():
-    assert run_doctests(_integration).failed == 0
+@pytest.mark.parametrize("module", [_integration, _secret_refs, _lease_refs, _approvers])
+def test_doctests(module):
+    result = run_doctests(module)
+    assert result.attempted > 0, module.__name__
+    assert result.failed == 0, module.__name__
 
 
 # -- a valid configuration ----------------------------------------------------------------
@@ -986,7 +993,7 @@ def doc_blocks(name: str, language: str) -> list[str]:
 @pytest.fixture
 def exported(monkeypatch: pytest.MonkeyPatch) -> None:
     """The new public names on the package, until `__init__` exports them itself."""
-    for module in (_integration, _owners, _diagnose):
+    for module in (_integration, _approvers, _owners, _directories, _diagnose):
         for name in module.__all__:
             if not hasattr(da, name):
                 monkeypatch.setattr(da, name, getattr(module, name), raising=False)

@@ -40,10 +40,12 @@ from databricks_access import (
     TagOwnerResolver,
     TagSource,
 )
+from databricks_access._integration import approvers as _approvers
 from databricks_access._integration import config as _integration
+from databricks_access._integration import directories as _directories
 from databricks_access._integration import owners as _owners
-from databricks_access._integration.config import _Workers
 from databricks_access._integration.owners import split_tag_value
+from databricks_access._integration.workers import Workers
 from databricks_access.testing import FakeResponse
 from helpers.doctests import run_doctests
 
@@ -60,8 +62,11 @@ def make_config(**overrides) -> IntegrationConfig:
     return IntegrationConfig(**values)
 
 
-def test_doctests():
-    assert run_doctests(_owners).failed == 0
+@pytest.mark.parametrize("module", [_owners, _directories])
+def test_doctests(module):
+    result = run_doctests(module)
+    assert result.attempted > 0, module.__name__
+    assert result.failed == 0, module.__name__
 
 
 # -- owners --------------------------------------------------------------------------------------
@@ -473,7 +478,7 @@ def test_stuck_resolvers_are_not_piled_up():
     integration = Integration(
         make_config(integration_owners=["ann@example.com"]), owners=resolver, timeout=TINY
     )
-    integration._workers = _Workers(limit=1)
+    integration._workers = Workers(limit=1)
     first = integration.approvers_for(SALES)
     assert "did not answer" in first.problems[0]
     second = integration.approvers_for(SALES)
@@ -843,7 +848,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 @pytest.fixture
 def exported(monkeypatch: pytest.MonkeyPatch) -> None:
     """The new public names on the package, until `__init__` exports them itself."""
-    for module in (_integration, _owners, _diagnose):
+    for module in (_integration, _approvers, _owners, _directories, _diagnose):
         for name in module.__all__:
             if not hasattr(da, name):
                 monkeypatch.setattr(da, name, getattr(module, name), raising=False)

@@ -148,7 +148,8 @@ def test_cache_ttl_takes_a_timedelta():
 def test_modules_load_no_sdk_until_a_store_is_built():
     code = (
         "import sys, json\n"
-        "import databricks_access, databricks_access._integration.config\n"
+        "import databricks_access, databricks_access._integration.approvers\n"
+        "import databricks_access._secrets.refs, databricks_access._stores.refs\n"
         "import databricks_access._secrets.aws, databricks_access._secrets.azure\n"
         "import databricks_access._secrets.gcp, databricks_access._secrets.vault\n"
         "print(json.dumps(sorted(sys.modules)))"

@@ -19,8 +19,9 @@ from databricks_access._secrets.cloud import (
     check_text,
     import_sdk,
 )
+from databricks_access._util.describe import shown
 
-__all__ = ["AwsSecretsManagerStore"]
+__all__ = ["REF_OPTIONS", "AwsSecretsManagerStore", "check_ref", "open_ref"]
 
 _ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:(?P<region>[a-z0-9-]+):[0-9]{12}:secret:.+")
 _REGION = re.compile(r"[a-z]{2}(-[a-z0-9]+)+-[0-9]+")
@@ -237,3 +238,50 @@ class AwsSecretsManagerStore(CloudSecretStore):
 def _client_region(client: object) -> str | None:
     region: object = getattr(getattr(client, "meta", None), "region_name", None)
     return region if isinstance(region, str) and region else None
+
+
+# -- the `aws-secrets-manager:` reference ---------------------------------------------------------
+
+REF_OPTIONS = ("region", "version_stage")
+"""The options a reference may carry after `?`, in the order they are written back."""
+_REF_NAME = re.compile(r"[A-Za-z0-9/_+=.@-]{1,512}")
+_REF_ARN = re.compile(
+    r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
+)
+_REF_ARN_REGION = re.compile(r"arn:[^:]+:secretsmanager:(?P<region>[^:]+):")
+
+
+def check_ref(rest: str, options: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The secret of `aws-secrets-manager:<rest>`, or None and the problem."""
+    if rest.startswith("arn:"):
+        if not _REF_ARN.fullmatch(rest):
+            return None, (
+                "is not a Secrets Manager ARN "
+                "(arn:aws:secretsmanager:<region>:<account>:secret:<name>)"
+            )
+    elif not _REF_NAME.fullmatch(rest):
+        return None, (
+            "aws-secrets-manager: needs a secret name (letters, digits, /_+=.@-) or an ARN"
+        )
+    region = options.get("region")
+    if region is not None:
+        if not _REGION.fullmatch(region):
+            return None, (
+                f"aws-secrets-manager: region {shown(region)} is not a region like eu-west-1"
+            )
+        arn = _REF_ARN_REGION.match(rest)
+        if arn is not None and arn.group("region") != region:
+            return None, f"aws-secrets-manager: the ARN names the region {arn.group('region')}"
+    stage = options.get("version_stage")
+    if stage is not None and not _STAGE.fullmatch(stage):
+        return None, "aws-secrets-manager: version_stage must be a staging label like AWSCURRENT"
+    return rest, None
+
+
+def open_ref(secret: str, options: Mapping[str, str]) -> AwsSecretsManagerStore:
+    """The store of a reference `check_ref` accepted."""
+    return AwsSecretsManagerStore(
+        secret,
+        region=options.get("region"),
+        version_stage=options.get("version_stage", "AWSCURRENT"),
+    )

@@ -9,10 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from databricks_access._clock import Clock
 from databricks_access._errors import ConfigError, SecretStoreError
-from databricks_access._hosts import check_host
+from databricks_access._hosts import check_endpoint, check_host
 from databricks_access._secrets.cloud import (
     DEFAULT_CACHE_TTL,
     CloudSecretStore,
@@ -21,7 +22,7 @@ from databricks_access._secrets.cloud import (
     import_sdk,
 )
 
-__all__ = ["AzureKeyVaultStore"]
+__all__ = ["AzureKeyVaultStore", "check_ref", "open_ref"]
 
 _NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
 _VERSION = re.compile(r"[0-9A-Za-z]{1,64}")
@@ -225,3 +226,57 @@ class AzureKeyVaultStore(CloudSecretStore):
         credential, self._own_credential = self._own_credential, None
         if credential is not None:
             credential.close()
+
+
+# -- the `azure-key-vault:` reference -------------------------------------------------------------
+
+_VAULT_SUFFIXES = (
+    ".vault.azure.net",
+    ".vault.azure.cn",
+    ".vault.usgovcloudapi.net",
+    ".vault.microsoftazure.de",
+)
+_REF_USAGE = (
+    "azure-key-vault: needs the secret's URL, like "
+    "https://<vault>.vault.azure.net/<secret> or .../secrets/<secret>/<version>"
+)
+
+
+def _secret_segments(path: str) -> list[str]:
+    segments = [segment for segment in path.split("/") if segment]
+    return segments[1:] if segments and segments[0] == "secrets" else segments
+
+
+def check_ref(rest: str) -> tuple[str | None, str | None]:
+    """The secret URL of `azure-key-vault:<rest>`, normalised, or None and the problem."""
+    # The vault URL follows the library's URL rules (https, no user information, no
+    # fragment); Key Vault hosts are recognised by their suffix below.
+    url, problems = check_endpoint(rest, allow_custom_host=True, field="secret_store")
+    if url is None:
+        return None, f"{_REF_USAGE}: {problems[0].message}" if problems else _REF_USAGE
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port is not None or not host.endswith(_VAULT_SUFFIXES):
+        return None, f"{_REF_USAGE}; the host must be a Key Vault host (*.vault.azure.net)"
+    if parts.query:
+        return None, f"{_REF_USAGE}; remove the query"
+    segments = _secret_segments(parts.path)
+    valid = (
+        1 <= len(segments) <= 2
+        and _NAME.fullmatch(segments[0]) is not None
+        and (len(segments) == 1 or _VERSION.fullmatch(segments[1]) is not None)
+    )
+    if not valid:
+        return None, _REF_USAGE
+    return url, None
+
+
+def open_ref(url: str) -> AzureKeyVaultStore:
+    """The store of a secret URL `check_ref` accepted."""
+    parts = urlsplit(url)
+    segments = _secret_segments(parts.path)
+    return AzureKeyVaultStore(
+        f"{parts.scheme}://{parts.netloc}",
+        segments[0],
+        version=segments[1] if len(segments) > 1 else None,
+    )

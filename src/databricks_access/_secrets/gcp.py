@@ -22,7 +22,7 @@ from databricks_access._secrets.cloud import (
 )
 from databricks_access._util.json import loads
 
-__all__ = ["GcpSecretManagerStore"]
+__all__ = ["GcpSecretManagerStore", "check_ref", "open_ref"]
 
 _PROJECT = re.compile(r"[a-z0-9][a-z0-9.:-]{0,62}|[0-9]{1,20}", re.IGNORECASE)
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,255}")
@@ -276,3 +276,29 @@ def _has_checksum(payload: object) -> bool:
         return "data_crc32c" in payload  # type: ignore[operator] # proto-plus messages
     except TypeError:
         return getattr(payload, "data_crc32c", None) is not None
+
+
+# -- the `gcp-secret-manager:` reference ----------------------------------------------------------
+
+_REF = re.compile(
+    r"projects/[A-Za-z0-9][A-Za-z0-9-]{0,62}/secrets/[A-Za-z0-9_-]{1,255}"
+    r"(/versions/(latest|[0-9]+))?"
+)
+
+
+def check_ref(rest: str) -> tuple[str | None, str | None]:
+    """The resource name of `gcp-secret-manager:<rest>`, or None and the problem."""
+    if not _REF.fullmatch(rest):
+        return None, (
+            "gcp-secret-manager: needs projects/<project>/secrets/<secret>, optionally "
+            "followed by /versions/<number or latest>"
+        )
+    return rest, None
+
+
+def open_ref(name: str) -> GcpSecretManagerStore:
+    """The store of a resource name `check_ref` accepted."""
+    segments = name.split("/")
+    return GcpSecretManagerStore(
+        segments[1], segments[3], version=segments[5] if len(segments) > 5 else "latest"
+    )

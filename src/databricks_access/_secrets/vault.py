@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from databricks_access._clock import Clock
 from databricks_access._durations import MAX_SECONDS, from_server, seconds
@@ -24,7 +25,7 @@ from databricks_access._secrets.cloud import (
     import_sdk,
 )
 
-__all__ = ["HashiCorpVaultStore"]
+__all__ = ["REF_OPTIONS", "HashiCorpVaultStore", "check_ref", "open_ref"]
 
 _SEGMENTS = re.compile(r"[A-Za-z0-9_.@-]+(/[A-Za-z0-9_.@-]+)*")
 _STORE = "HashiCorpVaultStore"
@@ -399,3 +400,74 @@ class HashiCorpVaultStore(CloudSecretStore):
             close = getattr(adapter, "close", None)
             if close is not None:
                 close()
+
+
+# -- the `vault:` reference -----------------------------------------------------------------------
+
+REF_OPTIONS = ("kv", "auth", "addr", "version")
+"""The options a reference may carry after `?`, in the order they are written back."""
+_REF_VERSION = re.compile(r"[1-9][0-9]{0,9}")
+
+
+def check_ref(rest: str, options: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The KV path of `vault:<rest>`, or None and the problem."""
+    path = rest.strip("/")
+    if not _SEGMENTS.fullmatch(path) or ".." in path.split("/"):
+        return None, "vault: needs a KV path like vault:secret/databricks (<mount>/<path>)"
+    if "/" not in path:
+        return None, (
+            "vault: needs a KV path with the mount and the secret's path, like "
+            "vault:secret/databricks (<mount>/<path>)"
+        )
+    problem = _check_ref_options(options)
+    return (None, problem) if problem is not None else (path, None)
+
+
+def _check_ref_options(options: Mapping[str, str]) -> str | None:
+    if options.get("kv", "2") not in {"1", "2"}:
+        return "vault: the option kv is 1 or 2"
+    if options.get("auth", "token") not in {"token", "approle"}:
+        return "vault: the option auth is token or approle"
+    version = options.get("version")
+    if version is not None:
+        if not _REF_VERSION.fullmatch(version):
+            return "vault: the option version is a positive version number"
+        if options.get("kv") == "1":
+            return "vault: KV version 1 keeps no versions; remove version"
+    addr = options.get("addr")
+    if addr is not None:
+        # Loopback http passes here; the store refuses it unless allow_insecure_http.
+        url, problems = check_host(
+            addr, allow_custom_host=True, allow_insecure_http=True, field="secret_store"
+        )
+        if url is None:
+            return f"vault: the option addr: {problems[0].message if problems else 'invalid'}"
+        if urlsplit(addr.strip()).path.strip("/"):
+            return "vault: the option addr is Vault's address, without a path"
+    return None
+
+
+def open_ref(
+    path: str,
+    options: Mapping[str, str],
+    *,
+    environ: Mapping[str, str] | None,
+    allow_insecure_http: bool,
+) -> HashiCorpVaultStore:
+    """The store of a KV path and options `check_ref` accepted."""
+    kv: Literal[1, 2] = 1 if options.get("kv") == "1" else 2
+    mount, _, secret = path.partition("/")
+    if kv == 2 and secret.startswith("data/"):
+        secret = secret[len("data/") :]  # the API form, <mount>/data/<path>
+    auth = options.get("auth")
+    version = options.get("version")
+    return HashiCorpVaultStore(
+        secret,
+        mount_point=mount,
+        kv_version=kv,
+        version=int(version) if version is not None else None,
+        addr=options.get("addr"),
+        auth="approle" if auth == "approle" else "token" if auth == "token" else None,
+        environ=environ,
+        allow_insecure_http=allow_insecure_http,
+    )
