@@ -8,6 +8,10 @@ from hypothesis import HealthCheck, settings
 import databricks_access as da
 from databricks_access.testing import FakeAccount
 
+# The command line run against the emulator (`account`, `cli`, `child`): shared by the
+# CLI tests and the policy tests.
+pytest_plugins = ("helpers.cli",)
+
 # CI: bounded and deterministic-enough; dev: the defaults.
 settings.register_profile(
     "ci",

@@ -2,9 +2,6 @@
 JSON, read-only commands that need no credentials and write nothing, and a doctor that
 names the failing request quickly."""
 
-# The fixtures come from test_cli and are named again as parameters (F811).
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import argparse
@@ -20,19 +17,10 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cli import (  # noqa: F401 - fixtures
-    WAIT,
-    Cli,
-    account,
-    child,
-    clean_environ,
-    cli,
-    one_error_line,
-    spawn,
-)
 
 import databricks_access as da
 from databricks_access._cli import parser as _cli_parser
+from helpers.cli import WAIT, Cli, clean_environ, one_error_line, spawn
 
 GRANT = ("grant", "alice@example.com", "prod-data-readers", "--ttl", "1h", "--reason", "INC-1")
 

@@ -1,9 +1,6 @@
 """Policy in one place: lease limits, the audit sink and the owner tag source live in
 `IntegrationConfig`, and the command line and a connector enforce the same rules."""
 
-# The fixtures come from test_cli and are named again as parameters (F811).
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import asyncio
@@ -13,10 +10,10 @@ import re
 from pathlib import Path
 
 import pytest
-from test_cli import Cli, account, cli  # noqa: F401 - fixtures
 
 import databricks_access as da
 from databricks_access.testing import FakeAccount
+from helpers.cli import Cli
 
 ACCOUNT = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 BASE = {
