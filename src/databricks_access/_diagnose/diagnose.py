@@ -51,8 +51,8 @@ from databricks_access._util.html import render_html, render_table
 
 if TYPE_CHECKING:
     from databricks_access._account.client import AccountClient, AsyncAccountClient
-    from databricks_access._catalog.diagnosis import WorkspacesArg
     from databricks_access._diagnose.probe_report import ProbeReport
+    from databricks_access._diagnose.workspaces import WorkspacesArg
 
 __all__ = ["Check", "Diagnosis", "adiagnose", "diagnose"]
 
@@ -723,7 +723,7 @@ def diagnose(
     diagnosis = _with_probe(_scrubbed(checks, secret), report)
     # -- Unity Catalog: workspace assignments (opt-in) --
     if workspaces:
-        from databricks_access._catalog.diagnosis import workspace_checks  # noqa: PLC0415
+        from databricks_access._diagnose.workspaces import workspace_checks  # noqa: PLC0415
 
         diagnosis = _scrubbed(diagnosis.checks + workspace_checks(client, workspaces), secret)
     return diagnosis
@@ -756,7 +756,7 @@ async def adiagnose(
     diagnosis = _with_probe(_scrubbed(checks, secret), report)
     # -- Unity Catalog: workspace assignments (opt-in) --
     if workspaces:
-        from databricks_access._catalog.diagnosis import aworkspace_checks  # noqa: PLC0415
+        from databricks_access._diagnose.workspaces import aworkspace_checks  # noqa: PLC0415
 
         more = await aworkspace_checks(client, workspaces)
         diagnosis = _scrubbed(diagnosis.checks + more, secret)
