@@ -69,5 +69,8 @@ def test_the_quickstart_notebook_runs_in_a_kernel(tmp_path, monkeypatch):
     assert len(html) >= 4
     assert any("prod-data-readers" in table for table in html)
     assert any("revoked" in table for table in html)
+    # What the group unlocks, and the chain of groups that gives Bob the same.
+    assert any("USE_CATALOG" in table and "prod.finance" in table for table in html)
+    assert any("analysts" in table and "SELECT" in table for table in html)
     last = [cell for cell in notebook.cells if cell.cell_type == "code"][-2]
     assert "'granted'" in last.outputs[0]["data"]["text/plain"]
