@@ -162,6 +162,33 @@ def test_the_requests_table_shows_what_each_unlocks(served: Served, capsys, tmp_
     assert "Unlocks (Unity Catalog): " in json.loads(out)[0]["access_details"]
 
 
+def test_a_request_from_the_command_line_records_what_its_group_unlocks(served: Served, capsys):
+    code, out, err = _run(
+        served,
+        capsys,
+        "request",
+        "alice@example.com",
+        "analysts",
+        "--ttl",
+        "1h",
+        "--reason",
+        "INC-8",
+        "--unlocks",
+    )
+    assert code == 0, err
+    assert "Unlocks (Unity Catalog): " in out
+    code, out, err = _run(served, capsys, "requests", "--format", "json")
+    assert code == 0, err
+    (stored,) = json.loads(out)
+    assert "on catalog sales" in stored["access_details"]
+    # Without the flag, nothing is read and nothing recorded.
+    code, out, _ = _run(
+        served, capsys, "request", "bob@example.com", "analysts", "--ttl", "1h", "--reason", "x"
+    )
+    assert code == 0
+    assert "Unlocks" not in out
+
+
 def test_the_real_entry_point(served: Served):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
     done = subprocess.run(

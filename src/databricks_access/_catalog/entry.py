@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from databricks_access._account.models import Group
 from databricks_access._catalog.access import PrincipalLike
+from databricks_access._catalog.hosts import HostMap
 from databricks_access._catalog.reader import AsyncCatalogReader, CatalogReader
 from databricks_access._catalog.reports import AccessExplanation, UnlocksReport
 
@@ -20,7 +20,7 @@ def unlocks(
     account: AccountClient,
     group: Group | str,
     *,
-    workspace_hosts: Mapping[int | str, str] | None = None,
+    workspace_hosts: HostMap | None = None,
     include_tables: bool = False,
     concurrency: int = 8,
 ) -> UnlocksReport:
@@ -47,7 +47,7 @@ def explain_access(
     account: AccountClient,
     principal: PrincipalLike,
     *,
-    workspace_hosts: Mapping[int | str, str] | None = None,
+    workspace_hosts: HostMap | None = None,
     include_tables: bool = False,
     concurrency: int = 8,
 ) -> AccessExplanation:
@@ -65,7 +65,7 @@ async def aunlocks(
     account: AsyncAccountClient,
     group: Group | str,
     *,
-    workspace_hosts: Mapping[int | str, str] | None = None,
+    workspace_hosts: HostMap | None = None,
     include_tables: bool = False,
     concurrency: int = 8,
 ) -> UnlocksReport:
@@ -86,7 +86,7 @@ async def aexplain_access(
     account: AsyncAccountClient,
     principal: PrincipalLike,
     *,
-    workspace_hosts: Mapping[int | str, str] | None = None,
+    workspace_hosts: HostMap | None = None,
     include_tables: bool = False,
     concurrency: int = 8,
 ) -> AccessExplanation:

@@ -19,6 +19,10 @@ from databricks_access._hosts import Cloud, check_endpoint, check_host
 
 __all__ = ["WorkspaceHosts", "check_workspace_host", "check_workspace_hosts", "derived_host"]
 
+HostMap = Mapping[int, str] | Mapping[str, str] | Mapping[int | str, str]
+"""Workspace id (a number, or its text) to host."""
+
+
 _DNS_ZONES = {
     Cloud.AWS: ".cloud.databricks.com",
     Cloud.GCP: ".gcp.databricks.com",
@@ -126,9 +130,7 @@ class WorkspaceHosts:
         ConfigError: Naming each configured host that is not acceptable.
     """
 
-    def __init__(
-        self, config: AccountConfig, configured: Mapping[int | str, str] | None = None
-    ) -> None:
+    def __init__(self, config: AccountConfig, configured: HostMap | None = None) -> None:
         self._cloud = config.cloud
         checked, problems = check_workspace_hosts(
             dict(configured or {}),

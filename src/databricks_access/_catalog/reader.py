@@ -29,7 +29,7 @@ from databricks_access._account.client import FROM_CONFIG, LimitsArg
 from databricks_access._account.models import Group, Workspace
 from databricks_access._catalog.access import AccessIndex, PrincipalLike
 from databricks_access._catalog.errors import WorkspaceNotAssignedError
-from databricks_access._catalog.hosts import WorkspaceHosts
+from databricks_access._catalog.hosts import HostMap, WorkspaceHosts
 from databricks_access._catalog.models import MetastoreAssignment
 from databricks_access._catalog.reports import AccessExplanation, UnlocksReport
 from databricks_access._catalog.snapshot import (
@@ -249,7 +249,7 @@ class CatalogReader:
         self,
         account: AccountClient,
         *,
-        workspace_hosts: WorkspaceHosts | Mapping[int | str, str] | None = None,
+        workspace_hosts: WorkspaceHosts | HostMap | None = None,
         options: CatalogOptions | None = None,
         include_tables: bool = False,
         concurrency: int = 8,
@@ -377,7 +377,7 @@ class AsyncCatalogReader:
         self,
         account: AsyncAccountClient,
         *,
-        workspace_hosts: WorkspaceHosts | Mapping[int | str, str] | None = None,
+        workspace_hosts: WorkspaceHosts | HostMap | None = None,
         options: CatalogOptions | None = None,
         include_tables: bool = False,
         concurrency: int = 8,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -40,7 +39,7 @@ from databricks_access._account.retry import RetryPolicy
 from databricks_access._account.throttle import RateLimits, shared_throttle
 from databricks_access._catalog.api import UnityCatalogApi
 from databricks_access._catalog.errors import WorkspaceNotAssignedError, not_assigned
-from databricks_access._catalog.hosts import WorkspaceHosts, check_workspace_host
+from databricks_access._catalog.hosts import HostMap, WorkspaceHosts, check_workspace_host
 from databricks_access._catalog.models import (
     CatalogInfo,
     MetastoreAssignment,
@@ -173,7 +172,7 @@ def _host_of(
     config: AccountConfig,
     workspace: Workspace,
     host: str | None,
-    hosts: WorkspaceHosts | Mapping[int | str, str] | None,
+    hosts: WorkspaceHosts | HostMap | None,
 ) -> str:
     if host is not None:
         return host
@@ -255,7 +254,7 @@ class WorkspaceClient:
         workspace: Workspace | int,
         *,
         host: str | None = None,
-        hosts: WorkspaceHosts | Mapping[int | str, str] | None = None,
+        hosts: WorkspaceHosts | HostMap | None = None,
         secrets: SecretStore | None = None,
         rate_limits: LimitsArg = FROM_CONFIG,
         page_size: int = 0,
@@ -397,7 +396,7 @@ class AsyncWorkspaceClient:
         workspace: Workspace | int,
         *,
         host: str | None = None,
-        hosts: WorkspaceHosts | Mapping[int | str, str] | None = None,
+        hosts: WorkspaceHosts | HostMap | None = None,
         secrets: SecretStore | None = None,
         rate_limits: LimitsArg = FROM_CONFIG,
         page_size: int = 0,

@@ -253,6 +253,12 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument(
         "--requester", metavar="NAME", help="who asks (default: $USER, else the config name)"
     )
+    request.add_argument(
+        "--unlocks",
+        action="store_true",
+        help="record what GROUP unlocks in Unity Catalog on the request, for its approvers "
+        "(reads every metastore through the account's workspaces)",
+    )
     _add_json(request, "the request")
     request.set_defaults(handler=_cmd_request)
 

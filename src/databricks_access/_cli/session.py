@@ -142,7 +142,12 @@ class _Session:
 
     @functools.cached_property
     def requests(self) -> da.AccessRequests:
-        return da.AccessRequests(self.tracker, self.integration)
+        catalog = None
+        if getattr(self.args, "unlocks", False):
+            # What the group unlocks goes on the request, for its approvers.
+            hosts = self.config.workspace_hosts
+            catalog = da.CatalogReader(self.client, workspace_hosts=hosts)
+        return da.AccessRequests(self.tracker, self.integration, catalog=catalog)
 
     def default_requester(self) -> str:
         return self.environ.get("USER", "").strip() or self.config.name

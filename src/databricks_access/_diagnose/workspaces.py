@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from databricks_access._account.models import Workspace
 from databricks_access._catalog.errors import WorkspaceNotAssignedError
-from databricks_access._catalog.hosts import WorkspaceHosts
+from databricks_access._catalog.hosts import HostMap, WorkspaceHosts
 from databricks_access._catalog.workspace import AsyncWorkspaceClient, WorkspaceClient
 from databricks_access._diagnose.diagnose import Check
 from databricks_access._errors import DatabricksAccessError, NotFoundError
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["WorkspacesArg", "aworkspace_checks", "workspace_checks"]
 
-WorkspacesArg = bool | Mapping[int | str, str] | Iterable[int] | None
+WorkspacesArg = bool | HostMap | Iterable[int] | None
 """`True`: every workspace of the account; a mapping: those workspaces, at those hosts;
 an iterable of ids: those workspaces (hosts derived); None or False: no workspace check."""
 
