@@ -46,7 +46,7 @@ from databricks_access._account.models import (
 from databricks_access._account.serde import structure, unstructure
 from databricks_access._discovery.progress import Progress
 from databricks_access._errors import ApiError, ConfigError, DatabricksAccessError, NotFoundError
-from databricks_access._leases.tracker import DriftItem
+from databricks_access._leases.results import DriftItem
 from databricks_access._leases.values import TERMINAL_STATES, Lease, LeaseState
 from databricks_access._util.html import render_table
 from databricks_access._util.json import loads

@@ -50,6 +50,8 @@ from databricks_access._errors import (
     NotFoundError,
 )
 from databricks_access._integration.config import Approvers
+from databricks_access._leases.settings import group_id as _group_id
+from databricks_access._leases.settings import text as _text
 from databricks_access._leases.store import (
     StaleStateError,
     add_request,
@@ -58,13 +60,8 @@ from databricks_access._leases.store import (
     get_request,
     update_request,
 )
-from databricks_access._leases.tracker import (
-    AsyncLeaseTracker,
-    LeaseTracker,
-    TrackerFlows,
-    _group_id,
-    _text,
-)
+from databricks_access._leases.tracker import AsyncLeaseTracker, LeaseTracker
+from databricks_access._leases.tracker_flows import TrackerFlows
 from databricks_access._leases.values import (
     AccessRequest,
     AuditEvent,
