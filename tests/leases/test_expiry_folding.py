@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-import pytest
-
 import databricks_access as da
 from databricks_access import EventKind, LeaseState, MemoryLeaseStore
 
@@ -31,7 +29,6 @@ def _setup(fake):
     return users, ops, other, filler
 
 
-@pytest.mark.xfail(strict=True, reason="run() does not fold leases due while a PATCH waits yet")
 def test_leases_due_while_a_patch_waits_for_its_slot_join_it(
     fake, client, tracker, store, clock, sink
 ):
@@ -74,7 +71,6 @@ def test_leases_due_while_a_patch_waits_for_its_slot_join_it(
     )
 
 
-@pytest.mark.xfail(strict=True, reason="run() does not fold leases due while a PATCH waits yet")
 def test_folded_removal_async(fake, async_client_factory, clock, sink):
     users, ops, other, filler = _setup(fake)
     store = MemoryLeaseStore()

@@ -1,7 +1,10 @@
 """Ending leases: the sweep of what is due, and the early end of chosen leases.
 
 Every ending lease becomes `REVOKING` before anything is sent; removals are coalesced
-per group, each PATCH renewing its pairs' claims first; outcomes are stored together.
+per group, each PATCH renewing its pairs' claims first, and a group's outcomes are
+stored as soon as its PATCH is answered. Under the client's rate limits a removal waits
+for its PATCH slot first, then folds in the group's leases that fell due meanwhile
+(claimed and stored `REVOKING` before it is sent), so they leave in the same PATCH.
 """
 
 from __future__ import annotations
@@ -13,10 +16,10 @@ from typing import cast
 
 import attrs
 
-from databricks_access._account.flows import Flow
+from databricks_access._account.flows import Flow, concurrently
 from databricks_access._errors import DatabricksAccessError, LeaseError, NotFoundError
 from databricks_access._leases.base import FlowBase
-from databricks_access._leases.membership import ChangeNotSentError
+from databricks_access._leases.membership import ChangeNotSentError, Fold
 from databricks_access._leases.results import SweepReport
 from databricks_access._leases.settings import error_text as _error_text
 from databricks_access._leases.store import (
@@ -42,6 +45,9 @@ logger = logging.getLogger("databricks_access")
 
 # Due leases handled together: their removals are coalesced per group across the batch.
 _SWEEP_BATCH = 10_000
+# Due leases a removal waiting for its slot looks through for its group's.
+_FOLD_SCAN = 2_000
+_LIVE = tuple(state for state in LeaseState if state not in TERMINAL_STATES)
 
 
 class SweepFlows(FlowBase):
@@ -103,17 +109,19 @@ class SweepFlows(FlowBase):
         out: dict[str, object] = {
             "skipped": [lease.id for lease in due if lease.pair not in mine],
         }
+        # This batch's pairs are never folded into a removal: they have their own plans.
+        folding = _Folding(planned=set(pairs))
         try:
-            result = yield from self._end_pairs(claimed, now, token)
+            result = yield from self._end_pairs(claimed, now, token, folding)
         except Exception as exc:
             logger.warning(
                 "sweeping leases %s failed: %s",
                 ", ".join(lease.id for lease in due if lease.pair in mine)[:2000],
                 _error_text(exc),
             )
-            yield from self._release(claimed, token)
+            yield from self._release([*claimed, *folding.claimed], token)
             raise
-        yield from self._release(claimed, token)
+        yield from self._release([*claimed, *folding.claimed], token)
         out.update(result)
         return out
 
@@ -134,18 +142,21 @@ class SweepFlows(FlowBase):
         )
 
     def _end_pairs(
-        self, pairs: list[Pair], now: dt.datetime, token: str
+        self, pairs: list[Pair], now: dt.datetime, token: str, folding: _Folding
     ) -> Flow[dict[str, object]]:
-        live = tuple(state for state in LeaseState if state not in TERMINAL_STATES)
-        found: list[Lease] = yield from leases_on_pairs(pairs, states=live)
+        plans = yield from self._plan(pairs, now)
+        return (yield from self._execute(plans, now, early_by=None, token=token, folding=folding))
+
+    def _plan(self, pairs: list[Pair], now: dt.datetime) -> Flow[dict[Pair, _PairPlan]]:
+        """What to do with each claimed pair, from its live leases as stored."""
+        found: list[Lease] = yield from leases_on_pairs(pairs, states=_LIVE)
         by_pair: dict[Pair, list[Lease]] = {pair: [] for pair in pairs}
         for lease in found:
             by_pair[lease.pair].append(lease)
-        plans = {
+        return {
             pair: _PairPlan.build(on_pair, now, self.s.claim_ttl)
             for pair, on_pair in by_pair.items()
         }
-        return (yield from self._execute(plans, now, early_by=None, token=token))
 
     def _confirm_removed(self, pairs: set[Pair]) -> Flow[dict[Pair, DatabricksAccessError]]:
         """Confirm removals answered "not a member" by reading their groups.
@@ -180,10 +191,81 @@ class SweepFlows(FlowBase):
         *,
         early_by: str | None,
         token: str,
+        folding: _Folding | None = None,
     ) -> Flow[dict[str, object]]:
-        lost: set[Pair] = set()
-
         # 1. Intent: every ending lease becomes REVOKING before anything is sent.
+        current, lost = yield from self._intend(plans, now, early_by)
+        crash_point("after_revoking_write")
+
+        # 2. Removals: one flow per group, groups concurrently (bounded). Each stores its
+        # outcomes as soon as its group's PATCH is answered, so a lease's end is recorded
+        # when its membership went, not when the slowest group's did.
+        removals: dict[str, list[Pair]] = {}
+        for pair, plan in plans.items():
+            if pair not in lost and plan.remove:
+                removals.setdefault(pair.group_id, []).append(pair)
+        totals: dict[str, list[str]] = {"revoked": [], "kept": [], "failed": [], "recovered": []}
+        patches = self.m.count_patches(
+            {gid: [pair.principal_id for pair in group] for gid, group in removals.items()}
+        )
+        if removals:
+            answers = yield from concurrently(
+                [
+                    self._remove_group(
+                        gid,
+                        group,
+                        plans=plans,
+                        current=current,
+                        lost=lost,
+                        early_by=early_by,
+                        token=token,
+                        folding=folding,
+                    )
+                    for gid, group in removals.items()
+                ],
+                self.m.concurrency,
+            )
+            for answer in answers:
+                if isinstance(answer, BaseException):
+                    raise answer
+                for key, ids in answer.items():
+                    totals[key] += ids
+
+        # 3. Adds of recovered grants (coalesced per group), then every other outcome.
+        adds: dict[str, list[str]] = {}
+        for pair, plan in plans.items():
+            if pair not in lost and plan.recover:
+                adds.setdefault(pair.group_id, []).append(pair.principal_id)
+        patches += self.m.count_patches(adds)
+        add_failures: dict[Pair, DatabricksAccessError] = {}
+        if adds:
+            add_failures = yield from self.m.apply(
+                adds, adding=True, deadline=self.patch_deadline, guard=self._guard(token)
+            )
+            crash_point("after_revoke_patch")
+            lost.update(p for p, e in add_failures.items() if isinstance(e, ChangeNotSentError))
+        rest = {pair: plan for pair, plan in plans.items() if pair not in lost and not plan.remove}
+        part = yield from self._store_outcomes(
+            rest, current, add_failures=add_failures, remove_failures={}, early_by=early_by, now=now
+        )
+        for key, ids in part.items():
+            totals[key] += ids
+        return {
+            **totals,
+            "taken_over": [
+                lease.id for pair in lost for lease in (*plans[pair].ending, *plans[pair].recover)
+            ],
+            "patches": patches,
+        }
+
+    def _intend(
+        self, plans: dict[Pair, _PairPlan], now: dt.datetime, early_by: str | None
+    ) -> Flow[tuple[dict[str, Lease], set[Pair]]]:
+        """Store the ending leases `REVOKING`; returns them as stored, and the pairs lost.
+
+        A pair is lost when one of its leases changed meanwhile: another tracker took it
+        over after our claim expired, and it is theirs now.
+        """
         intents: list[tuple[Lease, LeaseState, AuditEvent | None]] = []
         owners: list[Pair] = []
         for pair, plan in plans.items():
@@ -195,63 +277,120 @@ class SweepFlows(FlowBase):
                 intents.append((revoking, lease.state, event))
                 owners.append(pair)
         stored = yield from self._cas_many(intents)
-        lost.update(pair for pair, ok in zip(owners, stored, strict=True) if not ok)
+        lost = {pair for pair, ok in zip(owners, stored, strict=True) if not ok}
         # The ending leases as stored now (their versions counted up).
         current = {
             lease.id: attrs.evolve(lease, version=lease.version + 1)
             for (lease, _, _), ok in zip(intents, stored, strict=True)
             if ok
         }
-        crash_point("after_revoking_write")
+        return current, lost
 
-        # 2. Side effects, coalesced per group: removals, and adds of recovered grants.
-        # Each request renews the claims of its pairs first (the guard); a pair whose
-        # claim was lost meanwhile is not sent, and left to whoever holds it now.
-        removals: dict[str, list[str]] = {}
-        adds: dict[str, list[str]] = {}
-        for pair, plan in plans.items():
-            if pair in lost:
-                continue
-            if plan.remove:
-                removals.setdefault(pair.group_id, []).append(pair.principal_id)
-            if plan.recover:
-                adds.setdefault(pair.group_id, []).append(pair.principal_id)
-        remove_failures: dict[Pair, DatabricksAccessError] = {}
-        add_failures: dict[Pair, DatabricksAccessError] = {}
-        patches = self.m.count_patches(removals) + self.m.count_patches(adds)
-        guard = self._guard(token)
-        if removals:
-            unproven: set[Pair] = set()
-            remove_failures = yield from self.m.apply(
-                removals,
-                adding=False,
-                deadline=self.patch_deadline,
-                guard=guard,
-                unproven=unproven,
-            )
-            if unproven:
-                remove_failures.update((yield from self._confirm_removed(unproven)))
-        if adds:
-            add_failures = yield from self.m.apply(
-                adds, adding=True, deadline=self.patch_deadline, guard=guard
-            )
-        if removals or adds:
-            crash_point("after_revoke_patch")
-        for failures in (remove_failures, add_failures):
-            lost.update(p for p, e in failures.items() if isinstance(e, ChangeNotSentError))
+    def _remove_group(
+        self,
+        gid: str,
+        group: list[Pair],
+        *,
+        plans: dict[Pair, _PairPlan],
+        current: dict[str, Lease],
+        lost: set[Pair],
+        early_by: str | None,
+        token: str,
+        folding: _Folding | None,
+    ) -> Flow[dict[str, list[str]]]:
+        """Remove one group's members (with what falls due meanwhile); store the outcomes.
 
-        # 3. Outcomes, stored together.
-        retry_at = now + dt.timedelta(seconds=self.s.revoke_retry_interval)
+        Each request renews the claims of its pairs first (the guard); a pair whose claim
+        was lost meanwhile is not sent, and left to whoever holds it now.
+        """
+        unproven: set[Pair] = set()
+        failures = yield from self.m.apply(
+            {gid: [pair.principal_id for pair in group]},
+            adding=False,
+            deadline=self.patch_deadline,
+            guard=self._guard(token),
+            unproven=unproven,
+            fold=None if folding is None else self._fold(folding, token),
+        )
+        if unproven:
+            failures.update((yield from self._confirm_removed(unproven)))
+        crash_point("after_revoke_patch")
+        unsent = {p for p, e in failures.items() if isinstance(e, ChangeNotSentError)}
+        lost.update(unsent & set(group))
+        mine = {pair: plans[pair] for pair in group}
+        stored = current
+        if folding is not None:
+            mine.update(folding.plans.pop(gid, {}))
+            stored = {**current, **folding.current}
+        ready = {pair: plan for pair, plan in mine.items() if pair not in unsent}
+        return (
+            yield from self._store_outcomes(
+                ready,
+                stored,
+                add_failures={},
+                remove_failures=failures,
+                early_by=early_by,
+                now=None,
+            )
+        )
+
+    def _fold(self, folding: _Folding, token: str) -> Fold:
+        """Leases of a group that fell due while its PATCH waited for a slot, to join it.
+
+        Each is claimed and its pair planned as a sweep plans it; its leases are stored
+        `REVOKING` before the PATCH, and their outcomes after it, with the group's.
+        Pairs another operation holds, or that need more than a removal (a grant to
+        finish), are left to the next sweep.
+        """
+
+        def fold(gid: str, ids: list[str]) -> Flow[list[str]]:
+            now = self._now()
+            stuck = now - dt.timedelta(seconds=self.s.claim_ttl)
+            due: list[Lease] = yield from due_leases(now, stuck_before=stuck, limit=_FOLD_SCAN)
+            room = self.m.batch_size - len(ids)
+            wanted = [
+                pair
+                for pair in dict.fromkeys(lease.pair for lease in due if lease.group_id == gid)
+                if pair not in folding.planned
+            ][:room]
+            if not wanted:
+                return []
+            folding.planned.update(wanted)
+            until = now + dt.timedelta(seconds=self.s.claim_ttl)
+            claimed: list[Pair] = yield from claim_pairs(wanted, owner=token, now=now, until=until)
+            folding.claimed.extend(claimed)
+            if not claimed:
+                return []
+            plans = yield from self._plan(claimed, now)
+            plans = {p: plan for p, plan in plans.items() if plan.ending and not plan.recover}
+            current, lost = yield from self._intend(plans, now, None)
+            mine = {pair: plan for pair, plan in plans.items() if pair not in lost}
+            folding.plans.setdefault(gid, {}).update(mine)
+            folding.current.update(current)
+            return [pair.principal_id for pair, plan in mine.items() if plan.remove]
+
+        return fold
+
+    def _store_outcomes(
+        self,
+        plans: dict[Pair, _PairPlan],
+        current: dict[str, Lease],
+        *,
+        add_failures: dict[Pair, DatabricksAccessError],
+        remove_failures: dict[Pair, DatabricksAccessError],
+        early_by: str | None,
+        now: dt.datetime | None,
+    ) -> Flow[dict[str, list[str]]]:
+        """Store what became of the pairs' leases, together; returns their ids by outcome."""
+        at = self._now()
+        retry_at = (now or at) + dt.timedelta(seconds=self.s.revoke_retry_interval)
         outcomes: list[tuple[Lease, LeaseState, AuditEvent | None]] = []
         buckets: list[list[str] | None] = []
         revoked: list[str] = []
         kept: list[str] = []
         failed: list[str] = []
         recovered: list[str] = []
-        at = self._now()
         for pair, plan in plans.items():
-            if pair in lost:
-                continue
             add_error = add_failures.get(pair)
             for lease in plan.recover:
                 if add_error is None:
@@ -304,16 +443,20 @@ class SweepFlows(FlowBase):
         for (lease, _, _), bucket, ok in zip(outcomes, buckets, stored, strict=True):
             if ok and bucket is not None:
                 bucket.append(lease.id)
-        return {
-            "revoked": revoked,
-            "kept": kept,
-            "failed": failed,
-            "recovered": recovered,
-            "taken_over": [
-                lease.id for pair in lost for lease in (*plans[pair].ending, *plans[pair].recover)
-            ],
-            "patches": patches,
-        }
+        return {"revoked": revoked, "kept": kept, "failed": failed, "recovered": recovered}
+
+
+@attrs.define
+class _Folding:
+    """One sweep batch's folding: what its removals took in while waiting for slots."""
+
+    planned: set[Pair]
+    """Pairs planned already (the batch's own, and those folded): never folded again."""
+    claimed: list[Pair] = attrs.Factory(list)
+    plans: dict[str, dict[Pair, _PairPlan]] = attrs.Factory(dict)
+    """Folded pairs' plans by group, until the group's outcomes are stored."""
+    current: dict[str, Lease] = attrs.Factory(dict)
+    """Folded ending leases as stored `REVOKING`."""
 
 
 @attrs.frozen
