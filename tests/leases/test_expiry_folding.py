@@ -99,3 +99,29 @@ def test_folded_removal_async(fake, async_client_factory, clock, sink):
     for lease in leases:
         assert store.get_lease(lease.id).state is LeaseState.REVOKED
     assert sorted(report.revoked) == sorted(x.id for x in leases)
+
+
+def test_folding_never_takes_a_pair_another_operation_holds(
+    fake, client, tracker, store, clock, sink
+):
+    users, ops, other, filler = _setup(fake)
+    leases = [
+        tracker.grant(u, ops, ttl=TTL + dt.timedelta(seconds=0.2 * i), requester="a", reason="r")
+        for i, u in enumerate(users[:3])
+    ]
+    clock.advance(leases[0].expires_at - clock.now())
+    # Another replica holds the second pair: the waiting PATCH must not remove it.
+    held = da.Pair(users[1].id, ops)
+    assert store.claim_pairs(
+        [held], owner="replica-2", now=clock.now(), until=clock.now() + dt.timedelta(minutes=1)
+    ) == [held]
+    client.groups.add_members(other, [filler])
+    client.groups.remove_members(other, [filler])
+    fake.reset_log()
+    tracker.sweep()
+    patches = _patches_to(fake, ops)
+    assert len(patches) == 1
+    assert fake.group_members(ops) == {users[1].id}
+    assert store.get_lease(leases[1].id).state is LeaseState.ACTIVE
+    assert store.get_lease(leases[0].id).state is LeaseState.REVOKED
+    assert store.get_lease(leases[2].id).state is LeaseState.REVOKED

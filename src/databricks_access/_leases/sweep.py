@@ -79,7 +79,8 @@ class SweepFlows(FlowBase):
             if not fresh:
                 break
             seen.update(lease.id for lease in fresh)
-            part = yield from self._sweep_batch(fresh, now, token)
+            # A sweep with a limit ends no more than it was asked to: no folding.
+            part = yield from self._sweep_batch(fresh, now, token, fold=limit is None)
             for key, values in part.items():
                 if key == "taken_over":
                     totals["skipped"] += cast("list[str]", values)
@@ -99,7 +100,7 @@ class SweepFlows(FlowBase):
         )
 
     def _sweep_batch(
-        self, due: list[Lease], now: dt.datetime, token: str
+        self, due: list[Lease], now: dt.datetime, token: str, *, fold: bool
     ) -> Flow[dict[str, object]]:
         pairs = list(dict.fromkeys(lease.pair for lease in due))
         until = now + dt.timedelta(seconds=self.s.claim_ttl)
@@ -112,7 +113,7 @@ class SweepFlows(FlowBase):
         # This batch's pairs are never folded into a removal: they have their own plans.
         folding = _Folding(planned=set(pairs))
         try:
-            result = yield from self._end_pairs(claimed, now, token, folding)
+            result = yield from self._end_pairs(claimed, now, token, folding if fold else None)
         except Exception as exc:
             logger.warning(
                 "sweeping leases %s failed: %s",
@@ -142,7 +143,7 @@ class SweepFlows(FlowBase):
         )
 
     def _end_pairs(
-        self, pairs: list[Pair], now: dt.datetime, token: str, folding: _Folding
+        self, pairs: list[Pair], now: dt.datetime, token: str, folding: _Folding | None
     ) -> Flow[dict[str, object]]:
         plans = yield from self._plan(pairs, now)
         return (yield from self._execute(plans, now, early_by=None, token=token, folding=folding))
