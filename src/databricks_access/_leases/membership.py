@@ -550,8 +550,10 @@ class MembershipFlows:
             waited = yield from perform(WaitForSlot(OpClass.PATCH))
             reserved = True
             room = self.batch_size - len(ids)
-            if waited > 0 and room > 0:
-                extra = [m for m in (yield from sink.fold(gid, ids)) if m not in ids][:room]
+            if waited > 0:
+                extra = [m for m in (yield from sink.fold(gid, ids)) if m not in ids][
+                    : max(room, 0)
+                ]
                 if extra:
                     sink.folded.setdefault(gid, []).extend(extra)
                     ids = [*ids, *extra]

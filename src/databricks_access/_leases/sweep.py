@@ -206,6 +206,8 @@ class SweepFlows(FlowBase):
             if pair not in lost and plan.remove:
                 removals.setdefault(pair.group_id, []).append(pair)
         totals: dict[str, list[str]] = {"revoked": [], "kept": [], "failed": [], "recovered": []}
+        deferred: dict[Pair, _PairPlan] = {}
+        remove_failures: dict[Pair, DatabricksAccessError] = {}
         patches = self.m.count_patches(
             {gid: [pair.principal_id for pair in group] for gid, group in removals.items()}
         )
@@ -229,8 +231,13 @@ class SweepFlows(FlowBase):
             for answer in answers:
                 if isinstance(answer, BaseException):
                     raise answer
-                for key, ids in answer.items():
-                    totals[key] += ids
+                ready, failures, done = answer
+                if done is None:
+                    deferred.update(ready)
+                    remove_failures.update(failures)
+                else:
+                    for key, ids in done.items():
+                        totals[key] += ids
 
         # 3. Adds of recovered grants (coalesced per group), then every other outcome.
         adds: dict[str, list[str]] = {}
@@ -246,8 +253,14 @@ class SweepFlows(FlowBase):
             crash_point("after_revoke_patch")
             lost.update(p for p, e in add_failures.items() if isinstance(e, ChangeNotSentError))
         rest = {pair: plan for pair, plan in plans.items() if pair not in lost and not plan.remove}
+        rest.update(deferred)
         part = yield from self._store_outcomes(
-            rest, current, add_failures=add_failures, remove_failures={}, early_by=early_by, now=now
+            rest,
+            current,
+            add_failures=add_failures,
+            remove_failures=remove_failures,
+            early_by=early_by,
+            now=now,
         )
         for key, ids in part.items():
             totals[key] += ids
@@ -298,11 +311,14 @@ class SweepFlows(FlowBase):
         early_by: str | None,
         token: str,
         folding: _Folding | None,
-    ) -> Flow[dict[str, list[str]]]:
-        """Remove one group's members (with what falls due meanwhile); store the outcomes.
+    ) -> Flow[_GroupDone]:
+        """Remove one group's members (with what falls due meanwhile).
 
         Each request renews the claims of its pairs first (the guard); a pair whose claim
-        was lost meanwhile is not sent, and left to whoever holds it now.
+        was lost meanwhile is not sent, and left to whoever holds it now. When a request
+        waited for its slot, the group's outcomes are stored at once (a lease's end is
+        recorded when its membership went, not when the slowest group's did); otherwise
+        they are returned, with the failures, to be stored with the batch's others.
         """
         unproven: set[Pair] = set()
         failures = yield from self.m.apply(
@@ -324,16 +340,14 @@ class SweepFlows(FlowBase):
             mine.update(folding.plans.pop(gid, {}))
             stored = {**current, **folding.current}
         ready = {pair: plan for pair, plan in mine.items() if pair not in unsent}
-        return (
-            yield from self._store_outcomes(
-                ready,
-                stored,
-                add_failures={},
-                remove_failures=failures,
-                early_by=early_by,
-                now=None,
-            )
+        if folding is None or gid not in folding.waited:
+            # Nothing waited for a slot: the outcomes are stored with the batch's others,
+            # in one transaction.
+            return ready, failures, None
+        done = yield from self._store_outcomes(
+            ready, stored, add_failures={}, remove_failures=failures, early_by=early_by, now=None
         )
+        return ready, failures, done
 
     def _fold(self, folding: _Folding, token: str) -> Fold:
         """Leases of a group that fell due while its PATCH waited for a slot, to join it.
@@ -345,10 +359,13 @@ class SweepFlows(FlowBase):
         """
 
         def fold(gid: str, ids: list[str]) -> Flow[list[str]]:
+            folding.waited.add(gid)
+            room = self.m.batch_size - len(ids)
+            if room <= 0:
+                return []
             now = self._now()
             stuck = now - dt.timedelta(seconds=self.s.claim_ttl)
             due: list[Lease] = yield from due_leases(now, stuck_before=stuck, limit=_FOLD_SCAN)
-            room = self.m.batch_size - len(ids)
             wanted = [
                 pair
                 for pair in dict.fromkeys(lease.pair for lease in due if lease.group_id == gid)
@@ -458,6 +475,14 @@ class _Folding:
     """Folded pairs' plans by group, until the group's outcomes are stored."""
     current: dict[str, Lease] = attrs.Factory(dict)
     """Folded ending leases as stored `REVOKING`."""
+    waited: set[str] = attrs.Factory(set)
+    """Groups whose removal waited for a PATCH slot."""
+
+
+_GroupDone = tuple[
+    dict[Pair, "_PairPlan"], dict[Pair, DatabricksAccessError], dict[str, list[str]] | None
+]
+"""A group's removal: its pairs' plans, the failures, and the outcomes if stored already."""
 
 
 @attrs.frozen
