@@ -13,6 +13,7 @@ import datetime as dt
 
 import databricks_access as da
 from databricks_access import EventKind, LeaseState, MemoryLeaseStore
+from databricks_access.testing import FakeResponse
 
 TTL = dt.timedelta(minutes=1)
 
@@ -125,3 +126,34 @@ def test_folding_never_takes_a_pair_another_operation_holds(
     assert store.get_lease(leases[1].id).state is LeaseState.ACTIVE
     assert store.get_lease(leases[0].id).state is LeaseState.REVOKED
     assert store.get_lease(leases[2].id).state is LeaseState.REVOKED
+
+
+def test_a_failed_folded_removal_ends_no_lease(fake, client, tracker, store, clock):
+    users, ops, other, filler = _setup(fake)
+    leases = [
+        tracker.grant(u, ops, ttl=TTL + dt.timedelta(seconds=0.2 * i), requester="a", reason="r")
+        for i, u in enumerate(users[:3])
+    ]
+    clock.advance(leases[0].expires_at - clock.now())
+    client.groups.add_members(other, [filler])
+    client.groups.remove_members(other, [filler])
+
+    def outage(request):
+        if request.method == "PATCH" and request.path.endswith(f"/Groups/{ops}"):
+            return FakeResponse(
+                400,
+                (("Content-Type", "application/json"),),
+                b'{"error_code":"INVALID_PARAMETER_VALUE","message":"refused"}',
+            )
+        return None
+
+    fake.interceptor = outage
+    fake.reset_log()
+    report = tracker.sweep()
+    # The folded leases were sent with the first one, and failed with it: none ended.
+    assert sorted(report.failed) == sorted(x.id for x in leases)
+    assert fake.group_members(ops) == {u.id for u in users[:3]}
+    for lease in leases:
+        stored = store.get_lease(lease.id)
+        assert stored.state is LeaseState.REVOKE_FAILED
+        assert stored.ended_at is None
