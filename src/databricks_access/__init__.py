@@ -165,15 +165,14 @@ if TYPE_CHECKING:
         RevokeOutcome,
         RevokeResult,
     )
-    from databricks_access._leases.store import AsyncLeaseStore, LeaseStore
-    from databricks_access._leases.tracker import (
-        AsyncLeaseTracker,
+    from databricks_access._leases.results import (
         DriftItem,
         DriftReport,
         ExtendResult,
-        LeaseTracker,
         SweepReport,
     )
+    from databricks_access._leases.store import AsyncLeaseStore, LeaseStore
+    from databricks_access._leases.tracker import AsyncLeaseTracker, LeaseTracker
     from databricks_access._leases.values import (
         AccessRequest,
         AuditEvent,
@@ -279,12 +278,12 @@ _EXPORTS: dict[str, str] = {
     "Diagnosis": "_diagnose.diagnose",
     "DiscoveryFailure": "_discovery.inventory",
     "DisplayNamePatternTagSource": "_integration.owners",
-    "DriftItem": "_leases.tracker",
-    "DriftReport": "_leases.tracker",
+    "DriftItem": "_leases.results",
+    "DriftReport": "_leases.results",
     "EnvSecretStore": "_secrets.base",
     "EventKind": "_leases.values",
     "EventSink": "_leases.events",
-    "ExtendResult": "_leases.tracker",
+    "ExtendResult": "_leases.results",
     "FileSecretStore": "_secrets.base",
     "GcpSecretManagerStore": "_secrets.gcp",
     "GrantOutcome": "_leases.membership",
@@ -354,7 +353,7 @@ _EXPORTS: dict[str, str] = {
     "StaticDirectory": "_integration.directories",
     "StaticOwnerResolver": "_integration.owners",
     "StaticSecretStore": "_secrets.base",
-    "SweepReport": "_leases.tracker",
+    "SweepReport": "_leases.results",
     "SystemClock": "_clock",
     "TagOwnerResolver": "_integration.owners",
     "TagSource": "_integration.owners",

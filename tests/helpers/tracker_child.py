@@ -104,12 +104,16 @@ def _requests(spec, client, tracker):
 def _trace_crash_points() -> None:
     """Print each crash point reached, with its step, instead of crashing."""
     import databricks_access._integration.request_flows as requests_module  # noqa: PLC0415
-    import databricks_access._leases.tracker as tracker_module  # noqa: PLC0415
+    import databricks_access._leases.base as base_module  # noqa: PLC0415
+    import databricks_access._leases.sweep as sweep_module  # noqa: PLC0415
+    import databricks_access._leases.tracker_flows as flows_module  # noqa: PLC0415
 
     def trace(name: str) -> None:
         print(f"point {_STEP[0]} {name}", flush=True)
 
-    tracker_module.crash_point = trace
+    # Patched where the name is used: each module that passes crash points.
+    for module in (base_module, sweep_module, flows_module):
+        module.crash_point = trace
     requests_module.crash_point = trace
 
 

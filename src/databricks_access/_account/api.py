@@ -208,8 +208,12 @@ class AccountApi(AccessApi):
         remove: Sequence[str] = (),
         *,
         deadline: float | None = None,
+        slot_reserved: bool = False,
     ) -> Flow[None]:
-        """One PATCH adding and removing members (ids), whatever their number."""
+        """One PATCH adding and removing members (ids), whatever their number.
+
+        `slot_reserved`: the caller already waited for this PATCH's throttle slot.
+        """
         check_id(group_id, "group_id")
         for member in (*add, *remove):
             check_id(member, "principal_id")
@@ -229,6 +233,7 @@ class AccountApi(AccessApi):
                 op=OpClass.PATCH,
                 idempotent=True,
                 deadline=deadline,
+                slot_reserved=slot_reserved,
             )
         )
 

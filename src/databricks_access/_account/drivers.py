@@ -19,7 +19,16 @@ from typing import Any, Generic, TypeVar
 
 import httpx
 
-from databricks_access._account.flows import Call, Concurrently, Flow, Listing, Reply, Step
+from databricks_access._account.flows import (
+    Call,
+    Concurrently,
+    Flow,
+    Listing,
+    OpClass,
+    Reply,
+    Step,
+    WaitForSlot,
+)
 from databricks_access._account.retry import RetryPolicy, parse_retry_after
 from databricks_access._account.throttle import Throttle
 from databricks_access._clock import Clock
@@ -289,7 +298,11 @@ class SyncDriver(_DriverBase):
         landed = False  # whether an attempt so far may have taken effect
         while True:
             attempt += 1
-            if self._throttle is not None and call.throttled:
+            if (
+                self._throttle is not None
+                and call.throttled
+                and not (attempt == 1 and call.slot_reserved)
+            ):
                 wait = self._throttle.reserve(call.op)
                 if wait > 0:
                     self._clock.sleep(wait)
@@ -317,6 +330,13 @@ class SyncDriver(_DriverBase):
                 raise outcome
             self._clock.sleep(delay)
 
+    def wait_for_slot(self, op: OpClass) -> float:
+        """Reserve the next throttle slot of `op`'s class and sleep until it; the wait."""
+        wait = 0.0 if self._throttle is None else self._throttle.reserve(op)
+        if wait > 0:
+            self._clock.sleep(wait)
+        return wait
+
     def run(self, flow: Flow[T], effects: Callable[[Effect[Any]], object] | None = None) -> T:
         """Run a flow to its end and return its value.
 
@@ -328,6 +348,8 @@ class SyncDriver(_DriverBase):
         def handle(step: Step) -> object:
             if isinstance(step, Call):
                 return self.send(step)
+            if isinstance(step, WaitForSlot):
+                return self.wait_for_slot(step.op)
             if isinstance(step, Concurrently):
                 return self._concurrently(step, effects)
             if effects is not None:
@@ -397,7 +419,11 @@ class AsyncDriver(_DriverBase):
         landed = False  # whether an attempt so far may have taken effect
         while True:
             attempt += 1
-            if self._throttle is not None and call.throttled:
+            if (
+                self._throttle is not None
+                and call.throttled
+                and not (attempt == 1 and call.slot_reserved)
+            ):
                 wait = self._throttle.reserve(call.op)
                 if wait > 0:
                     await self._clock.asleep(wait)
@@ -424,6 +450,13 @@ class AsyncDriver(_DriverBase):
                 raise outcome
             await self._clock.asleep(delay)
 
+    async def wait_for_slot(self, op: OpClass) -> float:
+        """Reserve the next throttle slot of `op`'s class and sleep until it; the wait."""
+        wait = 0.0 if self._throttle is None else self._throttle.reserve(op)
+        if wait > 0:
+            await self._clock.asleep(wait)
+        return wait
+
     async def run(
         self, flow: Flow[T], effects: Callable[[Effect[Any]], Awaitable[object]] | None = None
     ) -> T:
@@ -432,6 +465,8 @@ class AsyncDriver(_DriverBase):
         async def handle(step: Step) -> object:
             if isinstance(step, Call):
                 return await self.send(step)
+            if isinstance(step, WaitForSlot):
+                return await self.wait_for_slot(step.op)
             if isinstance(step, Concurrently):
                 return await self._concurrently(step, effects)
             if effects is not None:

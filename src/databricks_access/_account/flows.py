@@ -30,6 +30,7 @@ __all__ = [
     "OpClass",
     "Reply",
     "Step",
+    "WaitForSlot",
     "collect",
     "concurrently",
     "request",
@@ -67,6 +68,8 @@ class Call:
             to the flow as the server gave it (the account probe measures them).
         throttled: Whether the client-side rate limits pace it; only the account probe's
             opt-in rate-limit runs, which look for the server's own limits, send without.
+        slot_reserved: The first attempt's throttle slot was reserved (and waited for)
+            beforehand, by the flow; retries take slots as usual.
     """
 
     method: str
@@ -79,6 +82,7 @@ class Call:
     deadline: float | None = None
     retries: bool = True
     throttled: bool = True
+    slot_reserved: bool = False
 
     @property
     def target(self) -> str:
@@ -113,6 +117,18 @@ class Reply:
             raise ServerError(
                 self.status, "MALFORMED_RESPONSE", "the response body is not valid JSON"
             ) from None
+
+
+@attrs.frozen
+class WaitForSlot(Effect[float]):
+    """Reserve the next client-side throttle slot of `op`'s class and wait for it.
+
+    The driver answers the seconds waited (0 without a throttle). The request that
+    follows is sent with `slot_reserved=True`, so it takes no second slot: a flow can
+    act on what changed while it waited (the lease tracker folds in what fell due).
+    """
+
+    op: OpClass
 
 
 @attrs.frozen

@@ -27,7 +27,7 @@ from databricks_access._account.models import (
 )
 from databricks_access._account.serde import structure, unstructure
 from databricks_access._errors import ApiError, ConfigError, DatabricksAccessError
-from databricks_access._leases.tracker import DriftItem
+from databricks_access._leases.results import DriftItem
 from databricks_access._leases.values import TERMINAL_STATES, Lease, LeaseState
 from databricks_access._util.html import render_table
 from databricks_access._util.json import loads

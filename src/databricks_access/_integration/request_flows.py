@@ -32,6 +32,8 @@ from databricks_access._errors import (
     NotFoundError,
 )
 from databricks_access._integration.approvers import Approvers
+from databricks_access._leases.settings import group_id as _group_id
+from databricks_access._leases.settings import text as _text
 from databricks_access._leases.store import (
     StaleStateError,
     add_request,
@@ -40,7 +42,7 @@ from databricks_access._leases.store import (
     get_request,
     update_request,
 )
-from databricks_access._leases.tracker import TrackerFlows, _group_id, _text
+from databricks_access._leases.tracker_flows import TrackerFlows
 from databricks_access._leases.values import (
     AccessRequest,
     AuditEvent,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import attrs
 
 from databricks_access._account.api import AccountApi, Principal
-from databricks_access._account.flows import Flow, concurrently
+from databricks_access._account.flows import Flow, OpClass, WaitForSlot, concurrently
 from databricks_access._account.models import Group, PrincipalKind, PrincipalRef
 from databricks_access._account.scim import add_members_body, check_id, remove_members_body
 from databricks_access._clock import Clock
@@ -44,6 +44,7 @@ from databricks_access._errors import (
     TransportError,
 )
 from databricks_access._leases.values import Pair
+from databricks_access._sansio import perform
 
 __all__ = [
     "AsyncMembershipManager",
@@ -202,6 +203,11 @@ def _not_member(error: DatabricksAccessError) -> bool:
 Guard = Callable[[str, list[str]], Flow[list[str]]]
 """Asked before a membership request: (group id, member ids) -> the ids still allowed."""
 
+Fold = Callable[[str, list[str]], Flow[list[str]]]
+"""Asked once a removal's PATCH slot is due, when it had to wait for it: (group id,
+member ids) -> more member ids to remove in the same request (the lease tracker's
+leases of the group that fell due meanwhile, claimed and stored `REVOKING` first)."""
+
 
 class ChangeNotSentError(DatabricksAccessError):
     """A membership change was not sent: its guard (a lease claim) no longer allowed it."""
@@ -216,6 +222,8 @@ class _Outcomes:
     guard: Guard | None
     unproven: set[Pair] | None = attrs.field(eq=False)
     check_group: bool = False
+    fold: Fold | None = None
+    folded: dict[str, list[str]] = attrs.field(factory=dict, eq=False)
 
 
 def _transient(error: DatabricksAccessError) -> bool:
@@ -451,6 +459,7 @@ class MembershipFlows:
         guard: Guard | None = None,
         unproven: set[Pair] | None = None,
         check_group: bool = False,
+        fold: Fold | None = None,
     ) -> Flow[dict[Pair, DatabricksAccessError]]:
         """Add (or remove) member ids per group, coalesced; returns the pairs that failed.
 
@@ -472,6 +481,9 @@ class MembershipFlows:
             check_group: When a removal is answered "not a member", read the group once:
                 a group that does not exist fails its pairs instead of counting them as
                 not members.
+            fold: For removals: each request first waits for its PATCH slot; when it had
+                to wait, `fold` names more members of the group to remove in it (never
+                beyond `batch_size`). Their outcomes are returned like the others'.
         """
         groups = [g for g, ids in changes.items() if ids]
         chunked = {g: _chunks(list(dict.fromkeys(changes[g])), self.batch_size) for g in groups}
@@ -481,10 +493,13 @@ class MembershipFlows:
             guard=guard,
             unproven=unproven,
             check_group=check_group and not adding,
+            fold=None if adding else fold,
         )
         outcomes = yield from concurrently(
             [self._apply(g, chunked[g], sink) for g in groups], self.concurrency
         )
+        for g, extra in sink.folded.items():
+            chunked[g].append(extra)  # folded members count as sent in their group
         failures: dict[Pair, DatabricksAccessError] = {}
         for g, outcome in zip(groups, outcomes, strict=True):
             if isinstance(outcome, DatabricksAccessError):
@@ -525,8 +540,24 @@ class MembershipFlows:
         sink: _Outcomes,
         failed: dict[Pair, DatabricksAccessError],
     ) -> Flow[None]:
-        """One request for `ids`; when it fails, find the members it failed for."""
-        error = yield from self._try(gid, ids, sink, failed)
+        """One request for `ids`; when it fails, find the members it failed for.
+
+        With a `fold`, the request first waits for its PATCH slot, then takes in what
+        `fold` adds, so what fell due during the wait leaves in this request.
+        """
+        reserved = False
+        if sink.fold is not None:
+            waited = yield from perform(WaitForSlot(OpClass.PATCH))
+            reserved = True
+            room = self.batch_size - len(ids)
+            if waited > 0:
+                extra = [m for m in (yield from sink.fold(gid, ids)) if m not in ids][
+                    : max(room, 0)
+                ]
+                if extra:
+                    sink.folded.setdefault(gid, []).extend(extra)
+                    ids = [*ids, *extra]
+        error = yield from self._try(gid, ids, sink, failed, reserved=reserved)
         if error is not None:
             yield from self._split(gid, ids, error, sink, failed)
 
@@ -566,8 +597,13 @@ class MembershipFlows:
         ids: list[str],
         sink: _Outcomes,
         failed: dict[Pair, DatabricksAccessError],
+        *,
+        reserved: bool = False,
     ) -> Flow[DatabricksAccessError | None]:
-        """Send one request (what its guard allows); returns its error, if any is left."""
+        """Send one request (what its guard allows); returns its error, if any is left.
+
+        `reserved`: its PATCH slot was already waited for (see `WaitForSlot`).
+        """
         if sink.guard is not None:
             allowed = set((yield from sink.guard(gid, ids)))
             for member in ids:
@@ -580,7 +616,7 @@ class MembershipFlows:
                 return None
         tolerated = _already_member if sink.adding else _not_member
         try:
-            yield from self._patch(gid, ids, sink.adding, sink.deadline)
+            yield from self._patch(gid, ids, sink.adding, sink.deadline, reserved=reserved)
         except DatabricksAccessError as exc:
             if not tolerated(exc):
                 return exc
@@ -595,11 +631,23 @@ class MembershipFlows:
                 sink.unproven.add(Pair(ids[0], gid))
         return None
 
-    def _patch(self, gid: str, ids: list[str], adding: bool, deadline: float | None) -> Flow[None]:
+    def _patch(
+        self,
+        gid: str,
+        ids: list[str],
+        adding: bool,
+        deadline: float | None,
+        *,
+        reserved: bool = False,
+    ) -> Flow[None]:
         if adding:
-            yield from self.api.patch_members(gid, add=ids, deadline=deadline)
+            yield from self.api.patch_members(
+                gid, add=ids, deadline=deadline, slot_reserved=reserved
+            )
         else:
-            yield from self.api.patch_members(gid, remove=ids, deadline=deadline)
+            yield from self.api.patch_members(
+                gid, remove=ids, deadline=deadline, slot_reserved=reserved
+            )
 
     def _result(
         self,
