@@ -10,8 +10,9 @@ PAGE = Path(__file__).resolve().parents[2] / "docs" / "unity-catalog.md"
 
 def test_the_example_runs_and_prints_what_it_says(capsys):
     text = PAGE.read_text(encoding="utf-8")
-    (block,) = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
-    exec(compile(block, "docs/unity-catalog.md", "exec"), {"__name__": "__docs__"})  # noqa: S102
+    example, approval = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    namespace = {"__name__": "__docs__"}
+    exec(compile(example, "docs/unity-catalog.md", "exec"), namespace)  # noqa: S102
     out = capsys.readouterr().out.splitlines()
     assert out[0] == (
         "SELECT, USE_CATALOG on catalog sales (+1 below); USE_SCHEMA on schema sales.raw"
@@ -19,6 +20,16 @@ def test_the_example_runs_and_prints_what_it_says(capsys):
     assert "sales.raw USE_SCHEMA juniors () False" in out
     assert "sales.raw SELECT analysts ('analysts',) True" in out
     assert out[-1] == "('analysts', 'juniors')"
+    # The approval: the approver reads the summary on the request, then the grant lands.
+    exec(compile(approval, "docs/unity-catalog.md", "exec"), namespace)  # noqa: S102
+    details, decided = capsys.readouterr().out.splitlines()
+    assert details == (
+        "Unlocks (Unity Catalog): SELECT, USE_CATALOG on catalog sales (+1 below); "
+        "USE_SCHEMA on schema sales.raw"
+    )
+    assert decided == "approved True"
+    fake = namespace["fake"]
+    assert namespace["carol"] in fake.group_members(namespace["juniors"])
 
 
 def test_the_page_is_in_the_site_navigation():
