@@ -12,21 +12,13 @@ import enum
 import logging
 import sys
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from typing_extensions import Self
 
 from databricks_access._about import __version__
 from databricks_access._account.api import AccountApi, Principal
-from databricks_access._account.auth import OAuthM2M
 from databricks_access._account.config import AccountConfig
-from databricks_access._account.drivers import (
-    AsyncDriver,
-    SyncDriver,
-    new_async_http,
-    new_sync_http,
-)
 from databricks_access._account.models import PrincipalRef
 from databricks_access._account.principals import (
     AsyncServicePrincipalAccess,
@@ -50,9 +42,17 @@ from databricks_access._account.services import (
     Workspaces,
 )
 from databricks_access._account.throttle import RateLimits, shared_throttle
-from databricks_access._clock import Clock, SystemClock
 from databricks_access._errors import ConfigError
 from databricks_access._secrets.base import EnvSecretStore, SecretStore
+
+if TYPE_CHECKING:
+    # httpx, asyncio (the clock) and the drivers load when a client is built, not when
+    # the class is touched: `import databricks_access; databricks_access.AccountClient`
+    # stays cheap (tests/account/test_lazy_imports.py).
+    import httpx
+
+    from databricks_access._account.drivers import AsyncDriver, SyncDriver
+    from databricks_access._clock import Clock
 
 __all__ = ["AccountClient", "AsyncAccountClient"]
 
@@ -87,6 +87,11 @@ class _Setup:
     ) -> None:
         if not isinstance(config, AccountConfig):
             raise ConfigError("must be a databricks_access.AccountConfig", "config")
+        import httpx  # noqa: PLC0415 - see the TYPE_CHECKING block
+
+        from databricks_access._account.auth import OAuthM2M  # noqa: PLC0415
+        from databricks_access._clock import SystemClock  # noqa: PLC0415
+
         self.config = config
         self.clock = clock or SystemClock()
         self.retry = retry or RetryPolicy(
@@ -175,8 +180,10 @@ class AccountClient:
         self.clock = setup.clock
         self.auth = setup.auth
         self._owns_http = http_client is None
+        from databricks_access._account.drivers import SyncDriver, new_sync_http  # noqa: PLC0415
+
         http = http_client or new_sync_http(transport, setup.timeout, verify=setup.verify)
-        self._driver = SyncDriver(http, **setup.driver_args())
+        self._driver: SyncDriver = SyncDriver(http, **setup.driver_args())
         self._api = setup.api
         self.groups = Groups(self)
         self.users = Users(self)
@@ -253,7 +260,11 @@ class AsyncAccountClient:
         self._transport = transport
         self._timeout = setup.timeout
         self._verify = setup.verify
-        self._driver = AsyncDriver(http_client or self._new_http, **setup.driver_args())
+        from databricks_access._account.drivers import AsyncDriver  # noqa: PLC0415
+
+        self._driver: AsyncDriver = AsyncDriver(
+            http_client or self._new_http, **setup.driver_args()
+        )
         self._api = setup.api
         self.groups = AsyncGroups(self)
         self.users = AsyncUsers(self)
@@ -265,6 +276,8 @@ class AsyncAccountClient:
         self.workspace_assignments = AsyncWorkspaceAssignments(self)
 
     def _new_http(self) -> httpx.AsyncClient:
+        from databricks_access._account.drivers import new_async_http  # noqa: PLC0415
+
         return new_async_http(self._transport, self._timeout, verify=self._verify)
 
     @property

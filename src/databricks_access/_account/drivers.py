@@ -13,13 +13,14 @@ import random
 import ssl
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
-from databricks_access._account.flows import Call, Concurrently, Flow, Listing, Reply, Step
+from databricks_access._account.flows import Call, Concurrently, Flow, Reply, Step
+from databricks_access._account.pagers import AsyncPager, Pager
 from databricks_access._account.retry import RetryPolicy, parse_retry_after
 from databricks_access._account.throttle import Throttle
 from databricks_access._clock import Clock
@@ -32,7 +33,6 @@ from databricks_access._errors import (
     error_from_reply,
 )
 from databricks_access._sansio import Effect, run_async, run_sync
-from databricks_access._util.html import HtmlList, render_rows
 
 __all__ = [
     "AsyncDriver",
@@ -453,70 +453,3 @@ class AsyncDriver(_DriverBase):
                     return exc
 
         return list(await asyncio.gather(*(one(f) for f in step.flows)))
-
-
-class Pager(Generic[T]):
-    """A lazy, auto-paging iterator: pages are fetched as you iterate.
-
-    Iterating again starts a new listing. `collect()` returns every item as a list (one
-    that shows as a table in a notebook). In a notebook, a pager shows its first page as
-    a table: displaying it sends one request.
-    """
-
-    def __init__(self, driver: SyncDriver, listing: Callable[[], Listing[T]]) -> None:
-        self._driver = driver
-        self._listing = listing
-
-    def __iter__(self) -> Iterator[T]:
-        listing = self._listing()
-        while (page := listing.next_page()) is not None:
-            yield from self._driver.run(page)
-
-    def collect(self) -> list[T]:
-        """Every item of every page, as a list."""
-        return HtmlList(self)
-
-    def __repr__(self) -> str:
-        return "<Pager: a lazy listing; iterate it, or collect() every item>"
-
-    def _repr_html_(self) -> str:
-        listing = self._listing()
-        page = listing.next_page()
-        items = [] if page is None else self._driver.run(page)
-        more = listing.next_page() is not None  # a flow not started: no request
-        return render_rows(
-            items,
-            caption=f"First page of a listing: {len(items)} item(s)",
-            more="More pages follow: iterate the pager, or collect() every item." if more else "",
-        )
-
-
-class AsyncPager(Generic[T]):
-    """The async twin of `Pager`: `async for item in pager`, or `await pager.collect()`."""
-
-    def __init__(self, driver: AsyncDriver, listing: Callable[[], Listing[T]]) -> None:
-        self._driver = driver
-        self._listing = listing
-
-    async def _iterate(self) -> AsyncIterator[T]:
-        listing = self._listing()
-        while (page := listing.next_page()) is not None:
-            for item in await self._driver.run(page):
-                yield item
-
-    def __aiter__(self) -> AsyncIterator[T]:
-        return self._iterate()
-
-    async def collect(self) -> list[T]:
-        """Every item of every page, as a list."""
-        return HtmlList([item async for item in self])
-
-    def __repr__(self) -> str:
-        return "<AsyncPager: a lazy listing; async for over it, or await collect()>"
-
-    def _repr_html_(self) -> str:
-        # Displaying cannot await: say how to see the items instead of fetching them.
-        return (
-            '<div class="databricks-access"><em>An async listing, not fetched yet: '
-            "<code>await pager.collect()</code> shows every item.</em></div>"
-        )
