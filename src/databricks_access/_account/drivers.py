@@ -118,12 +118,26 @@ def new_sync_http(
     )
 
 
+ASYNC_POOL = 10
+"""Requests an `AsyncAccountClient` has in flight per event loop, and its connections.
+
+httpcore's pool scans every queued request against every connection (and asks each
+connection's socket whether it expired) whenever a request starts or ends: with 200
+requests queued that scan was most of the CPU. The driver queues requests beyond this
+on a semaphore instead, where waiting costs nothing, and keeps every connection alive.
+Ten in flight is more than the published rate limits let through at real latencies.
+"""
+
+
 def new_async_http(
     transport: httpx.AsyncBaseTransport | None, timeout: httpx.Timeout, *, verify: bool
 ) -> httpx.AsyncClient:
     """The `httpx.AsyncClient` of an `AsyncAccountClient`, made like `new_sync_http`'s."""
     return _AsyncHttp(
-        transport=transport, timeout=timeout, verify=verify if transport else _verify(verify)
+        transport=transport,
+        timeout=timeout,
+        verify=verify if transport else _verify(verify),
+        limits=httpx.Limits(max_connections=ASYNC_POOL, max_keepalive_connections=ASYNC_POOL),
     )
 
 
@@ -367,6 +381,18 @@ class AsyncDriver(_DriverBase):
         self._factory = None if isinstance(http, httpx.AsyncClient) else http
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
         self._per_loop = weakref.WeakKeyDictionary()
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._gates = weakref.WeakKeyDictionary()
+
+    def _gate(self) -> asyncio.Semaphore | None:
+        """The running loop's bound on requests in flight (None on a client passed in)."""
+        if self._fixed is not None:
+            return None
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = asyncio.Semaphore(ASYNC_POOL)
+        return gate
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -404,10 +430,17 @@ class AsyncDriver(_DriverBase):
             http = self.http
             request = self._request(http, call)
             self.requests_sent += 1
+            gate = self._gate()
             try:
-                response = await http.send(
-                    request, auth=self._auth_for(call), follow_redirects=False
-                )
+                if gate is None:
+                    response = await http.send(
+                        request, auth=self._auth_for(call), follow_redirects=False
+                    )
+                else:
+                    async with gate:
+                        response = await http.send(
+                            request, auth=self._auth_for(call), follow_redirects=False
+                        )
             except httpx.TransportError as exc:
                 outcome: Reply | DatabricksAccessError = self._transport_error(call, request, exc)
             except DatabricksAccessError as exc:  # no token: this attempt was never sent
