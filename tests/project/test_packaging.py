@@ -258,15 +258,19 @@ def test_import_loads_only_the_standard_library():
 
 def test_touching_the_clients_loads_no_http_stack():
     # `da.AccountClient` in a type hint or an isinstance check stays cheap: httpx, the
-    # drivers, OAuth, asyncio and the HTML and email modules load when a client is built.
+    # drivers, OAuth, asyncio, the models, the services and the HTML and email modules
+    # load when a client is built.
     loaded = _modules_after(
         "import databricks_access as da\nda.AccountClient, da.AsyncAccountClient, da.Pager"
     )
     heavy = {
         "asyncio",
         "cattrs",
+        "databricks_access._account.api",
         "databricks_access._account.auth",
         "databricks_access._account.drivers",
+        "databricks_access._account.models",
+        "databricks_access._account.services",
         "databricks_access._clock",
         "databricks_access._util.html",
         "email.utils",

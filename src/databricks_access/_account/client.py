@@ -17,42 +17,23 @@ from typing import TYPE_CHECKING, Any, Literal
 from typing_extensions import Self
 
 from databricks_access._about import __version__
-from databricks_access._account.api import AccountApi, Principal
-from databricks_access._account.config import AccountConfig
-from databricks_access._account.models import PrincipalRef
-from databricks_access._account.principals import (
-    AsyncServicePrincipalAccess,
-    AsyncServicePrincipals,
-    AsyncServicePrincipalSecrets,
-    AsyncUsers,
-    ServicePrincipalAccess,
-    ServicePrincipals,
-    ServicePrincipalSecrets,
-    Users,
-)
-from databricks_access._account.retry import RetryPolicy
-from databricks_access._account.services import (
-    AsyncGroupManagers,
-    AsyncGroups,
-    AsyncWorkspaceAssignments,
-    AsyncWorkspaces,
-    GroupManagers,
-    Groups,
-    WorkspaceAssignments,
-    Workspaces,
-)
 from databricks_access._account.throttle import RateLimits, shared_throttle
 from databricks_access._errors import ConfigError
-from databricks_access._secrets.base import EnvSecretStore, SecretStore
 
 if TYPE_CHECKING:
-    # httpx, asyncio (the clock) and the drivers load when a client is built, not when
-    # the class is touched: `import databricks_access; databricks_access.AccountClient`
-    # stays cheap (tests/account/test_lazy_imports.py).
+    # Touching the class loads none of these: httpx, asyncio (the clock), the drivers,
+    # the models and the services load when a client is built, so
+    # `import databricks_access; databricks_access.AccountClient` stays cheap
+    # (tests/project/test_packaging.py checks what it loads).
     import httpx
 
+    from databricks_access._account.api import Principal
+    from databricks_access._account.config import AccountConfig
     from databricks_access._account.drivers import AsyncDriver, SyncDriver
+    from databricks_access._account.models import PrincipalRef
+    from databricks_access._account.retry import RetryPolicy
     from databricks_access._clock import Clock
+    from databricks_access._secrets.base import SecretStore
 
 __all__ = ["AccountClient", "AsyncAccountClient"]
 
@@ -85,13 +66,18 @@ class _Setup:
         retry: RetryPolicy | None,
         clock: Clock | None,
     ) -> None:
+        # Imported here, not above: see the TYPE_CHECKING block.
+        import httpx  # noqa: PLC0415
+
+        from databricks_access._account.api import AccountApi  # noqa: PLC0415
+        from databricks_access._account.auth import OAuthM2M  # noqa: PLC0415
+        from databricks_access._account.config import AccountConfig  # noqa: PLC0415
+        from databricks_access._account.retry import RetryPolicy  # noqa: PLC0415
+        from databricks_access._clock import SystemClock  # noqa: PLC0415
+        from databricks_access._secrets.base import EnvSecretStore  # noqa: PLC0415
+
         if not isinstance(config, AccountConfig):
             raise ConfigError("must be a databricks_access.AccountConfig", "config")
-        import httpx  # noqa: PLC0415 - see the TYPE_CHECKING block
-
-        from databricks_access._account.auth import OAuthM2M  # noqa: PLC0415
-        from databricks_access._clock import SystemClock  # noqa: PLC0415
-
         self.config = config
         self.clock = clock or SystemClock()
         self.retry = retry or RetryPolicy(
@@ -181,6 +167,18 @@ class AccountClient:
         self.auth = setup.auth
         self._owns_http = http_client is None
         from databricks_access._account.drivers import SyncDriver, new_sync_http  # noqa: PLC0415
+        from databricks_access._account.principals import (  # noqa: PLC0415
+            ServicePrincipalAccess,
+            ServicePrincipals,
+            ServicePrincipalSecrets,
+            Users,
+        )
+        from databricks_access._account.services import (  # noqa: PLC0415
+            GroupManagers,
+            Groups,
+            WorkspaceAssignments,
+            Workspaces,
+        )
 
         http = http_client or new_sync_http(transport, setup.timeout, verify=setup.verify)
         self._driver: SyncDriver = SyncDriver(http, **setup.driver_args())
@@ -261,6 +259,18 @@ class AsyncAccountClient:
         self._timeout = setup.timeout
         self._verify = setup.verify
         from databricks_access._account.drivers import AsyncDriver  # noqa: PLC0415
+        from databricks_access._account.principals import (  # noqa: PLC0415
+            AsyncServicePrincipalAccess,
+            AsyncServicePrincipals,
+            AsyncServicePrincipalSecrets,
+            AsyncUsers,
+        )
+        from databricks_access._account.services import (  # noqa: PLC0415
+            AsyncGroupManagers,
+            AsyncGroups,
+            AsyncWorkspaceAssignments,
+            AsyncWorkspaces,
+        )
 
         self._driver: AsyncDriver = AsyncDriver(
             http_client or self._new_http, **setup.driver_args()
