@@ -6,11 +6,18 @@ python -m bench.report bench/results/latest.json --write docs/performance.md  # 
 
 `--write` replaces what lies between the page's `<!-- bench-table:start -->` and
 `<!-- bench-table:end -->` markers, so the page's table is always a run's JSON.
+
+python -m bench --only import_time --json /tmp/run.json
+python -m bench.report /tmp/run.json --write docs/performance.md --merge
+
+`--merge` replaces only the rows of the workloads in the JSON file and keeps the page's
+other rows as they are (a new workload goes after the one before it in the file).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -72,10 +79,41 @@ def write(document: dict[str, Any], page: Path) -> None:
     page.write_text(f"{head}{START}\n{table(document)}\n{END}{tail}", encoding="utf-8")
 
 
+def _workload(line: str) -> str | None:
+    match = re.match(r"\| `([^`]+)` \|", line)
+    return match.group(1) if match else None
+
+
+def merge(document: dict[str, Any], page: Path) -> None:
+    """Replace the page's rows of this run's workloads, keeping every other row."""
+    text = page.read_text(encoding="utf-8")
+    head, start, rest = text.partition(START)
+    body, end, tail = rest.partition(END)
+    if not start or not end:
+        raise SystemExit(f"{page} has no {START} ... {END} markers")
+    lines = [line for line in body.strip("\n").split("\n") if line]
+    new = table(document).split("\n")
+    rows = {_workload(line): line for line in new[2:]}
+    merged = lines[:2] or new[:2]
+    merged += [rows.pop(name, line) if (name := _workload(line)) else line for line in lines[2:]]
+    previous = None
+    for row in document["rows"]:  # workloads the page did not have yet
+        name = row["workload"]
+        if name in rows:
+            names = [_workload(line) for line in merged]
+            at = names.index(previous) + 1 if previous in names else len(merged)
+            merged.insert(at, rows.pop(name))
+        previous = name
+    body = "\n".join(merged)
+    page.write_text(f"{head}{START}\n{body}\n{END}{tail}", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the table of the JSON file named on the command line (or write it)."""
     args = sys.argv[1:] if argv is None else argv
     target = None
+    merging = "--merge" in args
+    args = [arg for arg in args if arg != "--merge"]
     if "--write" in args:
         index = args.index("--write")
         target = Path(args[index + 1])
@@ -84,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     document = json.loads(path.read_text(encoding="utf-8"))
     if target is None:
         print(table(document))
+    elif merging:
+        merge(document, target)
     else:
         write(document, target)
     return 0

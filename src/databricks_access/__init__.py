@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from databricks_access._account.auth import OAuthM2M
     from databricks_access._account.client import AccountClient, AsyncAccountClient
     from databricks_access._account.config import AccountConfig
-    from databricks_access._account.drivers import AsyncPager, Pager
     from databricks_access._account.models import (
         AssignedPrincipal,
         ComplexValue,
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
         Workspace,
         WorkspacePermission,
     )
+    from databricks_access._account.pagers import AsyncPager, Pager
     from databricks_access._account.principals import (
         AsyncServicePrincipals,
         AsyncUsers,
@@ -252,7 +252,7 @@ _EXPORTS: dict[str, str] = {
     "AsyncLeaseTracker": "_leases.tracker",
     "AsyncMembershipManager": "_leases.membership",
     "AsyncOwnerResolver": "_integration.owners",
-    "AsyncPager": "_account.drivers",
+    "AsyncPager": "_account.pagers",
     "AsyncPostgresLeaseStore": "_stores.postgres.async_store",
     "AsyncServicePrincipals": "_account.principals",
     "AsyncTagOwnerResolver": "_integration.owners",
@@ -320,7 +320,7 @@ _EXPORTS: dict[str, str] = {
     "OwnerKind": "_integration.owners",
     "OwnerResolver": "_integration.owners",
     "OwnerTags": "_integration.policy",
-    "Pager": "_account.drivers",
+    "Pager": "_account.pagers",
     "Pair": "_leases.values",
     "PermissionAssignment": "_account.models",
     "PermissionDeniedError": "_errors",

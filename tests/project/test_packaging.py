@@ -256,6 +256,34 @@ def test_import_loads_only_the_standard_library():
     assert "databricks_access.testing" not in loaded
 
 
+def test_touching_the_clients_loads_no_http_stack():
+    # `da.AccountClient` in a type hint or an isinstance check stays cheap: httpx, the
+    # drivers, OAuth, asyncio, the models, the services and the HTML and email modules
+    # load when a client is built.
+    loaded = _modules_after(
+        "import databricks_access as da\nda.AccountClient, da.AsyncAccountClient, da.Pager"
+    )
+    heavy = {
+        "asyncio",
+        "cattrs",
+        "databricks_access._account.api",
+        "databricks_access._account.auth",
+        "databricks_access._account.drivers",
+        "databricks_access._account.models",
+        "databricks_access._account.services",
+        "databricks_access._clock",
+        "databricks_access._util.html",
+        "email.utils",
+        "html",
+        "http.client",
+        "httpcore",
+        "httpx",
+        "ssl",
+        "urllib.request",
+    }
+    assert loaded & heavy == set()
+
+
 def test_building_a_client_loads_only_the_four_dependency_trees():
     # Whatever the four dependencies import (httpx loads click and pygments when they
     # happen to be installed) is theirs; anything beyond that would be ours.

@@ -12,47 +12,28 @@ import enum
 import logging
 import sys
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from typing_extensions import Self
 
 from databricks_access._about import __version__
-from databricks_access._account.api import AccountApi, Principal
-from databricks_access._account.auth import OAuthM2M
-from databricks_access._account.config import AccountConfig
-from databricks_access._account.drivers import (
-    AsyncDriver,
-    SyncDriver,
-    new_async_http,
-    new_sync_http,
-)
-from databricks_access._account.models import PrincipalRef
-from databricks_access._account.principals import (
-    AsyncServicePrincipalAccess,
-    AsyncServicePrincipals,
-    AsyncServicePrincipalSecrets,
-    AsyncUsers,
-    ServicePrincipalAccess,
-    ServicePrincipals,
-    ServicePrincipalSecrets,
-    Users,
-)
-from databricks_access._account.retry import RetryPolicy
-from databricks_access._account.services import (
-    AsyncGroupManagers,
-    AsyncGroups,
-    AsyncWorkspaceAssignments,
-    AsyncWorkspaces,
-    GroupManagers,
-    Groups,
-    WorkspaceAssignments,
-    Workspaces,
-)
 from databricks_access._account.throttle import RateLimits, shared_throttle
-from databricks_access._clock import Clock, SystemClock
 from databricks_access._errors import ConfigError
-from databricks_access._secrets.base import EnvSecretStore, SecretStore
+
+if TYPE_CHECKING:
+    # Touching the class loads none of these: httpx, asyncio (the clock), the drivers,
+    # the models and the services load when a client is built, so
+    # `import databricks_access; databricks_access.AccountClient` stays cheap
+    # (tests/project/test_packaging.py checks what it loads).
+    import httpx
+
+    from databricks_access._account.api import Principal
+    from databricks_access._account.config import AccountConfig
+    from databricks_access._account.drivers import AsyncDriver, SyncDriver
+    from databricks_access._account.models import PrincipalRef
+    from databricks_access._account.retry import RetryPolicy
+    from databricks_access._clock import Clock
+    from databricks_access._secrets.base import SecretStore
 
 __all__ = ["AccountClient", "AsyncAccountClient"]
 
@@ -85,6 +66,16 @@ class _Setup:
         retry: RetryPolicy | None,
         clock: Clock | None,
     ) -> None:
+        # Imported here, not above: see the TYPE_CHECKING block.
+        import httpx  # noqa: PLC0415
+
+        from databricks_access._account.api import AccountApi  # noqa: PLC0415
+        from databricks_access._account.auth import OAuthM2M  # noqa: PLC0415
+        from databricks_access._account.config import AccountConfig  # noqa: PLC0415
+        from databricks_access._account.retry import RetryPolicy  # noqa: PLC0415
+        from databricks_access._clock import SystemClock  # noqa: PLC0415
+        from databricks_access._secrets.base import EnvSecretStore  # noqa: PLC0415
+
         if not isinstance(config, AccountConfig):
             raise ConfigError("must be a databricks_access.AccountConfig", "config")
         self.config = config
@@ -175,8 +166,22 @@ class AccountClient:
         self.clock = setup.clock
         self.auth = setup.auth
         self._owns_http = http_client is None
+        from databricks_access._account.drivers import SyncDriver, new_sync_http  # noqa: PLC0415
+        from databricks_access._account.principals import (  # noqa: PLC0415
+            ServicePrincipalAccess,
+            ServicePrincipals,
+            ServicePrincipalSecrets,
+            Users,
+        )
+        from databricks_access._account.services import (  # noqa: PLC0415
+            GroupManagers,
+            Groups,
+            WorkspaceAssignments,
+            Workspaces,
+        )
+
         http = http_client or new_sync_http(transport, setup.timeout, verify=setup.verify)
-        self._driver = SyncDriver(http, **setup.driver_args())
+        self._driver: SyncDriver = SyncDriver(http, **setup.driver_args())
         self._api = setup.api
         self.groups = Groups(self)
         self.users = Users(self)
@@ -253,7 +258,23 @@ class AsyncAccountClient:
         self._transport = transport
         self._timeout = setup.timeout
         self._verify = setup.verify
-        self._driver = AsyncDriver(http_client or self._new_http, **setup.driver_args())
+        from databricks_access._account.drivers import AsyncDriver  # noqa: PLC0415
+        from databricks_access._account.principals import (  # noqa: PLC0415
+            AsyncServicePrincipalAccess,
+            AsyncServicePrincipals,
+            AsyncServicePrincipalSecrets,
+            AsyncUsers,
+        )
+        from databricks_access._account.services import (  # noqa: PLC0415
+            AsyncGroupManagers,
+            AsyncGroups,
+            AsyncWorkspaceAssignments,
+            AsyncWorkspaces,
+        )
+
+        self._driver: AsyncDriver = AsyncDriver(
+            http_client or self._new_http, **setup.driver_args()
+        )
         self._api = setup.api
         self.groups = AsyncGroups(self)
         self.users = AsyncUsers(self)
@@ -265,6 +286,8 @@ class AsyncAccountClient:
         self.workspace_assignments = AsyncWorkspaceAssignments(self)
 
     def _new_http(self) -> httpx.AsyncClient:
+        from databricks_access._account.drivers import new_async_http  # noqa: PLC0415
+
         return new_async_http(self._transport, self._timeout, verify=self._verify)
 
     @property

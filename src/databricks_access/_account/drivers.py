@@ -10,25 +10,28 @@ import asyncio
 import json
 import logging
 import random
+import select
+import socket
 import ssl
 import threading
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
+import httpcore
 import httpx
 
 from databricks_access._account.flows import (
     Call,
     Concurrently,
     Flow,
-    Listing,
     OpClass,
     Reply,
     Step,
     WaitForSlot,
 )
+from databricks_access._account.pagers import AsyncPager, Pager
 from databricks_access._account.retry import RetryPolicy, parse_retry_after
 from databricks_access._account.throttle import Throttle
 from databricks_access._clock import Clock
@@ -41,7 +44,6 @@ from databricks_access._errors import (
     error_from_reply,
 )
 from databricks_access._sansio import Effect, run_async, run_sync
-from databricks_access._util.html import HtmlList, render_rows
 
 __all__ = [
     "AsyncDriver",
@@ -127,12 +129,120 @@ def new_sync_http(
     )
 
 
+ASYNC_POOL = 10
+"""Requests an `AsyncAccountClient` has in flight per event loop, and its connections.
+
+httpcore's pool scans every queued request against every connection (and asks each
+connection's socket whether it expired) whenever a request starts or ends: with 200
+requests queued that scan was most of the CPU. The driver queues requests beyond this
+on a semaphore instead, where waiting costs nothing, and keeps every connection alive.
+Ten in flight is more than the published rate limits let through at real latencies.
+"""
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    """anyio's stream, with a cheap answer to httpcore's idle check.
+
+    Whenever a request starts or ends, httpcore asks every idle connection whether its
+    socket is readable (the server closed it); anyio answers through a dictionary of its
+    socket's attributes, built anew on each question. Here the socket is looked up once.
+    """
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._socket: socket.socket | None = inner.get_extra_info("socket")
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return _Stream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable" and self._socket is not None:
+            return _readable(self._socket)
+        return self._inner.get_extra_info(info)
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Whether a read would not block: on an idle connection, the server closed it."""
+    fd = sock.fileno()
+    if fd < 0:
+        return True
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+class _Backend(httpcore.AsyncNetworkBackend):
+    """httpcore's anyio backend, its streams wrapped in `_Stream`."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _Stream(stream)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return _Stream(await self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _AsyncTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport on a pool of `ASYNC_POOL` kept-alive connections over `_Backend`."""
+
+    def __init__(self, verify: ssl.SSLContext | bool) -> None:
+        limits = _async_limits()
+        super().__init__(verify=verify, limits=limits)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=verify
+            if isinstance(verify, ssl.SSLContext)
+            else httpx.create_ssl_context(verify=verify),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_Backend(),
+        )
+
+
+def _async_limits() -> httpx.Limits:
+    return httpx.Limits(max_connections=ASYNC_POOL, max_keepalive_connections=ASYNC_POOL)
+
+
 def new_async_http(
     transport: httpx.AsyncBaseTransport | None, timeout: httpx.Timeout, *, verify: bool
 ) -> httpx.AsyncClient:
     """The `httpx.AsyncClient` of an `AsyncAccountClient`, made like `new_sync_http`'s."""
     return _AsyncHttp(
-        transport=transport, timeout=timeout, verify=verify if transport else _verify(verify)
+        transport=transport or _AsyncTransport(_verify(verify)),
+        timeout=timeout,
+        verify=verify if transport else _verify(verify),
+        limits=_async_limits(),  # for the proxies httpx mounts from the environment
     )
 
 
@@ -389,6 +499,18 @@ class AsyncDriver(_DriverBase):
         self._factory = None if isinstance(http, httpx.AsyncClient) else http
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient]
         self._per_loop = weakref.WeakKeyDictionary()
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._gates = weakref.WeakKeyDictionary()
+
+    def _gate(self) -> asyncio.Semaphore | None:
+        """The running loop's bound on requests in flight (None on a client passed in)."""
+        if self._fixed is not None:
+            return None
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = asyncio.Semaphore(ASYNC_POOL)
+        return gate
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -430,10 +552,17 @@ class AsyncDriver(_DriverBase):
             http = self.http
             request = self._request(http, call)
             self.requests_sent += 1
+            gate = self._gate()
             try:
-                response = await http.send(
-                    request, auth=self._auth_for(call), follow_redirects=False
-                )
+                if gate is None:
+                    response = await http.send(
+                        request, auth=self._auth_for(call), follow_redirects=False
+                    )
+                else:
+                    async with gate:
+                        response = await http.send(
+                            request, auth=self._auth_for(call), follow_redirects=False
+                        )
             except httpx.TransportError as exc:
                 outcome: Reply | DatabricksAccessError = self._transport_error(call, request, exc)
             except DatabricksAccessError as exc:  # no token: this attempt was never sent
@@ -488,70 +617,3 @@ class AsyncDriver(_DriverBase):
                     return exc
 
         return list(await asyncio.gather(*(one(f) for f in step.flows)))
-
-
-class Pager(Generic[T]):
-    """A lazy, auto-paging iterator: pages are fetched as you iterate.
-
-    Iterating again starts a new listing. `collect()` returns every item as a list (one
-    that shows as a table in a notebook). In a notebook, a pager shows its first page as
-    a table: displaying it sends one request.
-    """
-
-    def __init__(self, driver: SyncDriver, listing: Callable[[], Listing[T]]) -> None:
-        self._driver = driver
-        self._listing = listing
-
-    def __iter__(self) -> Iterator[T]:
-        listing = self._listing()
-        while (page := listing.next_page()) is not None:
-            yield from self._driver.run(page)
-
-    def collect(self) -> list[T]:
-        """Every item of every page, as a list."""
-        return HtmlList(self)
-
-    def __repr__(self) -> str:
-        return "<Pager: a lazy listing; iterate it, or collect() every item>"
-
-    def _repr_html_(self) -> str:
-        listing = self._listing()
-        page = listing.next_page()
-        items = [] if page is None else self._driver.run(page)
-        more = listing.next_page() is not None  # a flow not started: no request
-        return render_rows(
-            items,
-            caption=f"First page of a listing: {len(items)} item(s)",
-            more="More pages follow: iterate the pager, or collect() every item." if more else "",
-        )
-
-
-class AsyncPager(Generic[T]):
-    """The async twin of `Pager`: `async for item in pager`, or `await pager.collect()`."""
-
-    def __init__(self, driver: AsyncDriver, listing: Callable[[], Listing[T]]) -> None:
-        self._driver = driver
-        self._listing = listing
-
-    async def _iterate(self) -> AsyncIterator[T]:
-        listing = self._listing()
-        while (page := listing.next_page()) is not None:
-            for item in await self._driver.run(page):
-                yield item
-
-    def __aiter__(self) -> AsyncIterator[T]:
-        return self._iterate()
-
-    async def collect(self) -> list[T]:
-        """Every item of every page, as a list."""
-        return HtmlList([item async for item in self])
-
-    def __repr__(self) -> str:
-        return "<AsyncPager: a lazy listing; async for over it, or await collect()>"
-
-    def _repr_html_(self) -> str:
-        # Displaying cannot await: say how to see the items instead of fetching them.
-        return (
-            '<div class="databricks-access"><em>An async listing, not fetched yet: '
-            "<code>await pager.collect()</code> shows every item.</em></div>"
-        )

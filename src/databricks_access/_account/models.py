@@ -13,8 +13,6 @@ from typing import Any, Generic, TypeVar, cast
 
 import attrs
 
-from databricks_access._util.html import render_html
-
 __all__ = [
     "AssignedPrincipal",
     "ComplexValue",
@@ -76,6 +74,13 @@ _BY_RESOURCE = {v: k for k, v in _SCIM_RESOURCE.items()}
 
 def _kind(value: PrincipalKind | str) -> PrincipalKind:
     return value if isinstance(value, PrincipalKind) else PrincipalKind(value)
+
+
+def render_html(obj: object) -> str:
+    """The models' `_repr_html_`: the HTML module loads when a notebook shows one."""
+    from databricks_access._util.html import render_html as render  # noqa: PLC0415
+
+    return render(obj)
 
 
 @attrs.frozen

@@ -11,13 +11,13 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from databricks_access._account.access_api import rule_set_principal
-from databricks_access._account.drivers import AsyncPager, Pager
 from databricks_access._account.models import (
     RuleSet,
     ServicePrincipal,
     ServicePrincipalSecret,
     User,
 )
+from databricks_access._account.pagers import AsyncPager, Pager
 from databricks_access._account.services import (
     _SP,
     _USER,

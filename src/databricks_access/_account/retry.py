@@ -6,7 +6,6 @@ says, or give up when it says None.
 
 from __future__ import annotations
 
-import email.utils
 import math
 import random
 from collections.abc import Callable
@@ -50,6 +49,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         if not math.isfinite(seconds) or seconds < 0:
             return None
         return seconds
+    import email.utils  # noqa: PLC0415 - an HTTP date is rare: load the email package then
+
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):

@@ -10,7 +10,6 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from databricks_access._account.access_api import rule_set_principal
-from databricks_access._account.drivers import AsyncPager, Pager
 from databricks_access._account.models import (
     Group,
     MemberRef,
@@ -23,6 +22,7 @@ from databricks_access._account.models import (
     Workspace,
     WorkspacePermission,
 )
+from databricks_access._account.pagers import AsyncPager, Pager
 from databricks_access._errors import ConfigError
 
 if TYPE_CHECKING:

@@ -1,0 +1,40 @@
+"""The async client's connection pool: bounded requests in flight, idle sockets checked."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import databricks_access as da
+from databricks_access._account import drivers
+from databricks_access.testing import FakeAccount
+
+
+def test_an_idle_socket_reads_as_readable_once_the_peer_closes_it():
+    ours, theirs = socket.socketpair()
+    with ours:
+        assert not drivers._readable(ours)
+        theirs.close()
+        assert drivers._readable(ours)
+
+
+def test_many_concurrent_reads_share_the_bounded_pool():
+    fake = FakeAccount()
+    creds = fake.add_service_principal("pool")
+    gid = fake.add_group("readers")
+    with fake.serve() as url:
+        config = da.AccountConfig(
+            host=url, account_id=fake.account_id, allow_custom_host=True, allow_insecure_http=True
+        )
+        secrets = da.StaticSecretStore(creds.client_id, creds.client_secret)
+
+        async def main() -> list[da.Group]:
+            async with da.AsyncAccountClient(config, secrets=secrets, rate_limits=None) as client:
+                first = await asyncio.gather(*(client.groups.get(gid) for _ in range(50)))
+                pool = client._driver.http._transport._pool  # the pool our transport built
+                assert len(pool.connections) <= drivers.ASYNC_POOL
+                again = await asyncio.gather(*(client.groups.get(gid) for _ in range(50)))
+                return [*first, *again]
+
+        groups = asyncio.run(main())
+    assert [g.id for g in groups] == [gid] * 100
