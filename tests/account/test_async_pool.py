@@ -1,21 +1,12 @@
-"""The async client's connection pool: bounded requests in flight, idle sockets checked."""
+"""The async client's connection pool: requests in flight bounded, connections reused."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import databricks_access as da
 from databricks_access._account import drivers
 from databricks_access.testing import FakeAccount
-
-
-def test_an_idle_socket_reads_as_readable_once_the_peer_closes_it():
-    ours, theirs = socket.socketpair()
-    with ours:
-        assert not drivers._readable(ours)
-        theirs.close()
-        assert drivers._readable(ours)
 
 
 def test_many_concurrent_reads_share_the_bounded_pool():
@@ -31,7 +22,7 @@ def test_many_concurrent_reads_share_the_bounded_pool():
         async def main() -> list[da.Group]:
             async with da.AsyncAccountClient(config, secrets=secrets, rate_limits=None) as client:
                 first = await asyncio.gather(*(client.groups.get(gid) for _ in range(50)))
-                pool = client._driver.http._transport._pool  # the pool our transport built
+                pool = client._driver.http._transport._pool  # httpx's pool
                 assert len(pool.connections) <= drivers.ASYNC_POOL
                 again = await asyncio.gather(*(client.groups.get(gid) for _ in range(50)))
                 return [*first, *again]

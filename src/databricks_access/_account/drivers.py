@@ -10,16 +10,13 @@ import asyncio
 import json
 import logging
 import random
-import select
-import socket
 import ssl
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import httpcore
 import httpx
 
 from databricks_access._account.flows import (
@@ -140,109 +137,15 @@ Ten in flight is more than the published rate limits let through at real latenci
 """
 
 
-class _Stream(httpcore.AsyncNetworkStream):
-    """anyio's stream, with a cheap answer to httpcore's idle check.
-
-    Whenever a request starts or ends, httpcore asks every idle connection whether its
-    socket is readable (the server closed it); anyio answers through a dictionary of its
-    socket's attributes, built anew on each question. Here the socket is looked up once.
-    """
-
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
-        self._inner = inner
-        self._socket: socket.socket | None = inner.get_extra_info("socket")
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        return _Stream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable" and self._socket is not None:
-            return _readable(self._socket)
-        return self._inner.get_extra_info(info)
-
-
-def _readable(sock: socket.socket) -> bool:
-    """Whether a read would not block: on an idle connection, the server closed it."""
-    fd = sock.fileno()
-    if fd < 0:
-        return True
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        return bool(poller.poll(0))
-    return bool(select.select([fd], [], [], 0)[0])
-
-
-class _Backend(httpcore.AsyncNetworkBackend):
-    """httpcore's anyio backend, its streams wrapped in `_Stream`."""
-
-    def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
-        return _Stream(stream)
-
-    async def connect_unix_socket(
-        self, path: str, timeout: float | None = None, socket_options: Iterable[Any] | None = None
-    ) -> httpcore.AsyncNetworkStream:
-        return _Stream(await self._inner.connect_unix_socket(path, timeout, socket_options))
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class _AsyncTransport(httpx.AsyncHTTPTransport):
-    """httpx's transport on a pool of `ASYNC_POOL` kept-alive connections over `_Backend`."""
-
-    def __init__(self, verify: ssl.SSLContext | bool) -> None:
-        limits = _async_limits()
-        super().__init__(verify=verify, limits=limits)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=verify
-            if isinstance(verify, ssl.SSLContext)
-            else httpx.create_ssl_context(verify=verify),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_Backend(),
-        )
-
-
-def _async_limits() -> httpx.Limits:
-    return httpx.Limits(max_connections=ASYNC_POOL, max_keepalive_connections=ASYNC_POOL)
-
-
 def new_async_http(
     transport: httpx.AsyncBaseTransport | None, timeout: httpx.Timeout, *, verify: bool
 ) -> httpx.AsyncClient:
     """The `httpx.AsyncClient` of an `AsyncAccountClient`, made like `new_sync_http`'s."""
     return _AsyncHttp(
-        transport=transport or _AsyncTransport(_verify(verify)),
+        transport=transport,
         timeout=timeout,
         verify=verify if transport else _verify(verify),
-        limits=_async_limits(),  # for the proxies httpx mounts from the environment
+        limits=httpx.Limits(max_connections=ASYNC_POOL, max_keepalive_connections=ASYNC_POOL),
     )
 
 
