@@ -48,9 +48,9 @@ class Users:
     """Account users (`client.users`)."""
 
     def __init__(self, client: AccountClient) -> None:
-        self._run = client._driver.run  # noqa: SLF001
-        self._driver = client._driver  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._run = client._driver.run
+        self._driver = client._driver
+        self._api = client._api
 
     def list(
         self,
@@ -155,9 +155,9 @@ class AsyncUsers:
     """Account users (`client.users`), async."""
 
     def __init__(self, client: AsyncAccountClient) -> None:
-        self._run = client._driver.run  # noqa: SLF001
-        self._driver = client._driver  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._run = client._driver.run
+        self._driver = client._driver
+        self._api = client._api
 
     def list(
         self,
@@ -262,9 +262,9 @@ class ServicePrincipals:
     """Account service principals (`client.service_principals`)."""
 
     def __init__(self, client: AccountClient) -> None:
-        self._run = client._driver.run  # noqa: SLF001
-        self._driver = client._driver  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._run = client._driver.run
+        self._driver = client._driver
+        self._api = client._api
 
     def list(
         self,
@@ -362,9 +362,9 @@ class AsyncServicePrincipals:
     """Account service principals (`client.service_principals`), async."""
 
     def __init__(self, client: AsyncAccountClient) -> None:
-        self._run = client._driver.run  # noqa: SLF001
-        self._driver = client._driver  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._run = client._driver.run
+        self._driver = client._driver
+        self._api = client._api
 
     def list(
         self,
@@ -468,8 +468,8 @@ class ServicePrincipalAccess:
     """
 
     def __init__(self, client: AccountClient) -> None:
-        self._run = client._driver.run  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._run = client._driver.run
+        self._api = client._api
 
     def get(self, service_principal: ServicePrincipalLike) -> RuleSet:
         """The rule set of a service principal (a model, or its application id)."""
@@ -505,8 +505,8 @@ class AsyncServicePrincipalAccess:
     """
 
     def __init__(self, client: AsyncAccountClient) -> None:
-        self._run = client._driver.run  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._run = client._driver.run
+        self._api = client._api
 
     async def get(self, service_principal: ServicePrincipalLike) -> RuleSet:
         """The rule set of a service principal (a model, or its application id)."""
@@ -542,9 +542,9 @@ class ServicePrincipalSecrets:
     """
 
     def __init__(self, client: AccountClient) -> None:
-        self._run = client._driver.run  # noqa: SLF001
-        self._driver = client._driver  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._run = client._driver.run
+        self._driver = client._driver
+        self._api = client._api
 
     def create(
         self,
@@ -574,9 +574,9 @@ class AsyncServicePrincipalSecrets:
     """
 
     def __init__(self, client: AsyncAccountClient) -> None:
-        self._run = client._driver.run  # noqa: SLF001
-        self._driver = client._driver  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._run = client._driver.run
+        self._driver = client._driver
+        self._api = client._api
 
     async def create(
         self,

@@ -82,9 +82,9 @@ class Groups:
     """Account groups (`client.groups`)."""
 
     def __init__(self, client: AccountClient) -> None:
-        self._run = client._driver.run  # noqa: SLF001 - the client owns its services
-        self._driver = client._driver  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._run = client._driver.run  # the client owns its services
+        self._driver = client._driver
+        self._api = client._api
 
     def list(
         self,
@@ -166,9 +166,9 @@ class AsyncGroups:
     """Account groups (`client.groups`), async."""
 
     def __init__(self, client: AsyncAccountClient) -> None:
-        self._run = client._driver.run  # noqa: SLF001
-        self._driver = client._driver  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._run = client._driver.run
+        self._driver = client._driver
+        self._api = client._api
 
     def list(
         self,
@@ -247,8 +247,8 @@ class GroupManagers:
     """Who manages each group, through account rule sets (`client.group_managers`)."""
 
     def __init__(self, client: AccountClient) -> None:
-        self._run = client._driver.run  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._run = client._driver.run
+        self._api = client._api
 
     def get(self, group_id: GroupLike) -> RuleSet:
         """The group's rule set; managers hold `roles/group.manager`."""
@@ -264,8 +264,8 @@ class AsyncGroupManagers:
     """Who manages each group, through account rule sets, async."""
 
     def __init__(self, client: AsyncAccountClient) -> None:
-        self._run = client._driver.run  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._run = client._driver.run
+        self._api = client._api
 
     async def get(self, group_id: GroupLike) -> RuleSet:
         """The group's rule set; managers hold `roles/group.manager`."""
@@ -281,8 +281,8 @@ class Workspaces:
     """The account's workspaces (`client.workspaces`)."""
 
     def __init__(self, client: AccountClient) -> None:
-        self._driver = client._driver  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._driver = client._driver
+        self._api = client._api
 
     def list(self) -> Pager[Workspace]:
         """Every workspace."""
@@ -293,8 +293,8 @@ class AsyncWorkspaces:
     """The account's workspaces (`client.workspaces`), async."""
 
     def __init__(self, client: AsyncAccountClient) -> None:
-        self._driver = client._driver  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._driver = client._driver
+        self._api = client._api
 
     def list(self) -> AsyncPager[Workspace]:
         """Every workspace."""
@@ -305,9 +305,9 @@ class WorkspaceAssignments:
     """Workspace permission assignments (`client.workspace_assignments`)."""
 
     def __init__(self, client: AccountClient) -> None:
-        self._run = client._driver.run  # noqa: SLF001
-        self._driver = client._driver  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._run = client._driver.run
+        self._driver = client._driver
+        self._api = client._api
 
     def list(self, workspace_id: int | str) -> Pager[PermissionAssignment]:
         """Every assignment of a workspace, following every page token."""
@@ -337,9 +337,9 @@ class AsyncWorkspaceAssignments:
     """Workspace permission assignments (`client.workspace_assignments`), async."""
 
     def __init__(self, client: AsyncAccountClient) -> None:
-        self._run = client._driver.run  # noqa: SLF001
-        self._driver = client._driver  # noqa: SLF001
-        self._api = client._api  # noqa: SLF001
+        self._run = client._driver.run
+        self._driver = client._driver
+        self._api = client._api
 
     def list(self, workspace_id: int | str) -> AsyncPager[PermissionAssignment]:
         """Every assignment of a workspace, following every page token."""

@@ -307,8 +307,8 @@ class CatalogReader:
         if not refresh and cache.view is not None and now - cache.read_at <= self.options.max_age:
             return cache.view
         started = self._account.clock.now()
-        flow = discover_flow(self._account._api, _DIRECTORY, generated_at=started)  # noqa: SLF001
-        inventory = self._account._driver.run(flow)  # noqa: SLF001
+        flow = discover_flow(self._account._api, _DIRECTORY, generated_at=started)
+        inventory = self._account._driver.run(flow)
         view = CatalogView(inventory=inventory, snapshot=self.snapshot(inventory))
         cache.view, cache.read_at = view, now
         return view
@@ -336,7 +336,7 @@ class CatalogReader:
             try:
                 return clients[wids[0]].run(
                     metastore_flow(
-                        clients[wids[0]]._api,  # noqa: SLF001
+                        clients[wids[0]]._api,
                         attrs.evolve(assigned, workspace_id=wids[0]),
                         workspace_ids=tuple(wids),
                         include_tables=self.options.include_tables,
@@ -433,8 +433,8 @@ class AsyncCatalogReader:
         if not refresh and cache.view is not None and now - cache.read_at <= self.options.max_age:
             return cache.view
         started = self._account.clock.now()
-        flow = discover_flow(self._account._api, _DIRECTORY, generated_at=started)  # noqa: SLF001
-        inventory = await self._account._driver.run(flow)  # noqa: SLF001
+        flow = discover_flow(self._account._api, _DIRECTORY, generated_at=started)
+        inventory = await self._account._driver.run(flow)
         view = CatalogView(inventory=inventory, snapshot=await self.snapshot(inventory))
         cache.view, cache.read_at = view, now
         return view
@@ -462,7 +462,7 @@ class AsyncCatalogReader:
             try:
                 return await clients[wids[0]].run(
                     metastore_flow(
-                        clients[wids[0]]._api,  # noqa: SLF001
+                        clients[wids[0]]._api,
                         attrs.evolve(assigned, workspace_id=wids[0]),
                         workspace_ids=tuple(wids),
                         include_tables=self.options.include_tables,

@@ -281,9 +281,9 @@ class WorkspaceClient:
             _host_of(account.config, ws, host, hosts),
             workspace_id=ws.workspace_id,
             secrets=_account_secrets(account.auth, secrets),
-            http_client=account._driver.http,  # noqa: SLF001 - same process, same pool
+            http_client=account._driver.http,  # same process, same pool
             rate_limits=rate_limits,
-            retry=account._driver._retry,  # noqa: SLF001
+            retry=account._driver._retry,
             clock=account.clock,
             page_size=page_size,
         )
@@ -418,10 +418,10 @@ class AsyncWorkspaceClient:
             _host_of(account.config, ws, host, hosts),
             workspace_id=ws.workspace_id,
             secrets=_account_secrets(account.auth, secrets),
-            transport=account._transport,  # noqa: SLF001 - the same transport, its own pool
-            http_client=account._driver._fixed,  # noqa: SLF001 - a client passed in: shared
+            transport=account._transport,  # the same transport, its own pool
+            http_client=account._driver._fixed,  # a client passed in: shared
             rate_limits=rate_limits,
-            retry=account._driver._retry,  # noqa: SLF001
+            retry=account._driver._retry,
             clock=account.clock,
             page_size=page_size,
         )

@@ -86,24 +86,24 @@ def _reader(args: argparse.Namespace, session: Any) -> CatalogReader:
 def _print(args: argparse.Namespace, report: UnlocksReport | AccessExplanation) -> int:
     from databricks_access._cli import commands, errors, render  # noqa: PLC0415 - the printers
 
-    output_format = args.format or ("table" if commands._isatty() else "json")  # noqa: SLF001
+    output_format = args.format or ("table" if commands._isatty() else "json")
     if output_format == "json":
-        render._write(report.to_json(indent=2, ensure_ascii=False))  # noqa: SLF001
+        render._write(report.to_json(indent=2, ensure_ascii=False))
     elif output_format == "csv":
         sys.stdout.write(report.to_csv())
     else:
         rows = [{k: r[k] for k in COLUMNS} for r in report.records()]
-        render._write(f"{report.summary()}\n\n")  # noqa: SLF001 - a blank line, then the rows
-        render._write(render._table(rows, COLUMNS))  # noqa: SLF001
+        render._write(f"{report.summary()}\n\n")  # a blank line, then the rows
+        render._write(render._table(rows, COLUMNS))
     for name in report.unmatched:
         shown = name.name or f"(deleted principal {name.principal_id})"
-        render._write(  # noqa: SLF001
+        render._write(
             f"warning: grants name {shown!r}, which matches no account principal "
             f"({name.grants} grant(s), e.g. on {name.example})",
             sys.stderr,
         )
     for error in report.errors:
-        render._write(  # noqa: SLF001
+        render._write(
             f"warning: could not read {error.stage} {error.item}: {error.message}", sys.stderr
         )
     return errors.EXIT_OK

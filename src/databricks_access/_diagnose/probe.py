@@ -185,11 +185,11 @@ def probe(
         max_batch=max_batch,
     )
     named = _checked_principals(principals)
-    api: AccountApi = client._api  # noqa: SLF001 - the probe runs the client's flows
+    api: AccountApi = client._api  # the probe runs the client's flows
     sandbox = _Sandbox(_sandbox_name())
     if plan:
         return _plan(api, named, options, sandbox.name)
-    driver = client._driver  # noqa: SLF001
+    driver = client._driver
     script = _Script(
         api,
         options,
@@ -267,11 +267,11 @@ async def aprobe(
         max_batch=max_batch,
     )
     named = _checked_principals(principals)
-    api: AccountApi = client._api  # noqa: SLF001
+    api: AccountApi = client._api
     sandbox = _Sandbox(_sandbox_name())
     if plan:
         return _plan(api, named, options, sandbox.name)
-    driver = client._driver  # noqa: SLF001
+    driver = client._driver
     script = _Script(
         api,
         options,

@@ -393,8 +393,8 @@ def discover(
     options = DiscoveryOptions(
         groups=groups, workspaces=workspaces, managers=managers, concurrency=concurrency
     )
-    flow = discover_flow(client._api, options, progress, generated_at=client.clock.now())  # noqa: SLF001
-    inventory = client._driver.run(flow)  # noqa: SLF001
+    flow = discover_flow(client._api, options, progress, generated_at=client.clock.now())
+    inventory = client._driver.run(flow)
     if unity_catalog is False:
         return inventory
     from databricks_access._catalog.inventory import with_catalog  # noqa: PLC0415
@@ -416,8 +416,8 @@ async def adiscover(
     options = DiscoveryOptions(
         groups=groups, workspaces=workspaces, managers=managers, concurrency=concurrency
     )
-    flow = discover_flow(client._api, options, progress, generated_at=client.clock.now())  # noqa: SLF001
-    inventory = await client._driver.run(flow)  # noqa: SLF001
+    flow = discover_flow(client._api, options, progress, generated_at=client.clock.now())
+    inventory = await client._driver.run(flow)
     if unity_catalog is False:
         return inventory
     from databricks_access._catalog.inventory import awith_catalog  # noqa: PLC0415

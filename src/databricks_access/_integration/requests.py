@@ -217,10 +217,10 @@ class AccessRequests:
             return self.integration.approvers_for(step.group)
         if isinstance(step, CheckApprover):
             return self.integration.is_approver(step.identity, step.approvers)
-        return self.tracker._effect(step)  # noqa: SLF001 - the tracker's store and sink
+        return self.tracker._effect(step)  # the tracker's store and sink
 
     def _run(self, flow: Flow[T]) -> T:
-        return self.tracker._driver.run(flow, self._effect)  # noqa: SLF001
+        return self.tracker._driver.run(flow, self._effect)
 
     def submit(
         self,
@@ -297,7 +297,7 @@ class AccessRequests:
                 self.tracker.sweep()
                 self.sweep()
                 wait = min(
-                    self.tracker._run(self.tracker.flows.seconds_until_due(idle)),  # noqa: SLF001
+                    self.tracker._run(self.tracker.flows.seconds_until_due(idle)),
                     self._run(self.flows.seconds_until_due(idle)),
                 )
             except DatabricksAccessError as exc:
@@ -377,10 +377,10 @@ class AsyncAccessRequests:
                 return await self._async.is_approver(step.identity, step.approvers)
             sync = cast("IntegrationLike", self._sync)
             return await asyncio.to_thread(sync.is_approver, step.identity, step.approvers)
-        return await self.tracker._effect(step)  # noqa: SLF001
+        return await self.tracker._effect(step)
 
     async def _run(self, flow: Flow[T]) -> T:
-        return await self.tracker._driver.run(flow, self._effect)  # noqa: SLF001
+        return await self.tracker._driver.run(flow, self._effect)
 
     async def submit(
         self,
@@ -450,7 +450,7 @@ class AsyncAccessRequests:
                 await self.tracker.sweep()
                 await self.sweep()
                 wait = min(
-                    await self.tracker._run(self.tracker.flows.seconds_until_due(idle)),  # noqa: SLF001
+                    await self.tracker._run(self.tracker.flows.seconds_until_due(idle)),
                     await self._run(self.flows.seconds_until_due(idle)),
                 )
             except DatabricksAccessError as exc:

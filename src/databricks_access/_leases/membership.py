@@ -733,13 +733,13 @@ class MembershipManager:
     ) -> None:
         self.client = client
         self._flows = MembershipFlows(
-            client._api,  # noqa: SLF001 - the manager runs the client's flows
+            client._api,  # the manager runs the client's flows
             client.clock,
             batch_size=batch_size,
             concurrency=concurrency,
             consistency_window=_seconds(consistency_window, "consistency_window"),
         )
-        self._run = client._driver.run  # noqa: SLF001
+        self._run = client._driver.run
 
     def resolve(self, principal: Principal) -> PrincipalRef:
         """A principal as a `PrincipalRef` (names are looked up once per manager)."""
@@ -798,13 +798,13 @@ class AsyncMembershipManager:
     ) -> None:
         self.client = client
         self._flows = MembershipFlows(
-            client._api,  # noqa: SLF001
+            client._api,
             client.clock,
             batch_size=batch_size,
             concurrency=concurrency,
             consistency_window=_seconds(consistency_window, "consistency_window"),
         )
-        self._run = client._driver.run  # noqa: SLF001
+        self._run = client._driver.run
 
     async def resolve(self, principal: Principal) -> PrincipalRef:
         """A principal as a `PrincipalRef` (names are looked up once per manager)."""

@@ -117,7 +117,7 @@ class LeaseTracker:
         self.clock = clock or manager.client.clock
         self.events = events
         self.flows = _flows(
-            manager._flows,  # noqa: SLF001 - the tracker drives the manager's flows
+            manager._flows,  # the tracker drives the manager's flows
             self.clock,
             events,
             min_ttl=min_ttl,
@@ -128,7 +128,7 @@ class LeaseTracker:
             revoke_retry_interval=revoke_retry_interval,
             owner=owner,
         )
-        self._driver = manager.client._driver  # noqa: SLF001
+        self._driver = manager.client._driver
 
     def _effect(self, step: Effect[Any]) -> object:
         if isinstance(step, StoreCall):
@@ -255,7 +255,7 @@ class AsyncLeaseTracker:
         self.clock = clock or manager.client.clock
         self.events = events
         self.flows = _flows(
-            manager._flows,  # noqa: SLF001
+            manager._flows,
             self.clock,
             events,
             min_ttl=min_ttl,
@@ -266,7 +266,7 @@ class AsyncLeaseTracker:
             revoke_retry_interval=revoke_retry_interval,
             owner=owner,
         )
-        self._driver = manager.client._driver  # noqa: SLF001
+        self._driver = manager.client._driver
 
     async def _effect(self, step: Effect[Any]) -> object:
         if isinstance(step, StoreCall):

@@ -279,7 +279,7 @@ class _ProcessRunner:
         self._account = account
         self._lock = threading.Lock()
         try:
-            self._blob = account._dumps()  # noqa: SLF001 - the account's own serialisation
+            self._blob = account._dumps()  # the account's own serialisation
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             raise TypeError(
                 "serve(process=True) sends the account to another process, so its clock, timer "
@@ -369,7 +369,7 @@ def _child_main(fd: int) -> None:
         stop = asyncio.Event()
 
         def ready(bound: int) -> None:
-            account._swap_host(f"http://{_LOOPBACK}:{bound}")  # noqa: SLF001
+            account._swap_host(f"http://{_LOOPBACK}:{bound}")
             conn.send(("ready", bound))
             threading.Thread(
                 target=_control, args=(conn, account, loop, stop), name="control", daemon=True
@@ -383,7 +383,7 @@ def _child_main(fd: int) -> None:
         conn.send(("failed", "".join(traceback.format_exception(exc))))
         raise
     with contextlib.suppress(OSError):  # the parent may be gone
-        conn.send(("stopped", account._dumps(), server.errors))  # noqa: SLF001
+        conn.send(("stopped", account._dumps(), server.errors))
     conn.close()
 
 
@@ -475,7 +475,7 @@ class ServedAccount:
         bound = runner.start(self._port, self._startup_timeout)
         self._runner = runner
         self._url = f"http://{_LOOPBACK}:{bound}"
-        self._host = self.account._swap_host(self._url)  # noqa: SLF001
+        self._host = self.account._swap_host(self._url)
         return self._url
 
     def stop(self) -> None:
@@ -492,11 +492,11 @@ class ServedAccount:
         if isinstance(runner, _ProcessRunner):
             final, errors = runner.stop()
             if final is not None:
-                self.account._adopt(final)  # noqa: SLF001
+                self.account._adopt(final)
         else:
             errors = runner.stop()
         if self._host is not None:
-            self.account._swap_host(self._host)  # noqa: SLF001
+            self.account._swap_host(self._host)
         self._url = None
         if errors:
             raise RuntimeError(f"The emulator failed while serving:\n{errors[0]}")
@@ -529,7 +529,7 @@ class ServedAccount:
         """Copy the live account's state, log and counts into `account` (process mode)."""
         runner = self._runner
         if isinstance(runner, _ProcessRunner):
-            self.account._adopt(runner.dump())  # noqa: SLF001
+            self.account._adopt(runner.dump())
 
     def group_members(self, group_id: str) -> frozenset[str]:
         """The ids of a group's direct members in the live account."""
