@@ -232,11 +232,13 @@ def sweep(settings: Settings) -> Row:
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 # The hand-written job's two statements, on the store's own schema: one range scan of the
-# (state, due_at) index, and one update of each PATCHed batch through the `id` index.
+# (state, due_at) index, and one update of each PATCHed batch through the `id` index. (With
+# `state = 'active'` added to the UPDATE, SQLite scans the 90,000 active rows of the
+# (state, due_at) index for each batch instead: ten times slower, not a competent job.)
 _SQL_DUE = "SELECT id, principal_id, group_id FROM leases WHERE state = 'active' AND due_at <= ?"
 _SQL_END = (
     "UPDATE leases SET state = 'revoked', ended_at = ?, updated_at = ?, due_at = NULL, "
-    "version = version + 1 WHERE state = 'active' AND id IN "
+    "version = version + 1 WHERE id IN "
 )
 
 
