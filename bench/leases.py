@@ -310,7 +310,7 @@ def _sql_sweep_side(tmp: Path, stored: int, due: int, groups: int, batch: int) -
     "sweep_sql",
     title="sweep() of 100,000 stored leases, 10,000 due over 20 groups (SQLite) vs SDK "
     "removals per group plus the minimal SQL on the same store, s",
-    order=71,
+    order=70,
 )
 def sweep_sql(settings: Settings) -> Row:
     stored = settings.size(100_000, 2_000)
