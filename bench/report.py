@@ -11,7 +11,7 @@ python -m bench --only import_time --json /tmp/run.json
 python -m bench.report /tmp/run.json --write docs/performance.md --merge
 
 `--merge` replaces only the rows of the workloads in the JSON file and keeps the page's
-other rows as they are (a new workload goes after the one before it in the file).
+other rows as they are (a new workload goes after the row registered before it).
 """
 
 from __future__ import annotations
@@ -84,6 +84,13 @@ def _workload(line: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _registered() -> list[str]:
+    """The registered workloads' names, in the table's order."""
+    from bench.harness import load_workloads  # noqa: PLC0415 - imports every workload module
+
+    return [work.name for work in load_workloads()]
+
+
 def merge(document: dict[str, Any], page: Path) -> None:
     """Replace the page's rows of this run's workloads, keeping every other row."""
     text = page.read_text(encoding="utf-8")
@@ -96,14 +103,20 @@ def merge(document: dict[str, Any], page: Path) -> None:
     rows = {_workload(line): line for line in new[2:]}
     merged = lines[:2] or new[:2]
     merged += [rows.pop(name, line) if (name := _workload(line)) else line for line in lines[2:]]
-    previous = None
-    for row in document["rows"]:  # workloads the page did not have yet
-        name = row["workload"]
-        if name in rows:
+    if rows:  # workloads the page did not have yet: after the row registered before each
+        order = _registered()
+        for row in document["rows"]:
+            name = row["workload"]
+            if name not in rows:
+                continue
             names = [_workload(line) for line in merged]
-            at = names.index(previous) + 1 if previous in names else len(merged)
+            before = order[: order.index(name)] if name in order else None
+            if before is None:
+                at = len(merged)
+            else:
+                present = [n for n in before if n in names]
+                at = names.index(present[-1]) + 1 if present else 2
             merged.insert(at, rows.pop(name))
-        previous = name
     body = "\n".join(merged)
     page.write_text(f"{head}{START}\n{body}\n{END}{tail}", encoding="utf-8")
 
