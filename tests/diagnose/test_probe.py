@@ -23,7 +23,7 @@ import pytest
 import respx
 
 import databricks_access as da
-from databricks_access._account import client as _client
+from databricks_access import _clock
 from databricks_access._cli import app as _cli
 from databricks_access._cli import session as _cli_session
 from databricks_access.testing import (
@@ -639,7 +639,7 @@ def test_the_probe_page_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("DATABRICKS_CLIENT_SECRET", sp.client_secret)
     monkeypatch.chdir(tmp_path)
     # The page's client uses the system clock: make its pauses instant.
-    monkeypatch.setattr(_client, "SystemClock", da.ManualClock)
+    monkeypatch.setattr(_clock, "SystemClock", da.ManualClock)
     page = (Path(__file__).resolve().parents[2] / "docs" / "probe.md").read_text("utf-8")
     namespace: dict[str, object] = {"__name__": "__docs__"}
     transport = fake.transport()

@@ -165,10 +165,15 @@ def notebook_violations(text: str) -> list[tuple[str, str]]:
     return found
 
 
+def shown(path: Path) -> Path:
+    """How a file is named in a message: from the project's root when it is inside it."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def violations_in(path: Path) -> list[str]:
     """`path:line: message` for each public name imported through a private path."""
     text = path.read_text(encoding="utf-8")
-    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    shown_as = shown(path)
     if path.suffix == ".py":
         places: list[tuple[object, str]] = list(python_violations(text))
     elif path.suffix == ".md":
@@ -177,7 +182,7 @@ def violations_in(path: Path) -> list[str]:
         places = list(notebook_violations(text))
     else:
         return []
-    return [f"{shown}:{where}: {what}" for where, what in places]
+    return [f"{shown_as}:{where}: {what}" for where, what in places]
 
 
 def checked_files() -> list[Path]:
@@ -253,9 +258,9 @@ def test_the_checker_reads_markdown_blocks_and_names_the_line(tmp_path):
     )
     problems = violations_in(page)
     assert [problem.split(": ", 1)[0] for problem in problems] == [
-        f"{page}:5",
-        f"{page}:9",
-        f"{page}:13",
+        f"{shown(page)}:5",
+        f"{shown(page)}:9",
+        f"{shown(page)}:13",
     ]
     assert "SqliteLeaseStore" in problems[0]
     assert "ConfigError" in problems[1]
@@ -269,7 +274,7 @@ def test_the_checker_reads_python_files_and_notebooks(tmp_path):
         encoding="utf-8",
     )
     assert violations_in(module) == [
-        f"{module}:3: from databricks_access._stores.memory import MemoryLeaseStore"
+        f"{shown(module)}:3: from databricks_access._stores.memory import MemoryLeaseStore"
     ]
     notebook = tmp_path / "bad.ipynb"
     cells = [
@@ -282,5 +287,5 @@ def test_the_checker_reads_python_files_and_notebooks(tmp_path):
     ]
     notebook.write_text(json.dumps({"cells": cells}), encoding="utf-8")
     assert violations_in(notebook) == [
-        f"{notebook}:cell 2 line 2: from databricks_access._leases.values import Lease"
+        f"{shown(notebook)}:cell 2 line 2: from databricks_access._leases.values import Lease"
     ]
