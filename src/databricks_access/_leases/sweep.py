@@ -112,14 +112,17 @@ class SweepFlows(FlowBase):
         is judged once, at `now`, for the whole batch.
         """
         by_group: dict[str, list[Pair]] = {}
+        due_in: dict[str, list[Lease]] = {}
         for pair in dict.fromkeys(lease.pair for lease in due):
             by_group.setdefault(pair.group_id, []).append(pair)
+        for lease in due:
+            due_in.setdefault(lease.group_id, []).append(lease)
         pending = _Pending(len(due))
         answers = yield from concurrently(
             [
                 self._sweep_group(
                     group,
-                    [lease for lease in due if lease.group_id == gid],
+                    due_in[gid],
                     now,
                     token,
                     folding=_Folding(planned=set(group), pending=pending) if fold else None,
