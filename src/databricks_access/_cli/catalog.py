@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from databricks_access._catalog.reader import CatalogReader
 from databricks_access._catalog.reports import COLUMNS, AccessExplanation, UnlocksReport
 from databricks_access._catalog.summary import summary_of
 
 if TYPE_CHECKING:
+    from databricks_access._cli.session import _Session
     from databricks_access._leases.values import AccessRequest
 
 __all__ = ["add_commands", "with_unlocks"]
@@ -73,13 +74,9 @@ def add_commands(command: CommandFactory, positive_int: Callable[[str], int]) ->
     explain.set_defaults(handler=_cmd_explain)
 
 
-def _reader(args: argparse.Namespace, session: Any) -> CatalogReader:
-    hosts = dict(session.config.workspace_hosts)
-    return CatalogReader(
-        session.client,
-        workspace_hosts=hosts,
-        include_tables=bool(args.tables),
-        concurrency=int(args.concurrency),
+def _reader(args: argparse.Namespace, session: _Session) -> CatalogReader:
+    return session.catalog_reader(
+        include_tables=bool(args.tables), concurrency=int(args.concurrency)
     )
 
 
@@ -109,11 +106,11 @@ def _print(args: argparse.Namespace, report: UnlocksReport | AccessExplanation) 
     return errors.EXIT_OK
 
 
-def _cmd_unlocks(args: argparse.Namespace, session: Any) -> int:
+def _cmd_unlocks(args: argparse.Namespace, session: _Session) -> int:
     return _print(args, _reader(args, session).unlocks(args.group))
 
 
-def _cmd_explain(args: argparse.Namespace, session: Any) -> int:
+def _cmd_explain(args: argparse.Namespace, session: _Session) -> int:
     return _print(args, _reader(args, session).explain_access(args.principal))
 
 

@@ -142,12 +142,20 @@ class _Session:
 
     @functools.cached_property
     def requests(self) -> da.AccessRequests:
-        catalog = None
-        if getattr(self.args, "unlocks", False):
-            # What the group unlocks goes on the request, for its approvers.
-            hosts = self.config.workspace_hosts
-            catalog = da.CatalogReader(self.client, workspace_hosts=hosts)
+        # With `request --unlocks`, what the group unlocks goes on the request.
+        catalog = self.catalog_reader() if getattr(self.args, "unlocks", False) else None
         return da.AccessRequests(self.tracker, self.integration, catalog=catalog)
+
+    def catalog_reader(
+        self, *, include_tables: bool = False, concurrency: int = 8
+    ) -> da.CatalogReader:
+        """A Unity Catalog reader on this session's client and configured workspace hosts."""
+        return da.CatalogReader(
+            self.client,
+            workspace_hosts=self.config.workspace_hosts,
+            include_tables=include_tables,
+            concurrency=concurrency,
+        )
 
     def default_requester(self) -> str:
         return self.environ.get("USER", "").strip() or self.config.name
