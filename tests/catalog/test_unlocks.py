@@ -138,6 +138,25 @@ def test_one_call_forms(account: da.AccountClient, world: World):
     assert da.explain_access(account, "bob@example.com").groups == ("analysts",)
 
 
+def test_async_one_call_forms_answer_as_the_sync_ones(
+    account: da.AccountClient, async_account: da.AsyncAccountClient, world: World
+):
+    async def main() -> tuple[da.UnlocksReport, da.AccessExplanation]:
+        try:
+            return (
+                await da.aunlocks(async_account, "analysts"),
+                await da.aexplain_access(async_account, "bob@example.com"),
+            )
+        finally:
+            await async_account.close()
+
+    got, explained = asyncio.run(main())
+    assert got.privileges
+    assert got.privileges == da.unlocks(account, "analysts").privileges
+    assert explained.groups == ("analysts",)
+    assert explained.privileges == da.explain_access(account, "bob@example.com").privileges
+
+
 def test_hostile_names_are_escaped_in_html_and_csv(reader: da.CatalogReader, world: World):
     world.fake.add_group("=cmd|' /C calc'!A0<script>", members=[world.juniors])
     world.fake.grant("schema", "sales.curated", "=cmd|' /C calc'!A0<script>", ["MODIFY"])
