@@ -1,6 +1,8 @@
 """Ending leases: the sweep of what is due, and the early end of chosen leases.
 
-Every ending lease becomes `REVOKING` before anything is sent; removals are coalesced
+A sweep batch runs one flow per group (groups concurrently, bounded): each claims its
+pairs and stores their ending leases `REVOKING` just before its own removal, so the
+first PATCH is not held back by every other group's store work. Removals are coalesced
 per group, each PATCH renewing its pairs' claims first, and a group's outcomes are
 stored as soon as its PATCH is answered. Under the client's rate limits a removal waits
 for its PATCH slot first, then folds in the group's leases that fell due meanwhile
@@ -102,29 +104,86 @@ class SweepFlows(FlowBase):
     def _sweep_batch(
         self, due: list[Lease], now: dt.datetime, token: str, *, fold: bool
     ) -> Flow[dict[str, object]]:
-        pairs = list(dict.fromkeys(lease.pair for lease in due))
-        until = now + dt.timedelta(seconds=self.s.claim_ttl)
-        claimed: list[Pair] = yield from claim_pairs(pairs, owner=token, now=now, until=until)
+        """End a batch of due leases, one flow per group (groups concurrently, bounded).
+
+        Each group's flow claims its pairs and stores their intent just before its own
+        removal, so the first PATCH goes out while later groups' store work is still to
+        come, and that work overlaps the wait for earlier groups' PATCH slots. What is due
+        is judged once, at `now`, for the whole batch.
+        """
+        by_group: dict[str, list[Pair]] = {}
+        due_in: dict[str, list[Lease]] = {}
+        for pair in dict.fromkeys(lease.pair for lease in due):
+            by_group.setdefault(pair.group_id, []).append(pair)
+        for lease in due:
+            due_in.setdefault(lease.group_id, []).append(lease)
+        pending = _Pending(len(due))
+        answers = yield from concurrently(
+            [
+                self._sweep_group(
+                    group,
+                    due_in[gid],
+                    now,
+                    token,
+                    folding=_Folding(planned=set(group), pending=pending) if fold else None,
+                )
+                for gid, group in by_group.items()
+            ],
+            self.m.concurrency,
+        )
+        out: dict[str, object] = {"patches": 0}
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+            for key, values in answer.items():
+                if key == "patches":
+                    out[key] = cast("int", out[key]) + cast("int", values)
+                else:
+                    out[key] = [*cast("list[str]", out.get(key, [])), *cast("list[str]", values)]
+        for key in ("skipped", "revoked", "kept", "failed", "recovered", "taken_over"):
+            out.setdefault(key, [])
+        return out
+
+    def _sweep_group(
+        self,
+        pairs: list[Pair],
+        due: list[Lease],
+        now: dt.datetime,
+        token: str,
+        *,
+        folding: _Folding | None,
+    ) -> Flow[dict[str, object]]:
+        """One group's part of a batch: claim its pairs, then end their due leases."""
+        # Claimed by the clock as it reads now, so a claim taken late in a long sweep
+        # still has its full time.
+        at = self._now()
+        until = at + dt.timedelta(seconds=self.s.claim_ttl)
+        claimed: list[Pair] = yield from claim_pairs(pairs, owner=token, now=at, until=until)
         crash_point("after_claim")
         mine = set(claimed)
         out: dict[str, object] = {
             "skipped": [lease.id for lease in due if lease.pair not in mine],
         }
-        # This batch's pairs are never folded into a removal: they have their own plans.
-        folding = _Folding(planned=set(pairs))
         try:
-            result = yield from self._end_pairs(claimed, now, token, folding if fold else None)
+            result = yield from self._end_pairs(claimed, now, token, folding)
         except Exception as exc:
             logger.warning(
                 "sweeping leases %s failed: %s",
                 ", ".join(lease.id for lease in due if lease.pair in mine)[:2000],
                 _error_text(exc),
             )
-            yield from self._release([*claimed, *folding.claimed], token)
+            yield from self._release(self._held(claimed, folding), token)
             raise
-        yield from self._release([*claimed, *folding.claimed], token)
+        finally:
+            if folding is not None:
+                folding.pending.count -= len(due)
+        yield from self._release(self._held(claimed, folding), token)
         out.update(result)
         return out
+
+    @staticmethod
+    def _held(claimed: list[Pair], folding: _Folding | None) -> list[Pair]:
+        return [*claimed, *(folding.claimed if folding is not None else ())]
 
     def _end_pair(
         self, pair: Pair, *, ending_ids: set[str], early_by: str, token: str
@@ -365,7 +424,10 @@ class SweepFlows(FlowBase):
                 return []
             now = self._now()
             stuck = now - dt.timedelta(seconds=self.s.claim_ttl)
-            due: list[Lease] = yield from due_leases(now, stuck_before=stuck, limit=_FOLD_SCAN)
+            # The batch's leases not yet stored `REVOKING` come first in the scan: look
+            # past them.
+            scan = _FOLD_SCAN + max(folding.pending.count, 0)
+            due: list[Lease] = yield from due_leases(now, stuck_before=stuck, limit=scan)
             wanted = [
                 pair
                 for pair in dict.fromkeys(lease.pair for lease in due if lease.group_id == gid)
@@ -465,11 +527,19 @@ class SweepFlows(FlowBase):
 
 
 @attrs.define
+class _Pending:
+    """Due leases of a sweep batch whose group's flow has not finished yet."""
+
+    count: int
+
+
+@attrs.define
 class _Folding:
-    """One sweep batch's folding: what its removals took in while waiting for slots."""
+    """One group's folding in a sweep batch: what its removal took in while waiting."""
 
     planned: set[Pair]
-    """Pairs planned already (the batch's own, and those folded): never folded again."""
+    """Pairs planned already (the group's own, and those folded): never folded again."""
+    pending: _Pending
     claimed: list[Pair] = attrs.Factory(list)
     plans: dict[str, dict[Pair, _PairPlan]] = attrs.Factory(dict)
     """Folded pairs' plans by group, until the group's outcomes are stored."""

@@ -1,0 +1,116 @@
+"""A sweep sends its first removal before every group's intent is stored.
+
+Each group's flow claims its pairs and stores their leases `REVOKING` just before its
+own PATCH, so later groups' store work overlaps the wait for earlier groups' PATCH
+slots. Promise 1 still holds per lease: at each PATCH, every member it removes has its
+leases stored `REVOKING`. The client's default throttle runs on the test's
+`ManualClock`; what counts is the store's rows at the moment the emulator sees a PATCH.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import re
+
+import databricks_access as da
+from databricks_access import LeaseState, MemoryLeaseStore
+
+TTL = dt.timedelta(minutes=1)
+GROUPS = 8
+PER_GROUP = 3
+CONCURRENCY = 4  # the default: groups patched at once
+
+
+def _setup(fake):
+    groups = [fake.add_group(f"g{g}") for g in range(GROUPS)]
+    users = [da.PrincipalRef("user", fake.add_user(f"u{i}@example.com")) for i in range(PER_GROUP)]
+    return groups, users
+
+
+def _watch(fake, store):
+    """Record, at each PATCH, its group, its members and the groups with intent stored."""
+    seen: list[tuple[str, set[str], dict[str, set[str]]]] = []
+
+    def interceptor(request):
+        if request.method != "PATCH":
+            return
+        gid = request.path.rsplit("/", 1)[-1]
+        body = json.loads(request.body)
+        removed = {
+            match
+            for op in body["Operations"]
+            if op["op"].lower() == "remove"
+            for match in re.findall(r'value eq "([^"]+)"', op["path"])
+        }
+        revoking: dict[str, set[str]] = {}
+        for lease in store.find_leases(states=[LeaseState.REVOKING]):
+            revoking.setdefault(lease.pair.group_id, set()).add(lease.pair.principal_id)
+        seen.append((gid, removed, revoking))
+
+    fake.interceptor = interceptor
+    return seen
+
+
+def _check(seen, groups, users, store, fake, report, clock):
+    # One PATCH per group, each removing exactly that group's members.
+    assert sorted(gid for gid, _, _ in seen) == sorted(groups)
+    everyone = {u.id for u in users}
+    for gid, removed, revoking in seen:
+        assert removed == everyone
+        # Intent before side effect: every member removed has its lease REVOKING.
+        assert revoking.get(gid) == everyone
+    # The first PATCH went out before later groups' intents were written: at most the
+    # groups running at once had stored theirs.
+    _, _, at_first = seen[0]
+    assert len(at_first) <= CONCURRENCY < GROUPS
+    # And every lease ended, every membership went, no claim is left.
+    assert len(report.revoked) == GROUPS * PER_GROUP
+    assert not report.failed and not report.skipped
+    for gid in groups:
+        assert fake.group_members(gid) == set()
+    assert all(lease.state is LeaseState.REVOKED for lease in store.find_leases())
+    now = clock.now()
+    pairs = [da.Pair(u.id, g) for u in users for g in groups]
+    assert (
+        store.claim_pairs(pairs, owner="other", now=now, until=now + dt.timedelta(minutes=5))
+        == pairs
+    )
+
+
+def test_first_patch_goes_before_later_groups_intents(fake, tracker, store, clock):
+    groups, users = _setup(fake)
+    leases = [
+        tracker.grant(u, g, ttl=TTL, requester="a", reason="r") for g in groups for u in users
+    ]
+    clock.advance(max(lease.expires_at for lease in leases) - clock.now())
+    fake.reset_log()
+    seen = _watch(fake, store)
+    report = tracker.sweep()
+    _check(seen, groups, users, store, fake, report, clock)
+
+
+def test_first_patch_goes_before_later_groups_intents_async(
+    fake, async_client_factory, clock, sink
+):
+    groups, users = _setup(fake)
+    store = MemoryLeaseStore()
+
+    async def main():
+        async with async_client_factory() as client:
+            tracker = da.AsyncLeaseTracker(
+                da.AsyncMembershipManager(client), store=store, events=sink, clock=clock
+            )
+            leases = [
+                await tracker.grant(u, g, ttl=TTL, requester="a", reason="r")
+                for g in groups
+                for u in users
+            ]
+            clock.advance(max(lease.expires_at for lease in leases) - clock.now())
+            fake.reset_log()
+            seen = _watch(fake, store)
+            return seen, await tracker.sweep()
+
+    seen, report = asyncio.run(main())
+    _check(seen, groups, users, store, fake, report, clock)
