@@ -29,13 +29,22 @@ def _setup(fake):
     return groups, users
 
 
-def _watch(fake, store):
-    """Record, at each PATCH, its group, its members and the groups with intent stored."""
+def _watch(fake, store, clock, pairs):
+    """Record, at each PATCH, its group, its members and the groups with intent stored.
+
+    At the first PATCH, also try to claim every pair of the batch for someone else: the
+    sweep must hold them all already (claims taken group by group, late, could land on
+    pairs another replica has finished meanwhile, which no sweep would look at again).
+    """
     seen: list[tuple[str, set[str], dict[str, set[str]]]] = []
+    taken_by_probe: list[list[da.Pair]] = []
 
     def interceptor(request):
         if request.method != "PATCH":
             return
+        if not taken_by_probe:
+            now = clock.now()
+            taken_by_probe.append(store.claim_pairs(pairs, owner="probe", now=now, until=now + TTL))
         gid = request.path.rsplit("/", 1)[-1]
         body = json.loads(request.body)
         removed = {
@@ -50,10 +59,17 @@ def _watch(fake, store):
         seen.append((gid, removed, revoking))
 
     fake.interceptor = interceptor
-    return seen
+    return seen, taken_by_probe
 
 
-def _check(seen, groups, users, store, fake, report, clock):
+def _pairs(groups, users):
+    return [da.Pair(u.id, g) for u in users for g in groups]
+
+
+def _check(watched, groups, users, store, fake, report, clock):
+    seen, taken_by_probe = watched
+    # Every pair was claimed before the first PATCH.
+    assert taken_by_probe == [[]]
     # One PATCH per group, each removing exactly that group's members.
     assert sorted(gid for gid, _, _ in seen) == sorted(groups)
     everyone = {u.id for u in users}
@@ -72,7 +88,7 @@ def _check(seen, groups, users, store, fake, report, clock):
         assert fake.group_members(gid) == set()
     assert all(lease.state is LeaseState.REVOKED for lease in store.find_leases())
     now = clock.now()
-    pairs = [da.Pair(u.id, g) for u in users for g in groups]
+    pairs = _pairs(groups, users)
     assert (
         store.claim_pairs(pairs, owner="other", now=now, until=now + dt.timedelta(minutes=5))
         == pairs
@@ -86,7 +102,7 @@ def test_first_patch_goes_before_later_groups_intents(fake, tracker, store, cloc
     ]
     clock.advance(max(lease.expires_at for lease in leases) - clock.now())
     fake.reset_log()
-    seen = _watch(fake, store)
+    seen = _watch(fake, store, clock, _pairs(groups, users))
     report = tracker.sweep()
     _check(seen, groups, users, store, fake, report, clock)
 
@@ -109,7 +125,7 @@ def test_first_patch_goes_before_later_groups_intents_async(
             ]
             clock.advance(max(lease.expires_at for lease in leases) - clock.now())
             fake.reset_log()
-            seen = _watch(fake, store)
+            seen = _watch(fake, store, clock, _pairs(groups, users))
             return seen, await tracker.sweep()
 
     seen, report = asyncio.run(main())

@@ -1,8 +1,9 @@
 """Ending leases: the sweep of what is due, and the early end of chosen leases.
 
-A sweep batch runs one flow per group (groups concurrently, bounded): each claims its
-pairs and stores their ending leases `REVOKING` just before its own removal, so the
-first PATCH is not held back by every other group's store work. Removals are coalesced
+A sweep batch claims all its pairs at once, right after reading what is due, then runs
+one flow per group (groups concurrently, bounded): each stores its ending leases
+`REVOKING` just before its own removal, so the first PATCH is not held back by every
+other group's store work. Removals are coalesced
 per group, each PATCH renewing its pairs' claims first, and a group's outcomes are
 stored as soon as its PATCH is answered. Under the client's rate limits a removal waits
 for its PATCH slot first, then folds in the group's leases that fell due meanwhile
@@ -106,17 +107,30 @@ class SweepFlows(FlowBase):
     ) -> Flow[dict[str, object]]:
         """End a batch of due leases, one flow per group (groups concurrently, bounded).
 
-        Each group's flow claims its pairs and stores their intent just before its own
-        removal, so the first PATCH goes out while later groups' store work is still to
-        come, and that work overlaps the wait for earlier groups' PATCH slots. What is due
-        is judged once, at `now`, for the whole batch.
+        The batch's pairs are claimed together, at once: a claim taken later, after
+        another replica has ended the pair's leases, would name a pair no sweep looks
+        at again, and a crash then would leave it behind. Each group's flow then
+        stores its intent just before its own removal, so the first PATCH goes out
+        while later groups' store work is still to come, and that work overlaps the
+        wait for earlier groups' PATCH slots. What is due is judged once, at `now`, for
+        the whole batch.
         """
+        pairs = list(dict.fromkeys(lease.pair for lease in due))
+        until = now + dt.timedelta(seconds=self.s.claim_ttl)
+        claimed: list[Pair] = yield from claim_pairs(pairs, owner=token, now=now, until=until)
+        crash_point("after_claim")
+        mine = set(claimed)
         by_group: dict[str, list[Pair]] = {}
-        due_in: dict[str, list[Lease]] = {}
-        for pair in dict.fromkeys(lease.pair for lease in due):
+        for pair in claimed:
             by_group.setdefault(pair.group_id, []).append(pair)
+        # A group's removal never folds in the batch's own pairs, held or not.
+        in_group: dict[str, set[Pair]] = {}
+        for pair in pairs:
+            in_group.setdefault(pair.group_id, set()).add(pair)
+        due_in: dict[str, list[Lease]] = {}
         for lease in due:
-            due_in.setdefault(lease.group_id, []).append(lease)
+            if lease.pair in mine:
+                due_in.setdefault(lease.group_id, []).append(lease)
         pending = _Pending(len(due))
         answers = yield from concurrently(
             [
@@ -125,51 +139,52 @@ class SweepFlows(FlowBase):
                     due_in[gid],
                     now,
                     token,
-                    folding=_Folding(planned=set(group), pending=pending) if fold else None,
+                    folding=_Folding(planned=in_group[gid], pending=pending) if fold else None,
                 )
                 for gid, group in by_group.items()
             ],
             self.m.concurrency,
         )
-        out: dict[str, object] = {"patches": 0}
+        out: dict[str, object] = {
+            "patches": 0,
+            "skipped": [lease.id for lease in due if lease.pair not in mine],
+        }
+        failure: BaseException | None = None
         for answer in answers:
             if isinstance(answer, BaseException):
-                raise answer
+                failure = failure or answer
+                continue
             for key, values in answer.items():
                 if key == "patches":
                     out[key] = cast("int", out[key]) + cast("int", values)
                 else:
                     out[key] = [*cast("list[str]", out.get(key, [])), *cast("list[str]", values)]
-        for key in ("skipped", "revoked", "kept", "failed", "recovered", "taken_over"):
+        if failure is not None:
+            raise failure
+        for key in ("revoked", "kept", "failed", "recovered", "taken_over"):
             out.setdefault(key, [])
         return out
 
     def _sweep_group(
         self,
-        pairs: list[Pair],
+        claimed: list[Pair],
         due: list[Lease],
         now: dt.datetime,
         token: str,
         *,
         folding: _Folding | None,
     ) -> Flow[dict[str, object]]:
-        """One group's part of a batch: claim its pairs, then end their due leases."""
-        # Claimed by the clock as it reads now, so a claim taken late in a long sweep
-        # still has its full time.
-        at = self._now()
-        until = at + dt.timedelta(seconds=self.s.claim_ttl)
-        claimed: list[Pair] = yield from claim_pairs(pairs, owner=token, now=at, until=until)
-        crash_point("after_claim")
-        mine = set(claimed)
-        out: dict[str, object] = {
-            "skipped": [lease.id for lease in due if lease.pair not in mine],
-        }
+        """One group's part of a batch: end the due leases of its claimed pairs.
+
+        Its claims (and those its removal folded in) are released when it ends, however
+        it ends.
+        """
         try:
             result = yield from self._end_pairs(claimed, now, token, folding)
         except Exception as exc:
             logger.warning(
                 "sweeping leases %s failed: %s",
-                ", ".join(lease.id for lease in due if lease.pair in mine)[:2000],
+                ", ".join(lease.id for lease in due)[:2000],
                 _error_text(exc),
             )
             yield from self._release(self._held(claimed, folding), token)
@@ -178,8 +193,7 @@ class SweepFlows(FlowBase):
             if folding is not None:
                 folding.pending.count -= len(due)
         yield from self._release(self._held(claimed, folding), token)
-        out.update(result)
-        return out
+        return result
 
     @staticmethod
     def _held(claimed: list[Pair], folding: _Folding | None) -> list[Pair]:
