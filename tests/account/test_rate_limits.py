@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import threading
 
+import attrs
 import pytest
 
 import databricks_access as da
@@ -17,7 +19,7 @@ from databricks_access._account import throttle as _throttle
 from databricks_access._account.throttle import shared_throttle
 from databricks_access._cli.parser import build_parser
 from databricks_access._cli.session import _Session
-from databricks_access.testing import FakeAccount, ServerRateLimits
+from databricks_access.testing import FakeAccount, OperationClass, ServerRateLimits
 from helpers.internals import OpClass, Throttle
 
 PUBLISHED = da.RateLimits.published()
@@ -122,8 +124,9 @@ def test_config_and_clients_throttle_by_default(clock, fake, config, credentials
         clock.slept.clear()
         for i in range(6):
             client.groups.add_members(ops, [fake.add_user(f"u{i}@example.com")])
-    # PATCH 2/s with a one-second burst: 2 at once, then one every 0.5 s.
-    assert clock.slept == [0.5, 0.5, 0.5, 0.5]
+    # PATCH 2/s with a one-second burst less 50 ms: the second 50 ms behind the first,
+    # then one every 0.5 s.
+    assert clock.slept == pytest.approx([0.05, 0.5, 0.5, 0.5, 0.5])
     assert fake.faults.get("rate_limited", 0) == 0
 
 
@@ -160,7 +163,7 @@ def test_async_client_throttles_by_default(clock, fake, async_client_factory):
                 await client.groups.add_members(ops, [uid])
 
     asyncio.run(main())
-    assert clock.slept == [0.5, 0.5, 0.5, 0.5]
+    assert clock.slept == pytest.approx([0.05, 0.5, 0.5, 0.5, 0.5])
     assert fake.group_members(ops) == set(users)
     assert fake.faults.get("rate_limited", 0) == 0
 
@@ -194,7 +197,7 @@ def test_clients_of_one_account_share_the_limiter(fake, config, credentials):
         b.groups.add_members(ops, [users[1]])
         a.groups.add_members(ops, [users[2]])  # the third PATCH of the account waits
         b.groups.add_members(ops, [users[3]])
-    assert clock.slept == [0.5, 0.5]
+    assert clock.slept == pytest.approx([0.05, 0.5, 0.5])
     assert fake.group_members(ops) == set(users)
 
 
@@ -215,7 +218,7 @@ def test_sync_and_async_clients_share_the_limiter(fake, config, credentials):
             await b.groups.add_members(ops, users[2:])
 
     asyncio.run(main())
-    assert clock.slept == [0.5]
+    assert clock.slept == pytest.approx([0.05, 0.5])
     assert fake.group_members(ops) == set(users)
 
 
@@ -229,8 +232,9 @@ def test_other_accounts_and_other_clocks_do_not_share():
     other_time = shared_throttle(PUBLISHED, host=host, account_id=one, clock=other_clock)
     assert first is not None and same is not None
     assert other_account is not None and other_time is not None
-    assert [first.reserve(OpClass.PATCH), same.reserve(OpClass.PATCH)] == [0.0, 0.0]
-    assert same.reserve(OpClass.PATCH) == 0.5
+    # The published burst less its 50 ms margin: the second 50 ms late, the third 0.5 s on.
+    assert [first.reserve(OpClass.PATCH), same.reserve(OpClass.PATCH)] == pytest.approx([0, 0.05])
+    assert same.reserve(OpClass.PATCH) == pytest.approx(0.55)
     assert other_account.reserve(OpClass.PATCH) == 0.0
     assert other_time.reserve(OpClass.PATCH) == 0.0
     assert shared_throttle(None, host=host, account_id=one, clock=clock) is None
@@ -307,8 +311,8 @@ INTEGRATION = {
         (None, PUBLISHED),
         ("published", PUBLISHED),
         ("off", None),
-        ({"patch": 1.5}, da.RateLimits(get=20.0, list=4.0, patch=1.5, write=5.0, burst=1.0)),
-        ("patch=1, get=off", da.RateLimits(get=None, list=4.0, patch=1.0, write=5.0, burst=1.0)),
+        ({"patch": 1.5}, da.RateLimits(get=20.0, list=4.0, patch=1.5, write=5.0, burst=0.95)),
+        ("patch=1, get=off", da.RateLimits(get=None, list=4.0, patch=1.0, write=5.0, burst=0.95)),
     ],
 )
 def test_integration_config_rate_limits(setting, expected):
@@ -378,8 +382,50 @@ def test_a_forked_child_starts_with_its_own_limits():
     host, account = "https://accounts.cloud.databricks.com", "0a1b2c3d-0000-4000-8000-000000000004"
     parent = shared_throttle(PUBLISHED, host=host, account_id=account, clock=clock)
     assert parent is not None
-    assert [parent.reserve(OpClass.PATCH) for _ in range(3)] == [0.0, 0.0, 0.5]
+    assert [parent.reserve(OpClass.PATCH) for _ in range(3)] == pytest.approx([0, 0.05, 0.55])
     _throttle._forget_after_fork()  # what os.register_at_fork runs in a child
     child = shared_throttle(PUBLISHED, host=host, account_id=account, clock=clock)
     assert child is not None
     assert child.reserve(OpClass.PATCH) == 0.0
+
+
+# -- send-time skew ------------------------------------------------------------------------
+
+
+def _refused_under_skew(limits: da.RateLimits, seed: int, *, skew: float = 0.04) -> int:
+    """PATCHes the server's bucket refuses when each leaves up to `skew` s after its slot.
+
+    The client counts a slot from when it grants it; the server from when the request
+    arrives. A model of a busy sender: after a quiet spell, 40 PATCHes back to back, each
+    sent a random 0-`skew` s after the moment its slot opens.
+    """
+    rng = random.Random(seed)
+    now = [0.0]
+    throttle = Throttle(limits, lambda: now[0])
+    server = ServerRateLimits(clock=lambda: now[0])
+    arrivals = []
+    granted = 0.0
+    for _ in range(40):
+        now[0] = granted
+        granted += throttle.reserve(OpClass.PATCH)
+        arrivals.append(granted + rng.uniform(0.0, skew))
+    refused = 0
+    for at in sorted(arrivals):
+        now[0] = at
+        refused += server.take(OperationClass.PATCH) > 0
+    return refused
+
+
+def test_the_default_limits_leave_a_margin_for_send_time_skew():
+    # At the server's own bucket (one second's burst) a late sender meets 429s...
+    full = attrs.evolve(PUBLISHED, burst=1.0)
+    assert sum(_refused_under_skew(full, seed) for seed in range(20)) > 0
+    # ...the default keeps 50 ms of the bucket unused, and meets none.
+    assert PUBLISHED.burst == da.RateLimits.published().burst < 1.0
+    assert all(_refused_under_skew(PUBLISHED, seed) == 0 for seed in range(20))
+    # The margin costs no rate: 40 PATCHes at 2/s still take under 19.1 s.
+    now = [0.0]
+    throttle = Throttle(PUBLISHED, lambda: now[0])
+    for _ in range(40):
+        now[0] += throttle.reserve(OpClass.PATCH)
+    assert now[0] == pytest.approx(0.05 + 38 * 0.5)

@@ -24,7 +24,10 @@ from databricks_access._account.flows import OpClass
 if TYPE_CHECKING:
     from databricks_access._clock import Clock
 
-__all__ = ["RateLimits", "Throttle", "shared_throttle"]
+__all__ = ["PUBLISHED_BURST", "RateLimits", "Throttle", "shared_throttle"]
+
+PUBLISHED_BURST = 0.95
+"""Seconds of burst the published limits allow: one second's bucket less 50 ms of margin."""
 
 
 def _positive_or_none(
@@ -60,8 +63,15 @@ class RateLimits:
     spell (0: strictly spaced). Databricks' buckets are believed to hold one second's."""
 
     @classmethod
-    def published(cls, scale: float = 1.0, *, burst: float = 1.0) -> RateLimits:
-        """The reported account API limits (the default), optionally scaled (0.8 keeps a margin)."""
+    def published(cls, scale: float = 1.0, *, burst: float = PUBLISHED_BURST) -> RateLimits:
+        """The reported account API limits (the default), optionally scaled (0.8 keeps a margin).
+
+        The default `burst` is 0.95 s, not the server's full second: the client counts a
+        slot from when it grants it, the server from when the request arrives, and a
+        request that leaves some milliseconds late (its claims renewed first, a thread
+        scheduled late) would make the next one early by the server's count. Leaving
+        50 ms of the server's bucket unused absorbs that, at an unchanged rate.
+        """
         return cls(
             get=20.0 * scale, list=4.0 * scale, patch=2.0 * scale, write=5.0 * scale, burst=burst
         )
