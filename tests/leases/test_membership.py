@@ -246,6 +246,30 @@ def test_results_flag_reads_that_may_be_stale(clock, config):
         assert fake.group_members(ops) == {alice}
 
 
+def test_batch_results_flag_pairs_written_within_the_window(clock, config):
+    fake = FakeAccount(account_id=config.account_id, clock=lambda: clock.now().timestamp())
+    sp = fake.add_service_principal("connector")
+    users = [da.PrincipalRef("user", fake.add_user(f"u{i}@example.com")) for i in range(3)]
+    ops, eng = fake.add_group("ops"), fake.add_group("eng")
+    with da.AccountClient(
+        config,
+        secrets=da.StaticSecretStore(sp.client_id, sp.client_secret),
+        transport=fake.transport(),
+        clock=clock,
+    ) as client:
+        manager = da.MembershipManager(client)
+        first = manager.grant_many([(users[0], ops), (users[1], ops)])
+        assert [r.possibly_stale for r in first.results] == [False, False]
+        # Written a moment ago by this manager: flagged; a pair it never wrote: not.
+        again = manager.revoke_many([(users[0], ops), (users[2], ops), (users[1], eng)])
+        assert [r.possibly_stale for r in again.results] == [True, False, False]
+        assert fake.group_members(ops) == {users[1].id}
+        clock.advance(301)
+        later = manager.grant_many([(users[0], ops), (users[1], ops)])
+        assert [r.possibly_stale for r in later.results] == [False, False]
+        assert fake.group_members(ops) == {users[0].id, users[1].id}
+
+
 def test_async_manager_matches_the_sync_one(fake, async_client_factory):
     users, groups, pairs = seed_pairs(fake, principals=40, groups=4)
 

@@ -139,3 +139,23 @@ def test_a_display_name_given_as_a_group_id_says_how_to_look_it_up(world):
 )
 def test_real_ids_still_pass(good):
     assert check_id(good, "group") == good
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("1" * 128, True),  # the longest id
+        ("1" * 129, False),
+        ("\u0661\u0662\u0663", False),  # digits, but not ASCII
+        ("\u00b2", False),
+        ("", False),
+    ],
+)
+def test_digit_ids_are_checked_like_any_other(value, ok):
+    # Numeric ids take a short path; it must agree with the full check at its edges.
+    if ok:
+        assert check_id(value, "principal") == value
+    else:
+        with pytest.raises(da.ConfigError) as info:
+            check_id(value, "principal")
+        assert info.value.fields == ("principal",)

@@ -31,6 +31,7 @@ _ATTRIBUTE = re.compile(r"[A-Za-z][A-Za-z0-9_$-]*(\.[A-Za-z][A-Za-z0-9_$-]*)*")
 # SCIM ids of account resources are numeric; other safe ids (the emulator's, UUIDs) are
 # allowed, but nothing that a path or URL parser could read as structure.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+_MAX_ID = 128
 # Text that reads as a name, not an id: a word of three letters or more that is not hex
 # (ids are numbers, UUIDs or hex), or a space. `prod-data-readers`, `Data Readers`.
 _NAME_LIKE = re.compile(r"[A-Za-z]*[g-zG-Z][A-Za-z]*")
@@ -46,6 +47,8 @@ def check_id(value: object, field: str) -> str:
     """
     if not isinstance(value, str):
         raise ConfigError(f"must be a string id, not {type(value).__name__}", field)
+    if value.isdigit() and value.isascii() and len(value) <= _MAX_ID:
+        return value  # the common case, a SCIM id: nothing a name or a path could be
     shown = repr(value if len(value) <= 80 else value[:77] + "...")
     if _looks_like_a_name(value):
         if "group" in field:

@@ -318,6 +318,21 @@ class MembershipFlows:
         written = self._written.get(pair)
         return written is not None and self.clock.monotonic() - written < self.window
 
+    def _recently_written_of(self, members: Mapping[str, Iterable[str]]) -> set[Pair]:
+        """The pairs of `members` (principal ids by group) changed within the window."""
+        if not self._written:
+            return set()
+        since = self.clock.monotonic() - self.window
+        written = self._written
+        stale: set[Pair] = set()
+        for gid, ids in members.items():
+            for pid in ids:
+                pair = Pair(pid, gid)
+                at = written.get(pair)
+                if at is not None and at > since:
+                    stale.add(pair)
+        return stale
+
     # -- one pair ----------------------------------------------------------------------------
 
     def grant(self, principal: Principal, group: GroupLike) -> Flow[GrantResult]:
@@ -395,7 +410,15 @@ class MembershipFlows:
         for index, item in enumerate(pairs):
             if not isinstance(item, tuple) or len(item) != 2:
                 raise ConfigError(f"item {index} is not a (principal, group) pair", "pairs")
-        group_ids = [_group_id(g) for _, g in pairs]
+        # Each distinct group is checked once, however many pairs name it.
+        checked: dict[object, str] = {}
+        group_ids: list[str] = []
+        for _, group in pairs:
+            key = group if isinstance(group, str) else id(group)
+            gid = checked.get(key)
+            if gid is None:
+                gid = checked[key] = _group_id(group)
+            group_ids.append(gid)
         refs = yield from self._resolve_many([p for p, _ in pairs])
 
         # Distinct members per group, in first-seen order.
@@ -431,9 +454,7 @@ class MembershipFlows:
             for chunk in group_chunks
         )
 
-        stale = {
-            Pair(m, g) for g in groups for m in members[g] if self.recently_written(Pair(m, g))
-        }
+        stale = self._recently_written_of(members)
         failures: dict[Pair, DatabricksAccessError] = {}
         if not dry_run:
             failures = yield from self.apply(
@@ -667,13 +688,13 @@ class MembershipFlows:
             return cls(principal=unknown, group_id=gid, outcome=failed_outcome, error=ref)
         if isinstance(before, DatabricksAccessError):
             return cls(principal=ref, group_id=gid, outcome=failed_outcome, error=before)
-        pair = Pair(ref.id, gid)
-        if pair in failures:
-            return cls(principal=ref, group_id=gid, outcome=failed_outcome, error=failures[pair])
-        present = before is not None and ref.id in before
+        failure = failures.get(Pair(ref.id, gid)) if failures else None
+        if failure is not None:
+            return cls(principal=ref, group_id=gid, outcome=failed_outcome, error=failure)
         if blind:
             applied = GrantOutcome.APPLIED if adding else RevokeOutcome.APPLIED
             return cls(principal=ref, group_id=gid, outcome=applied)
+        present = before is not None and ref.id in before
         if adding:
             outcome: GrantOutcome | RevokeOutcome = (
                 GrantOutcome.ALREADY_MEMBER if present else GrantOutcome.ADDED
@@ -684,7 +705,7 @@ class MembershipFlows:
             principal=ref,
             group_id=gid,
             outcome=outcome,
-            possibly_stale=pair in stale,
+            possibly_stale=bool(stale) and Pair(ref.id, gid) in stale,
         )
 
 
@@ -698,8 +719,9 @@ def _firsts(principals: Sequence[Principal]) -> list[Principal]:
     seen: set[object] = set()
     out: list[Principal] = []
     for p in principals:
-        if _key(p) not in seen:
-            seen.add(_key(p))
+        key = _key(p)
+        if key not in seen:
+            seen.add(key)
             out.append(p)
     return out
 
