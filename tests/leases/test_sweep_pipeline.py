@@ -130,3 +130,71 @@ def test_first_patch_goes_before_later_groups_intents_async(
 
     seen, report = asyncio.run(main())
     _check(seen, groups, users, store, fake, report, clock)
+
+
+def _bounded_sweep_setup(fake):
+    groups, users = _setup(fake)
+    seen_revoked: list[int] = []
+    return groups, users, seen_revoked
+
+
+def _count_revoked_at_each_patch(fake, store, seen_revoked):
+    def interceptor(request):
+        if request.method == "PATCH":
+            seen_revoked.append(len(store.find_leases(states=[LeaseState.REVOKED])))
+
+    fake.interceptor = interceptor
+
+
+def _check_bounded(seen_revoked, report, fake, groups, store):
+    # Every removal was answered before any outcome was stored: a crash part-way leaves
+    # every claimed pair due (REVOKING), for the replica that takes the claims over.
+    assert seen_revoked == [0] * GROUPS
+    assert len(report.revoked) == GROUPS * PER_GROUP
+    for gid in groups:
+        assert fake.group_members(gid) == set()
+    assert all(lease.state is LeaseState.REVOKED for lease in store.find_leases())
+
+
+def test_a_bounded_sweep_stores_its_outcomes_after_every_removal(
+    fake, config, credentials, store, sink, clock
+):
+    groups, users, seen_revoked = _bounded_sweep_setup(fake)
+    with da.AccountClient(
+        config, secrets=credentials, transport=fake.transport(), clock=clock, rate_limits=None
+    ) as client:
+        tracker = da.LeaseTracker(
+            da.MembershipManager(client), store=store, events=sink, clock=clock
+        )
+        leases = [
+            tracker.grant(u, g, ttl=TTL, requester="a", reason="r") for g in groups for u in users
+        ]
+        clock.advance(max(lease.expires_at for lease in leases) - clock.now())
+        _count_revoked_at_each_patch(fake, store, seen_revoked)
+        report = tracker.sweep(limit=1000)
+    _check_bounded(seen_revoked, report, fake, groups, store)
+
+
+def test_a_bounded_sweep_stores_its_outcomes_after_every_removal_async(
+    fake, config, credentials, store, sink, clock
+):
+    groups, users, seen_revoked = _bounded_sweep_setup(fake)
+
+    async def main():
+        async with da.AsyncAccountClient(
+            config, secrets=credentials, transport=fake.transport(), clock=clock, rate_limits=None
+        ) as client:
+            tracker = da.AsyncLeaseTracker(
+                da.AsyncMembershipManager(client), store=store, events=sink, clock=clock
+            )
+            leases = [
+                await tracker.grant(u, g, ttl=TTL, requester="a", reason="r")
+                for g in groups
+                for u in users
+            ]
+            clock.advance(max(lease.expires_at for lease in leases) - clock.now())
+            _count_revoked_at_each_patch(fake, store, seen_revoked)
+            return await tracker.sweep(limit=1000)
+
+    report = asyncio.run(main())
+    _check_bounded(seen_revoked, report, fake, groups, store)

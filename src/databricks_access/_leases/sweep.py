@@ -114,6 +114,11 @@ class SweepFlows(FlowBase):
         while later groups' store work is still to come, and that work overlaps the
         wait for earlier groups' PATCH slots. What is due is judged once, at `now`, for
         the whole batch.
+
+        A sweep with a `limit` (no folding) runs its batch as one flow instead: without
+        waits for slots its outcomes are stored together after every removal is
+        answered, so a crash part-way leaves every claimed pair still due, for the
+        replica that takes its claims over.
         """
         pairs = list(dict.fromkeys(lease.pair for lease in due))
         until = now + dt.timedelta(seconds=self.s.claim_ttl)
@@ -122,7 +127,7 @@ class SweepFlows(FlowBase):
         mine = set(claimed)
         by_group: dict[str, list[Pair]] = {}
         for pair in claimed:
-            by_group.setdefault(pair.group_id, []).append(pair)
+            by_group.setdefault(pair.group_id if fold else "", []).append(pair)
         # A group's removal never folds in the batch's own pairs, held or not.
         in_group: dict[str, set[Pair]] = {}
         for pair in pairs:
@@ -130,7 +135,7 @@ class SweepFlows(FlowBase):
         due_in: dict[str, list[Lease]] = {}
         for lease in due:
             if lease.pair in mine:
-                due_in.setdefault(lease.group_id, []).append(lease)
+                due_in.setdefault(lease.group_id if fold else "", []).append(lease)
         pending = _Pending(len(due))
         answers = yield from concurrently(
             [
