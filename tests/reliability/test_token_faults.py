@@ -221,6 +221,7 @@ def test_a_failed_refresh_ahead_of_expiry_keeps_the_still_valid_token(fake, cloc
         secrets=da.StaticSecretStore(sp.client_id, sp.client_secret),
         transport=fake.transport(),
         clock=clock,
+        rate_limits=None,  # only retry waits would sleep
     ) as client:
         tracker = da.LeaseTracker(da.MembershipManager(client), store=store, clock=clock)
         first = tracker.grant(alice, ops, ttl=3600, requester="a", reason="r")
