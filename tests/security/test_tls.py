@@ -43,7 +43,7 @@ def contexts(config: da.AccountConfig) -> list[ssl.SSLContext]:
     asynchronous = da.AsyncAccountClient(config, secrets=da.StaticSecretStore("app", "secret"))
     found = [sync._driver.http._transport._pool._ssl_context]
     http = asynchronous._new_http()
-    found.append(http._transport._pool._ssl_context)
+    found.append(http.connections.ssl_context)
     sync.close()
     asyncio.run(http.aclose())
     return found
@@ -176,6 +176,36 @@ def test_a_self_signed_server_is_refused(tls_server, monkeypatch):
         monkeypatch.setenv(name, value)
     with pytest.raises(da.TransportError):
         _call(tls_server)
+
+
+def _acall(url: str, **flags: bool) -> None:
+    config = da.AccountConfig(
+        host=url, account_id=UUID, allow_custom_host=True, max_attempts=1, **flags
+    )
+
+    async def main() -> None:
+        secrets = da.StaticSecretStore("app", "secret")
+        async with da.AsyncAccountClient(config, secrets=secrets) as client:
+            await client.groups.get("1")
+
+    asyncio.run(main())
+
+
+def test_a_self_signed_server_is_refused_by_the_async_client_too(tls_server, monkeypatch):
+    with pytest.raises(da.TransportError, match=r"CERTIFICATE_VERIFY_FAILED|certificate") as info:
+        _acall(tls_server)
+    assert info.value.request_not_sent
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(da.TransportError):
+        _acall(tls_server)
+
+
+def test_only_the_explicit_flag_lets_the_async_client_reach_it(tls_server, caplog):
+    with caplog.at_level(logging.WARNING, logger="databricks_access"):
+        with pytest.raises(da.AuthenticationError, match="invalid_client"):
+            _acall(tls_server, insecure_skip_tls_verify=True)
+    assert any("verification is OFF" in r.message for r in caplog.records)
 
 
 def test_only_the_explicit_flag_reaches_a_self_signed_server(tls_server, caplog):
