@@ -1,4 +1,4 @@
-"""The async client's connection pool: requests in flight bounded, connections reused."""
+"""The async client's connections: requests in flight bounded, connections reused."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 
 import databricks_access as da
 from databricks_access._account import drivers
+from databricks_access._account.transport import PooledConnectionsTransport
 from databricks_access.testing import FakeAccount
 
 
@@ -22,9 +23,14 @@ def test_many_concurrent_reads_share_the_bounded_pool():
         async def main() -> list[da.Group]:
             async with da.AsyncAccountClient(config, secrets=secrets, rate_limits=None) as client:
                 first = await asyncio.gather(*(client.groups.get(gid) for _ in range(50)))
-                pool = client._driver.http._transport._pool  # httpx's pool
-                assert len(pool.connections) <= drivers.ASYNC_POOL
+                transport = client._driver.http.connections  # type: ignore[attr-defined]
+                assert isinstance(transport, PooledConnectionsTransport)
+                opened = transport.connections_opened
+                # Ten requests in flight; the token request went out on one more.
+                assert opened <= drivers.ASYNC_POOL + 1
+                assert transport.idle_connections <= drivers.ASYNC_POOL
                 again = await asyncio.gather(*(client.groups.get(gid) for _ in range(50)))
+                assert transport.connections_opened == opened  # all reused
                 return [*first, *again]
 
         groups = asyncio.run(main())

@@ -800,7 +800,7 @@ def test_clients_share_one_ssl_context():
         second = two._driver.http._transport._pool._ssl_context
     asynchronous = da.AsyncAccountClient(cfg, secrets=secrets)
     http = asynchronous._new_http()
-    third = http._transport._pool._ssl_context
+    third = http.connections.ssl_context
     asyncio.run(http.aclose())
     assert first is second is third
     insecure = da.AccountConfig(host=HOST, account_id=ACCOUNT, insecure_skip_tls_verify=True)

@@ -18,9 +18,11 @@ import ssl
 import subprocess
 import threading
 
+import httpx
 import pytest
 
 import databricks_access as da
+from databricks_access._account.drivers import shared_ssl_context
 
 UUID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 HOST = "https://accounts.cloud.databricks.com"
@@ -43,7 +45,7 @@ def contexts(config: da.AccountConfig) -> list[ssl.SSLContext]:
     asynchronous = da.AsyncAccountClient(config, secrets=da.StaticSecretStore("app", "secret"))
     found = [sync._driver.http._transport._pool._ssl_context]
     http = asynchronous._new_http()
-    found.append(http._transport._pool._ssl_context)
+    found.append(http.connections.ssl_context)
     sync.close()
     asyncio.run(http.aclose())
     return found
@@ -176,6 +178,47 @@ def test_a_self_signed_server_is_refused(tls_server, monkeypatch):
         monkeypatch.setenv(name, value)
     with pytest.raises(da.TransportError):
         _call(tls_server)
+
+
+def _acall(url: str, http_client: httpx.AsyncClient | None = None, **flags: bool) -> None:
+    config = da.AccountConfig(
+        host=url, account_id=UUID, allow_custom_host=True, max_attempts=1, **flags
+    )
+
+    async def main() -> None:
+        secrets = da.StaticSecretStore("app", "secret")
+        async with da.AsyncAccountClient(
+            config, secrets=secrets, http_client=http_client
+        ) as client:
+            await client.groups.get("1")
+
+    asyncio.run(main())
+
+
+def _refusal(url: str, http_client: httpx.AsyncClient | None = None) -> Exception:
+    with pytest.raises(Exception, match=r"CERTIFICATE_VERIFY_FAILED|certificate") as info:
+        _acall(url, http_client)
+    return info.value
+
+
+def test_a_self_signed_server_is_refused_by_the_async_client_too(tls_server, monkeypatch):
+    # As a client on httpx's own transport refuses it: the same error (a TransportError
+    # since httpcore maps TLS failures; the bare ssl error with httpcore 1.0.0).
+    ours = _refusal(tls_server)
+    theirs = _refusal(tls_server, httpx.AsyncClient(verify=shared_ssl_context()))
+    assert (type(ours), str(ours)) == (type(theirs), str(theirs))
+    if isinstance(ours, da.TransportError):
+        assert ours.request_not_sent
+    for name, value in ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    assert type(_refusal(tls_server)) is type(ours)
+
+
+def test_only_the_explicit_flag_lets_the_async_client_reach_it(tls_server, caplog):
+    with caplog.at_level(logging.WARNING, logger="databricks_access"):
+        with pytest.raises(da.AuthenticationError, match="invalid_client"):
+            _acall(tls_server, insecure_skip_tls_verify=True)
+    assert any("verification is OFF" in r.message for r in caplog.records)
 
 
 def test_only_the_explicit_flag_reaches_a_self_signed_server(tls_server, caplog):

@@ -31,6 +31,7 @@ from databricks_access._account.flows import (
 from databricks_access._account.pagers import AsyncPager, Pager
 from databricks_access._account.retry import RetryPolicy, parse_retry_after
 from databricks_access._account.throttle import Throttle
+from databricks_access._account.transport import PooledConnectionsTransport
 from databricks_access._clock import Clock
 from databricks_access._errors import (
     ApiError,
@@ -103,6 +104,9 @@ class _SyncHttp(httpx.Client):
 
 
 class _AsyncHttp(httpx.AsyncClient):
+    connections: PooledConnectionsTransport | None = None
+    """The transport `new_async_http` made for this client, if it made one."""
+
     @property
     def cookies(self) -> httpx.Cookies:
         return _NO_COOKIES
@@ -132,21 +136,54 @@ ASYNC_POOL = 10
 httpcore's pool scans every queued request against every connection (and asks each
 connection's socket whether it expired) whenever a request starts or ends: with 200
 requests queued that scan was most of the CPU. The driver queues requests beyond this
-on a semaphore instead, where waiting costs nothing, and keeps every connection alive.
+on a semaphore instead, where waiting costs nothing, and the client's transport
+(`PooledConnectionsTransport`) keeps that many connections alive without a pool.
 Ten in flight is more than the published rate limits let through at real latencies.
 """
+
+
+def _env_proxy() -> bool:
+    """Whether httpx would send through a proxy named by the environment or the system.
+
+    httpx reads the same table (`urllib.request.getproxies`) and mounts a proxy for each
+    of these schemes; `NO_PROXY` alone mounts none.
+    """
+    from urllib.request import getproxies  # noqa: PLC0415 - loaded with httpx anyway
+
+    proxies = getproxies()
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
 
 
 def new_async_http(
     transport: httpx.AsyncBaseTransport | None, timeout: httpx.Timeout, *, verify: bool
 ) -> httpx.AsyncClient:
-    """The `httpx.AsyncClient` of an `AsyncAccountClient`, made like `new_sync_http`'s."""
-    return _AsyncHttp(
+    """The `httpx.AsyncClient` of an `AsyncAccountClient`, made like `new_sync_http`'s.
+
+    Its requests go out on a `PooledConnectionsTransport` (the driver bounds them), unless
+    a transport is given or a proxy is configured: then as httpx sends them, through
+    httpx's connection pool of `ASYNC_POOL` connections.
+    """
+    limits = httpx.Limits(max_connections=ASYNC_POOL, max_keepalive_connections=ASYNC_POOL)
+    connections = None
+    if transport is None and not _env_proxy():
+        transport = connections = PooledConnectionsTransport(
+            ssl_context=shared_ssl_context() if verify else _unverified_ssl_context(),
+            max_idle=ASYNC_POOL,
+            keepalive_expiry=limits.keepalive_expiry,
+        )
+    http = _AsyncHttp(
         transport=transport,
         timeout=timeout,
         verify=verify if transport else _verify(verify),
-        limits=httpx.Limits(max_connections=ASYNC_POOL, max_keepalive_connections=ASYNC_POOL),
+        limits=limits,
     )
+    http.connections = connections
+    return http
+
+
+def _unverified_ssl_context() -> ssl.SSLContext:
+    # What httpx's own transport makes of `verify=False`.
+    return httpx.create_ssl_context(verify=False)
 
 
 _URL_CACHE = 512  # parsed URLs kept per driver (targets repeat: a group polled, a token)
