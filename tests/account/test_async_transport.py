@@ -210,3 +210,29 @@ def test_a_configured_proxy_keeps_httpx_s_own_transport(monkeypatch: pytest.Monk
     # A transport given is used as it is.
     given = httpx.AsyncHTTPTransport()
     assert drivers.new_async_http(given, timeout, verify=True).connections is None  # type: ignore[attr-defined]
+
+
+def test_a_cancelled_request_closes_its_connection_and_the_client_goes_on(fake: FakeAccount):
+    secrets = _secrets(fake)
+    gid = fake.add_group("g")
+    # The second GET is answered late; the caller gives up on it first.
+    FaultPlan([Fault.latency(2.0, op_class="get", nth=2)]).install(fake)
+    with fake.serve() as url:
+
+        async def main() -> None:
+            async with da.AsyncAccountClient(
+                _config(fake, url), secrets=secrets, rate_limits=None
+            ) as client:
+                await client.groups.get(gid)
+                transport = _connections(client)
+                assert transport.idle_connections == 1
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(client.groups.get(gid), timeout=0.2)
+                # The connection that was cut off mid-answer is not kept for reuse...
+                assert transport.idle_connections == 0
+                # ...and the next request goes out on a fresh one.
+                assert (await client.groups.get(gid)).id == gid
+                assert transport.connections_opened == 2
+                assert transport.idle_connections == 1
+
+        asyncio.run(main())
