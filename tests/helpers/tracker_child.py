@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+import threading
 
 import databricks_access as da
 from databricks_access import SqliteLeaseStore
@@ -108,8 +109,14 @@ def _trace_crash_points() -> None:
     import databricks_access._leases.sweep as sweep_module  # noqa: PLC0415
     import databricks_access._leases.tracker_flows as flows_module  # noqa: PLC0415
 
+    lock = threading.Lock()
+
     def trace(name: str) -> None:
-        print(f"point {_STEP[0]} {name}", flush=True)
+        # Points are reached on several threads at once (a sweep's groups run
+        # concurrently): one write per line, under a lock, so two never share a line.
+        with lock:
+            sys.stdout.write(f"point {_STEP[0]} {name}\n")
+            sys.stdout.flush()
 
     # Patched where the name is used: each module that passes crash points.
     for module in (base_module, sweep_module, flows_module):
