@@ -175,8 +175,12 @@ class RowMapping:
     def _read_maybe(self, value: str | None) -> str | None:
         return None if value is None else self.read_text(value)
 
-    def lease_values(self, lease: Lease) -> list[object]:
-        """The lease's columns after `id`, ending with `due_at`."""
+    def lease_values(self, lease: Lease, *, next_version: bool = False) -> list[object]:
+        """The lease's columns after `id`, ending with `due_at`.
+
+        With `next_version`, the columns of `next_version(lease)` (as an update stores
+        it), without making that copy.
+        """
         what = f"lease {lease.id!r}"
         due = lease.due_at()
         text, maybe = self.write_text, self._maybe
@@ -200,7 +204,7 @@ class RowMapping:
             maybe(lease.request_id),
             maybe(lease.group_name),
             maybe(lease.principal_name),
-            integer(lease.version, f"{what}: version"),
+            integer(lease.version + 1 if next_version else lease.version, f"{what}: version"),
             None if due is None else micros(due, f"{what}: due time"),
         ]
 
