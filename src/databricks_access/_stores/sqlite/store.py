@@ -434,12 +434,19 @@ class SqliteLeaseStore(_SqliteFile):
         unique = list(dict.fromkeys(pairs))
 
         def work(conn: sqlite3.Connection) -> set[Pair]:
-            renewed: set[Pair] = set()
-            for pair in unique:
-                cursor = conn.execute(_RENEW, (until_us, pair.principal_id, pair.group_id, owner))
-                if cursor.rowcount:
-                    renewed.add(pair)
-            return renewed
+            # Under the write lock: read which pairs `owner` holds, then renew those.
+            held: set[Pair] = set()
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                params: list[object] = []
+                for pair in chunk:
+                    params += (pair.principal_id, pair.group_id)
+                params.append(owner)
+                held.update(Pair(p, g) for p, g in conn.execute(_held_claims(len(chunk)), params))
+            renewals = [(until_us, pair.principal_id, pair.group_id, owner) for pair in held]
+            if renewals:
+                conn.executemany(_RENEW, renewals)
+            return held
 
         renewed = self._transaction(work, f"renew {len(unique)} claim(s)")
         return [pair for pair in pairs if pair in renewed]
