@@ -54,7 +54,6 @@ from databricks_access._stores.sqlite.sql import (
     _held_claims,
     _lease_values,
     _lease_versions,
-    _next_version,
     _pair_leases,
     _placeholders,
     _request_values,
@@ -223,7 +222,7 @@ class SqliteLeaseStore(_SqliteFile):
             LeaseError: the file cannot be written.
         """
         expected = sorted({state.value for state in expect})
-        values = [*_lease_values(_next_version(lease)), lease.id, lease.version, *expected]
+        values = [*_lease_values(lease, next_version=True), lease.id, lease.version, *expected]
         sql = _UPDATE_LEASE + _placeholders(len(expected))
         payload = None if event is None else _event_payload(event)
 
