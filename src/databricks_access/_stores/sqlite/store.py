@@ -135,6 +135,8 @@ class SqliteLeaseStore(_SqliteFile):
         # A connection that only watches `PRAGMA data_version`: it changes whenever any
         # other connection (another thread's, another process's) commits.
         self._watch_lock = threading.Lock()
+        # This store's writers, one at a time (see `_transaction`).
+        self._write_lock = threading.RLock()
         self._watch: sqlite3.Connection | None = None
         self._seen = 0
         try:
