@@ -142,6 +142,12 @@ def next_version(lease: Lease) -> Lease:
     return attrs.evolve(lease, version=lease.version + 1)
 
 
+# Compact JSON encoders for events (by `ascii_json`), made once: `json.dumps` with
+# arguments builds one per call.
+_EVENT_JSON = {
+    ascii_json: json.JSONEncoder(ensure_ascii=ascii_json, separators=(",", ":"))
+    for ascii_json in (False, True)
+}
 _KINDS = {kind.value: kind for kind in PrincipalKind}
 _LEASE_STATES = {state.value: state for state in LeaseState}
 _REQUEST_STATES = {state.value: state for state in RequestState}
@@ -296,7 +302,7 @@ class RowMapping:
     def event_payload(self, event: AuditEvent) -> str:
         """The event as stored in the outbox: compact JSON (it escapes NUL)."""
         try:
-            return json.dumps(event.to_json(), ensure_ascii=self.ascii_json, separators=(",", ":"))
+            return _EVENT_JSON[self.ascii_json].encode(event.to_json())
         except (TypeError, ValueError) as exc:
             raise LeaseError(
                 f"the {event.kind.value} event cannot be stored as JSON: {exc}"
