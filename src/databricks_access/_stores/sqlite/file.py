@@ -184,11 +184,15 @@ class _SqliteFile:
             remaining = deadline - time.monotonic()
             if remaining < self._timeout - _LOCK_SLACK:
                 # A long wait in the queue: SQLite's own wait gets only what is left.
-                conn.execute(f"PRAGMA busy_timeout = {max(int(remaining * 1000), 1)}")
+                try:
+                    conn.execute(f"PRAGMA busy_timeout = {max(int(remaining * 1000), 1)}")
+                except sqlite3.Error as exc:
+                    raise self._error(exc, doing) from exc
                 try:
                     return self._write(conn, work, doing, deadline)
                 finally:
-                    conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+                    with contextlib.suppress(sqlite3.Error):  # closed meanwhile: nothing to keep
+                        conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             return self._write(conn, work, doing, deadline)
         finally:
             self._write_lock.release()
