@@ -494,6 +494,32 @@ def test_a_writer_holding_the_lock_past_the_timeout_is_a_lease_error(path):
         store.add_lease(lease("lease_1"))
 
 
+def test_a_write_queued_behind_this_process_writers_keeps_the_timeout(path):
+    """Threads of one store queue for the write lock in the process; that wait counts
+    toward `timeout` as SQLite's own does, and another thread's commit hands it on."""
+    with SqliteLeaseStore(path, timeout=0.2) as store:
+        held, done = threading.Event(), threading.Event()
+
+        def long_writer():
+            with store._write_lock:  # as a long transaction of another thread would
+                held.set()
+                done.wait(5)
+
+        other = threading.Thread(target=long_writer)
+        other.start()
+        try:
+            held.wait(5)
+            start = time.monotonic()
+            with pytest.raises(LeaseError, match=r"locked by another writer for more than 0\.2 s"):
+                store.add_lease(lease("lease_1"), granted("lease_1"))
+            assert time.monotonic() - start < 5
+        finally:
+            done.set()
+            other.join(5)
+        store.add_lease(lease("lease_1"), granted("lease_1"))
+        assert [p.event.lease_id for p in store.pending_events()] == ["lease_1"]
+
+
 def test_a_writer_waits_for_a_lock_released_within_the_timeout(path):
     with SqliteLeaseStore(path, timeout=10) as store, raw(path) as other:
         other.execute("BEGIN IMMEDIATE")

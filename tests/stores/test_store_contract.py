@@ -365,6 +365,93 @@ def test_update_many_applies_each_compare_and_set_with_its_event(store):
     assert store.update_leases([]) == []
 
 
+def _one_at_a_time(stored: dict[str, Lease], updates) -> tuple[list[bool], list[str]]:
+    """The reference for `update_leases`: each compare-and-set in turn, in order.
+
+    Returns the answers and the lease ids of the events written, in the order written.
+    """
+    answers: list[bool] = []
+    written: list[str] = []
+    for new, expect, ev in updates:
+        old = stored.get(new.id)
+        if old is None or old.state is not expect or old.version != new.version:
+            answers.append(False)
+            continue
+        stored[new.id] = attrs.evolve(new, version=new.version + 1)
+        if ev is not None:
+            written.append(ev.lease_id)
+        answers.append(True)
+    return answers, written
+
+
+@pytest.mark.parametrize("calling", ["sync", "threaded"])
+def test_update_many_in_bulk_ends_as_one_update_at_a_time(store, calling):
+    """A batch larger than one statement binds, with every kind of miss, and leases
+    updated twice in it: the same answers, rows and events as one update at a time."""
+    items = []
+    for i in range(1030):
+        state = LeaseState.REVOKE_FAILED if i % 9 == 4 else LeaseState.ACTIVE
+        items.append(
+            lease(
+                id=f"lease_bulk_{i:04d}",
+                principal=PrincipalRef(PrincipalKind.USER, f"u-{i}"),
+                group_id=f"g-{i % 7}",
+                state=state,
+                expires_at=T0 + i * MIN,
+                retry_at=T0 if state is LeaseState.REVOKE_FAILED else None,
+            )
+        )
+    for item in items:
+        store.add_lease(item)
+    # Two leases changed since the batch read them: their version moved on.
+    for item in items[5:7]:
+        store.update_lease(attrs.evolve(item, reason="changed"), expect=[item.state])
+    stored = {item.id: store.get_lease(item.id) for item in items}
+    at = T0 + 2 * HOUR
+    updates = []
+    for i, item in enumerate(items):
+        revoking = attrs.evolve(item, state=LeaseState.REVOKING, updated_at=at)
+        kind = i % 10
+        if kind == 1:  # expecting a state the lease is not in
+            updates.append((revoking, LeaseState.GRANTING, event(lease_id=item.id)))
+        elif kind == 2:  # no event
+            updates.append((revoking, item.state, None))
+        elif kind == 3:  # twice in the batch: the second sees the first; a stale third
+            revoked = attrs.evolve(
+                revoking, state=LeaseState.REVOKED, version=1, ended_at=at, last_error=None
+            )
+            updates.append((revoking, item.state, event(EventKind.EXPIRED, lease_id=item.id)))
+            updates.append(
+                (revoked, LeaseState.REVOKING, event(EventKind.REVOKED, lease_id=item.id))
+            )
+            updates.append((revoked, LeaseState.REVOKING, event(EventKind.DRIFT, lease_id=item.id)))
+        elif kind == 8:  # a stale copy: read at another version
+            updates.append((attrs.evolve(revoking, version=7), item.state, event(lease_id=item.id)))
+        else:
+            failed = attrs.evolve(
+                revoking,
+                attempts=i,
+                last_error=f"error {i}" if i % 3 else None,
+                retry_at=at + i * MIN if i % 2 else None,
+            )
+            updates.append((failed, item.state, event(EventKind.EXPIRED, lease_id=item.id, at=at)))
+        if i % 250 == 0:  # a lease that does not exist
+            ghost = lease(id=f"lease_ghost_{i}")
+            updates.append((ghost, LeaseState.ACTIVE, event(lease_id=ghost.id)))
+    expected, written = _one_at_a_time(stored, updates)
+    if calling == "sync":
+        got = store.update_leases(updates)
+    else:
+        got = asyncio.run(threaded(store).update_leases(updates))
+    assert got == expected
+    assert sum(expected) > 800
+    assert store.get_lease("lease_ghost_0") is None
+    assert {item.id: item for item in store.find_leases()} == stored
+    pending = store.pending_events(limit=5000)
+    assert [p.event.lease_id for p in pending] == written
+    assert [p.seq for p in pending] == sorted(p.seq for p in pending)
+
+
 def test_update_is_a_compare_and_set_between_racing_writers(store):
     item = lease(state=LeaseState.ACTIVE)
     store.add_lease(item)

@@ -142,6 +142,30 @@ def next_version(lease: Lease) -> Lease:
     return attrs.evolve(lease, version=lease.version + 1)
 
 
+# Compact JSON encoders for events (by `ascii_json`), made once: `json.dumps` with
+# arguments builds one per call.
+_EVENT_JSON = {
+    ascii_json: json.JSONEncoder(ensure_ascii=ascii_json, separators=(",", ":"))
+    for ascii_json in (False, True)
+}
+# `micros` and `integer` of a lease's field, naming the field only when it is refused:
+# a store writes thousands of leases in a sweep, and refuses almost none.
+
+
+def _lease_micros(value: dt.datetime, lease: Lease, field: str) -> int:
+    if value.utcoffset() is not None:
+        result = (value - EPOCH) // US
+        if MIN_US <= result <= MAX_US:
+            return result
+    return micros(value, f"lease {lease.id!r}: {field}")
+
+
+def _lease_integer(value: int, lease: Lease, field: str) -> int:
+    if -INT64 <= value < INT64:
+        return value
+    return integer(value, f"lease {lease.id!r}: {field}")
+
+
 _KINDS = {kind.value: kind for kind in PrincipalKind}
 _LEASE_STATES = {state.value: state for state in LeaseState}
 _REQUEST_STATES = {state.value: state for state in RequestState}
@@ -175,33 +199,37 @@ class RowMapping:
     def _read_maybe(self, value: str | None) -> str | None:
         return None if value is None else self.read_text(value)
 
-    def lease_values(self, lease: Lease) -> list[object]:
-        """The lease's columns after `id`, ending with `due_at`."""
-        what = f"lease {lease.id!r}"
-        due = lease.due_at()
+    def lease_values(self, lease: Lease, *, next_version: bool = False) -> list[object]:
+        """The lease's columns after `id`, ending with `due_at`.
+
+        With `next_version`, the columns of `next_version(lease)` (as an update stores
+        it), without making that copy.
+        """
+        due, retry, ended = lease.due_at(), lease.retry_at, lease.ended_at
+        version = lease.version + 1 if next_version else lease.version
         text, maybe = self.write_text, self._maybe
         return [
             lease.principal.kind.value,
             text(lease.principal.id),
             text(lease.group_id),
             lease.state.value,
-            micros(lease.granted_at, f"{what}: granted_at"),
-            micros(lease.expires_at, f"{what}: expires_at"),
+            _lease_micros(lease.granted_at, lease, "granted_at"),
+            _lease_micros(lease.expires_at, lease, "expires_at"),
             text(lease.requester),
             text(lease.reason),
             maybe(lease.approver),
             self.flag(bool(lease.standing)),
-            integer(lease.extensions, f"{what}: extensions"),
-            integer(lease.attempts, f"{what}: attempts"),
-            maybe_micros(lease.retry_at, f"{what}: retry_at"),
+            _lease_integer(lease.extensions, lease, "extensions"),
+            _lease_integer(lease.attempts, lease, "attempts"),
+            None if retry is None else _lease_micros(retry, lease, "retry_at"),
             maybe(lease.last_error),
-            micros(lease.updated_at, f"{what}: updated_at"),
-            maybe_micros(lease.ended_at, f"{what}: ended_at"),
+            _lease_micros(lease.updated_at, lease, "updated_at"),
+            None if ended is None else _lease_micros(ended, lease, "ended_at"),
             maybe(lease.request_id),
             maybe(lease.group_name),
             maybe(lease.principal_name),
-            integer(lease.version, f"{what}: version"),
-            None if due is None else micros(due, f"{what}: due time"),
+            _lease_integer(version, lease, "version"),
+            None if due is None else _lease_micros(due, lease, "due time"),
         ]
 
     def lease(self, row: Row) -> Lease:
@@ -292,7 +320,7 @@ class RowMapping:
     def event_payload(self, event: AuditEvent) -> str:
         """The event as stored in the outbox: compact JSON (it escapes NUL)."""
         try:
-            return json.dumps(event.to_json(), ensure_ascii=self.ascii_json, separators=(",", ":"))
+            return _EVENT_JSON[self.ascii_json].encode(event.to_json())
         except (TypeError, ValueError) as exc:
             raise LeaseError(
                 f"the {event.kind.value} event cannot be stored as JSON: {exc}"

@@ -39,7 +39,6 @@ from databricks_access._stores.postgres.sql import (
     _event_payload,
     _lease,
     _lease_values,
-    _next_version,
     _request,
     _request_values,
     _Sql,
@@ -161,7 +160,7 @@ def update_lease(
     lease: Lease, expect: Iterable[LeaseState], event: AuditEvent | None
 ) -> _Call[None]:
     expected = sorted({state.value for state in expect})
-    values = [*_lease_values(_next_version(lease)), _enc(lease.id), lease.version, expected]
+    values = [*_lease_values(lease, next_version=True), _enc(lease.id), lease.version, expected]
     payload = None if event is None else _event_payload(event)
 
     def work(st: _Sql) -> Work[None]:
@@ -180,7 +179,7 @@ def update_leases(
 ) -> _Call[list[bool]]:
     ids = [_enc(lease.id) for lease, _, _ in updates]
     rows = [
-        [lease_id, expect.value, lease.version, *_lease_values(_next_version(lease))]
+        [lease_id, expect.value, lease.version, *_lease_values(lease, next_version=True)]
         for lease_id, (lease, expect, _) in zip(ids, updates, strict=True)
     ]
     payloads = [None if event is None else _event_payload(event) for _, _, event in updates]

@@ -21,9 +21,17 @@ aware UTC datetimes.
 Concurrency: the file is in WAL mode, so readers never block the writer. Each thread
 gets its own connection; every write is one `BEGIN IMMEDIATE` transaction, so writers in
 any thread or process queue for the write lock up front (waiting up to `timeout`) instead
-of deadlocking on a lock upgrade. `synchronous=FULL` by default: a lease's intent, and its
-audit event, are on disk before the tracker sends the request they announce, even across
-a power cut.
+of deadlocking on a lock upgrade. A store's own threads queue in the process first (a
+lock handed on at each commit), so SQLite's busy handler, which polls with growing
+sleeps, only ever waits for other processes. `synchronous=FULL` by default: a lease's
+intent, and its audit event, are on disk before the tracker sends the request they
+announce, even across a power cut.
+
+Batches: `update_leases` reads the stored state and version of its leases in one
+statement (per 900 ids), decides every compare-and-set in order under the write lock,
+then writes the changed rows with one prepared statement run per row (`executemany`, by
+row id) and their events with another; `claim_pairs` and `renew_pairs` likewise read the
+claims back a chunk of pairs at a time.
 """
 
 from __future__ import annotations

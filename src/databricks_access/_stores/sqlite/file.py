@@ -35,6 +35,9 @@ T = TypeVar("T")
 
 # How often `wait_for_change` looks for commits made by other processes.
 _POLL_SECONDS = 0.05
+# A wait for this process's write lock longer than this shortens SQLite's busy timeout
+# for the transaction, so that a write waits no longer than `timeout` in all.
+_LOCK_SLACK = 0.05
 
 # Primary SQLite result codes (`sqlite_errorcode & 0xFF`, Python 3.11+).
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
@@ -68,6 +71,7 @@ class _SqliteFile:
     _changed: threading.Condition
     _writes: int
     _watch_lock: threading.Lock
+    _write_lock: threading.RLock
     _watch: sqlite3.Connection | None
     _seen: int
 
@@ -165,9 +169,42 @@ class _SqliteFile:
 
         Waits for the write lock up to `timeout` (SQLite's busy handler, plus retries
         for the cases it does not cover); any failure rolls the whole transaction back.
+        The threads of this store queue for it in the process first: each is handed it
+        as soon as the previous one commits, where SQLite's busy handler would poll for
+        it with growing sleeps (it still waits for writers of other processes).
         """
         conn = self._connection()
         deadline = time.monotonic() + self._timeout
+        if not self._write_lock.acquire(timeout=self._timeout):
+            raise LeaseError(
+                f"the lease store at {self._path} stayed locked by another writer for more "
+                f"than {self._timeout:g} s: cannot {doing} (waiting for this process's writers)"
+            )
+        try:
+            remaining = deadline - time.monotonic()
+            if remaining < self._timeout - _LOCK_SLACK:
+                # A long wait in the queue: SQLite's own wait gets only what is left.
+                try:
+                    conn.execute(f"PRAGMA busy_timeout = {max(int(remaining * 1000), 1)}")
+                except sqlite3.Error as exc:
+                    raise self._error(exc, doing) from exc
+                try:
+                    return self._write(conn, work, doing, deadline)
+                finally:
+                    with contextlib.suppress(sqlite3.Error):  # closed meanwhile: nothing to keep
+                        conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+            return self._write(conn, work, doing, deadline)
+        finally:
+            self._write_lock.release()
+
+    def _write(
+        self,
+        conn: sqlite3.Connection,
+        work: Callable[[sqlite3.Connection], T],
+        doing: str,
+        deadline: float,
+    ) -> T:
+        """`_transaction`'s body, under this process's write lock."""
         pause = 0.001
         while True:
             before = conn.total_changes

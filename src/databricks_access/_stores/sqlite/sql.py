@@ -15,6 +15,7 @@ __all__ = [
     "_CHUNK",
     "_CLAIM",
     "_DUE_LEASES",
+    "_IDS_PER_QUERY",
     "_INSERT_EVENT",
     "_INSERT_LEASE",
     "_INSERT_REQUEST",
@@ -30,12 +31,14 @@ __all__ = [
     "_SELECT_LEASES",
     "_SELECT_REQUESTS",
     "_UPDATE_LEASE",
+    "_UPDATE_LEASE_ROW",
     "_UPDATE_REQUEST",
     "_check_limit",
     "_event_payload",
     "_held_claims",
     "_lease",
     "_lease_values",
+    "_lease_versions",
     "_next_version",
     "_pair_leases",
     "_placeholders",
@@ -55,13 +58,25 @@ _LEASE_FIELDS = (
 _INSERT_LEASE = f"INSERT INTO leases ({_LEASE_FIELDS}, due_at) VALUES ({', '.join(['?'] * 22)})"  # noqa: S608 - fixed fragments
 # Pairs per `leases_on_pairs` query: two bound values each, well under SQLite's limit.
 _PAIRS_PER_QUERY = 400
-_UPDATE_LEASE = (
+_SET_LEASE = (
     "UPDATE leases SET principal_kind = ?, principal_id = ?, group_id = ?, state = ?, "
     "granted_at = ?, expires_at = ?, requester = ?, reason = ?, approver = ?, standing = ?, "
     "extensions = ?, attempts = ?, retry_at = ?, last_error = ?, updated_at = ?, "
     "ended_at = ?, request_id = ?, group_name = ?, principal_name = ?, version = ?, "
-    "due_at = ? WHERE id = ? AND version = ? AND state IN "
+    "due_at = ?"
 )
+_UPDATE_LEASE = _SET_LEASE + " WHERE id = ? AND version = ? AND state IN "
+# A batch's rows, by row id, once their compare-and-set was checked under the write lock.
+_UPDATE_LEASE_ROW = _SET_LEASE + " WHERE rid = ?"
+# Ids per statement when reading a batch's stored states (under the old 999 limit).
+_IDS_PER_QUERY = 900
+
+
+def _lease_versions(count: int) -> str:
+    """The row id, state and version of `count` leases, by id."""
+    return "SELECT id, rid, state, version FROM leases WHERE id IN " + _placeholders(count)  # noqa: S608 - fixed fragments
+
+
 _SELECT_LEASES = f"SELECT {_LEASE_FIELDS} FROM leases"  # noqa: S608 - fixed fragments
 
 

@@ -32,6 +32,7 @@ from databricks_access._stores.sqlite.sql import (
     _CHUNK,
     _CLAIM,
     _DUE_LEASES,
+    _IDS_PER_QUERY,
     _INSERT_EVENT,
     _INSERT_LEASE,
     _INSERT_REQUEST,
@@ -46,12 +47,13 @@ from databricks_access._stores.sqlite.sql import (
     _SELECT_LEASES,
     _SELECT_REQUESTS,
     _UPDATE_LEASE,
+    _UPDATE_LEASE_ROW,
     _UPDATE_REQUEST,
     _check_limit,
     _event_payload,
     _held_claims,
     _lease_values,
-    _next_version,
+    _lease_versions,
     _pair_leases,
     _placeholders,
     _request_values,
@@ -133,6 +135,8 @@ class SqliteLeaseStore(_SqliteFile):
         # A connection that only watches `PRAGMA data_version`: it changes whenever any
         # other connection (another thread's, another process's) commits.
         self._watch_lock = threading.Lock()
+        # This store's writers, one at a time (see `_transaction`).
+        self._write_lock = threading.RLock()
         self._watch: sqlite3.Connection | None = None
         self._seen = 0
         try:
@@ -220,7 +224,7 @@ class SqliteLeaseStore(_SqliteFile):
             LeaseError: the file cannot be written.
         """
         expected = sorted({state.value for state in expect})
-        values = [*_lease_values(_next_version(lease)), lease.id, lease.version, *expected]
+        values = [*_lease_values(lease, next_version=True), lease.id, lease.version, *expected]
         sql = _UPDATE_LEASE + _placeholders(len(expected))
         payload = None if event is None else _event_payload(event)
 
@@ -244,29 +248,57 @@ class SqliteLeaseStore(_SqliteFile):
     def update_leases(
         self, updates: Sequence[tuple[Lease, LeaseState, AuditEvent | None]]
     ) -> list[bool]:
-        """Apply many compare-and-set updates in one transaction; False for each stale one."""
+        """Apply many compare-and-set updates in one transaction; False for each stale one.
+
+        Under the write lock, one read of the stored states and versions decides every
+        compare-and-set in order (an update sees the ones before it, on the same lease
+        too); then one statement, run for each row, writes the changed leases, and one
+        more their events.
+        """
+        if not updates:
+            return []
         prepared = [
             (
-                [*_lease_values(_next_version(lease)), lease.id, lease.version, expect.value],
+                lease.id,
+                expect.value,
+                lease.version,
+                _lease_values(lease, next_version=True),
                 None if event is None else _event_payload(event),
             )
             for lease, expect, event in updates
         ]
-        sql = _UPDATE_LEASE + _placeholders(1)
+        ids = list(dict.fromkeys(lease_id for lease_id, *_ in prepared))
 
         def work(conn: sqlite3.Connection) -> list[bool]:
+            stored: dict[str, tuple[int, str, int]] = {}
+            for start in range(0, len(ids), _IDS_PER_QUERY):
+                chunk = ids[start : start + _IDS_PER_QUERY]
+                for lease_id, rid, state, version in conn.execute(
+                    _lease_versions(len(chunk)), chunk
+                ):
+                    stored[lease_id] = (rid, state, version)
             results: list[bool] = []
-            for values, payload in prepared:
-                if conn.execute(sql, values).rowcount == 0:
+            rows: list[list[object]] = []
+            payloads: list[tuple[str]] = []
+            for lease_id, expect, version, values, payload in prepared:
+                found = stored.get(lease_id)
+                if found is None or found[1] != expect or found[2] != version:
                     results.append(False)
                     continue
+                rid = found[0]
+                stored[lease_id] = (rid, str(values[3]), version + 1)
+                rows.append([*values, rid])
                 if payload is not None:
-                    conn.execute(_INSERT_EVENT, (payload,))
+                    payloads.append((payload,))
                 results.append(True)
+            if rows and conn.executemany(_UPDATE_LEASE_ROW, rows).rowcount != len(rows):
+                raise LeaseError(
+                    f"the lease store at {self._path} changed under its own write lock"
+                )
+            if payloads:
+                conn.executemany(_INSERT_EVENT, payloads)
             return results
 
-        if not prepared:
-            return []
         return self._transaction(work, f"update {len(prepared)} leases")
 
     def get_lease(self, lease_id: str) -> Lease | None:
@@ -403,12 +435,19 @@ class SqliteLeaseStore(_SqliteFile):
         unique = list(dict.fromkeys(pairs))
 
         def work(conn: sqlite3.Connection) -> set[Pair]:
-            renewed: set[Pair] = set()
-            for pair in unique:
-                cursor = conn.execute(_RENEW, (until_us, pair.principal_id, pair.group_id, owner))
-                if cursor.rowcount:
-                    renewed.add(pair)
-            return renewed
+            # Under the write lock: read which pairs `owner` holds, then renew those.
+            held: set[Pair] = set()
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                params: list[object] = []
+                for pair in chunk:
+                    params += (pair.principal_id, pair.group_id)
+                params.append(owner)
+                held.update(Pair(p, g) for p, g in conn.execute(_held_claims(len(chunk)), params))
+            renewals = [(until_us, pair.principal_id, pair.group_id, owner) for pair in held]
+            if renewals:
+                conn.executemany(_RENEW, renewals)
+            return held
 
         renewed = self._transaction(work, f"renew {len(unique)} claim(s)")
         return [pair for pair in pairs if pair in renewed]
