@@ -429,3 +429,21 @@ def test_the_default_limits_leave_a_margin_for_send_time_skew():
     for _ in range(40):
         now[0] += throttle.reserve(OpClass.PATCH)
     assert now[0] == pytest.approx(0.05 + 38 * 0.5)
+
+
+def test_clients_say_what_they_throttle_at(fake, config, credentials):
+    with (
+        da.AccountClient(config, secrets=credentials, transport=fake.transport()) as default,
+        da.AccountClient(
+            config, secrets=credentials, transport=fake.transport(), rate_limits=None
+        ) as unlimited,
+    ):
+        assert default.rate_limits == PUBLISHED
+        assert unlimited.rate_limits is None
+    custom = da.RateLimits(patch=1.0)
+    unlimited_async = da.AsyncAccountClient(config, secrets=credentials, rate_limits=None)
+    custom_async = da.AsyncAccountClient(config, secrets=credentials, rate_limits=custom)
+    assert unlimited_async.rate_limits is None
+    assert custom_async.rate_limits == custom
+    asyncio.run(unlimited_async.close())
+    asyncio.run(custom_async.close())

@@ -784,3 +784,40 @@ def test_an_updated_lease_leaves_the_due_index(store):
     )
     with raw(store.path) as conn:
         assert conn.execute("SELECT due_at FROM leases").fetchone()[0] is None
+
+
+@pytest.mark.parametrize("synchronous", ["FULL", "NORMAL"])
+def test_claims_commit_without_waiting_for_the_disk_and_leases_with_it(
+    path, monkeypatch, synchronous
+):
+    # Claims need not survive a power cut: their holders, on the same machine as the file,
+    # end with it. Leases and their events must (with the default FULL): the tracker acts
+    # on them. A store opened NORMAL stays NORMAL throughout.
+    seen: list[tuple[str, int]] = []
+    original = SqliteLeaseStore._write
+
+    def watched(self, conn, work, doing, deadline):
+        seen.append((doing.split()[0], conn.execute("PRAGMA synchronous").fetchone()[0]))
+        return original(self, conn, work, doing, deadline)
+
+    monkeypatch.setattr(SqliteLeaseStore, "_write", watched)
+    full, normal = 2, 1
+    pair = Pair("u", "g")
+    with SqliteLeaseStore(path, synchronous=synchronous) as store:
+        store.add_lease(lease("l1"))
+        store.claim_pairs([pair], owner="o", now=T0, until=T0 + MIN)
+        store.renew_pairs([pair], owner="o", until=T0 + 2 * MIN)
+        stored = store.get_lease("l1")
+        assert stored is not None
+        store.update_leases([(stored, LeaseState.ACTIVE, None)])
+        store.release_pairs([pair], owner="o")
+        store.add_lease(lease("l2"))
+    expected = full if synchronous == "FULL" else normal
+    assert [entry for entry in seen if entry[0] != "upgrade"] == [
+        ("add", expected),
+        ("claim", normal),
+        ("renew", normal),
+        ("update", expected),
+        ("release", normal),
+        ("add", expected),  # back to the store's setting after the claims
+    ]

@@ -183,6 +183,10 @@ class AccountClient:
         http = http_client or new_sync_http(transport, setup.timeout, verify=setup.verify)
         self._driver: SyncDriver = SyncDriver(http, **setup.driver_args())
         self._api = setup.api
+        self.rate_limits: RateLimits | None = (
+            None if setup.throttle is None else setup.throttle.limits
+        )
+        """The limits this client throttles its requests at; None when it does not."""
         self.groups = Groups(self)
         self.users = Users(self)
         self.service_principals = ServicePrincipals(self)
@@ -276,6 +280,10 @@ class AsyncAccountClient:
             http_client or self._new_http, **setup.driver_args()
         )
         self._api = setup.api
+        self.rate_limits: RateLimits | None = (
+            None if setup.throttle is None else setup.throttle.limits
+        )
+        """The limits this client throttles its requests at; None when it does not."""
         self.groups = AsyncGroups(self)
         self.users = AsyncUsers(self)
         self.service_principals = AsyncServicePrincipals(self)

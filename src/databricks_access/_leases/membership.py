@@ -30,6 +30,7 @@ from databricks_access._account.api import AccountApi, Principal
 from databricks_access._account.flows import Flow, OpClass, WaitForSlot, concurrently
 from databricks_access._account.models import Group, PrincipalKind, PrincipalRef
 from databricks_access._account.scim import add_members_body, check_id, remove_members_body
+from databricks_access._account.throttle import RateLimits
 from databricks_access._clock import Clock
 from databricks_access._durations import Duration
 from databricks_access._durations import seconds as _seconds
@@ -246,6 +247,7 @@ class MembershipFlows:
         batch_size: int = DEFAULT_BATCH,
         concurrency: int = DEFAULT_CONCURRENCY,
         consistency_window: float = DEFAULT_WINDOW,
+        paced: bool = False,
     ) -> None:
         if not isinstance(batch_size, int) or not 1 <= batch_size <= 1000:
             raise ConfigError("must be an integer from 1 to 1000", "batch_size")
@@ -258,6 +260,8 @@ class MembershipFlows:
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.window = float(consistency_window)
+        self.paced = paced
+        """Whether the client paces PATCH requests (a rate limit): removals wait for slots."""
         self._resolved: dict[str, tuple[PrincipalRef, float]] = {}
         self._written: dict[Pair, float] = {}
         self._lock = threading.Lock()
@@ -709,6 +713,10 @@ class MembershipFlows:
         )
 
 
+def _paces_patches(limits: RateLimits | None) -> bool:
+    return limits is not None and limits.rate_for(OpClass.PATCH) is not None
+
+
 def _key(principal: Principal) -> object:
     """Names compare by value (case-insensitively), models and references by identity."""
     return principal.casefold() if isinstance(principal, str) else id(principal)
@@ -760,6 +768,7 @@ class MembershipManager:
             batch_size=batch_size,
             concurrency=concurrency,
             consistency_window=_seconds(consistency_window, "consistency_window"),
+            paced=_paces_patches(client.rate_limits),
         )
         self._run = client._driver.run
 
@@ -825,6 +834,7 @@ class AsyncMembershipManager:
             batch_size=batch_size,
             concurrency=concurrency,
             consistency_window=_seconds(consistency_window, "consistency_window"),
+            paced=_paces_patches(client.rate_limits),
         )
         self._run = client._driver.run
 

@@ -115,11 +115,13 @@ class SweepFlows(FlowBase):
         wait for earlier groups' PATCH slots. What is due is judged once, at `now`, for
         the whole batch.
 
-        A sweep with a `limit` (no folding) runs its batch as one flow instead: without
-        waits for slots its outcomes are stored together after every removal is
-        answered, so a crash part-way leaves every claimed pair still due, for the
-        replica that takes its claims over.
+        Without waits for PATCH slots (a client without a PATCH rate limit) there is
+        nothing for the store work to overlap, and a sweep with a `limit` folds nothing:
+        then the batch runs as one flow, its intents stored in one transaction and its
+        outcomes together after every removal is answered, so a crash part-way leaves
+        every claimed pair still due, for the replica that takes its claims over.
         """
+        per_group = fold and self.m.paced
         pairs = list(dict.fromkeys(lease.pair for lease in due))
         until = now + dt.timedelta(seconds=self.s.claim_ttl)
         claimed: list[Pair] = yield from claim_pairs(pairs, owner=token, now=now, until=until)
@@ -127,15 +129,18 @@ class SweepFlows(FlowBase):
         mine = set(claimed)
         by_group: dict[str, list[Pair]] = {}
         for pair in claimed:
-            by_group.setdefault(pair.group_id if fold else "", []).append(pair)
+            by_group.setdefault(pair.group_id if per_group else "", []).append(pair)
         # A group's removal never folds in the batch's own pairs, held or not.
         in_group: dict[str, set[Pair]] = {}
         for pair in pairs:
             in_group.setdefault(pair.group_id, set()).add(pair)
         due_in: dict[str, list[Lease]] = {}
+        skipped: list[str] = []
         for lease in due:
             if lease.pair in mine:
-                due_in.setdefault(lease.group_id if fold else "", []).append(lease)
+                due_in.setdefault(lease.group_id if per_group else "", []).append(lease)
+            else:
+                skipped.append(lease.id)
         pending = _Pending(len(due))
         answers = yield from concurrently(
             [
@@ -144,7 +149,13 @@ class SweepFlows(FlowBase):
                     due_in[gid],
                     now,
                     token,
-                    folding=_Folding(planned=in_group[gid], pending=pending) if fold else None,
+                    folding=(
+                        _Folding(
+                            planned=in_group[gid] if per_group else set(pairs), pending=pending
+                        )
+                        if fold
+                        else None
+                    ),
                 )
                 for gid, group in by_group.items()
             ],
@@ -152,7 +163,7 @@ class SweepFlows(FlowBase):
         )
         out: dict[str, object] = {
             "patches": 0,
-            "skipped": [lease.id for lease in due if lease.pair not in mine],
+            "skipped": skipped,
         }
         failure: BaseException | None = None
         for answer in answers:

@@ -25,7 +25,10 @@ of deadlocking on a lock upgrade. A store's own threads queue in the process fir
 lock handed on at each commit), so SQLite's busy handler, which polls with growing
 sleeps, only ever waits for other processes. `synchronous=FULL` by default: a lease's
 intent, and its audit event, are on disk before the tracker sends the request they
-announce, even across a power cut.
+announce, even across a power cut. Claims commit without waiting for the disk
+(`synchronous=NORMAL` for that transaction): every writer of the file is on its machine,
+so a power cut that loses a claim ends its holder too, and the next synced commit makes
+it durable anyway.
 
 Batches: `update_leases` reads the stored state and version of its leases in one
 statement (per 900 ids), decides every compare-and-set in order under the write lock,

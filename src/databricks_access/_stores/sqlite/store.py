@@ -85,7 +85,9 @@ class SqliteLeaseStore(_SqliteFile):
         synchronous: `"FULL"` (the default) syncs each commit to disk, so a lease's
             intent and its audit event survive a power cut before the tracker acts on
             them. `"NORMAL"` is faster and survives a crash of the process, not of the
-            machine: the last commits may be lost.
+            machine: the last commits may be lost. Claims (taken, renewed, released)
+            commit as with `"NORMAL"` either way: their holders are on the file's
+            machine and end with it.
 
     Raises:
         ConfigError: `path` is not a file path, or an argument is out of range.
@@ -424,7 +426,7 @@ class SqliteLeaseStore(_SqliteFile):
                 held.update(Pair(p, g) for p, g in conn.execute(sql, params))
             return held
 
-        held = self._transaction(work, f"claim {len(unique)} pair(s)")
+        held = self._transaction(work, f"claim {len(unique)} pair(s)", synced=False)
         return [pair for pair in pairs if pair in held]
 
     def renew_pairs(self, pairs: Sequence[Pair], *, owner: str, until: dt.datetime) -> list[Pair]:
@@ -449,7 +451,7 @@ class SqliteLeaseStore(_SqliteFile):
                 conn.executemany(_RENEW, renewals)
             return held
 
-        renewed = self._transaction(work, f"renew {len(unique)} claim(s)")
+        renewed = self._transaction(work, f"renew {len(unique)} claim(s)", synced=False)
         return [pair for pair in pairs if pair in renewed]
 
     def release_pairs(self, pairs: Sequence[Pair], *, owner: str) -> None:
@@ -460,6 +462,7 @@ class SqliteLeaseStore(_SqliteFile):
         self._transaction(
             lambda conn: conn.executemany(_RELEASE, rows),
             f"release {len(rows)} pair(s)",
+            synced=False,
         )
 
     # -- outbox --------------------------------------------------------------------------
