@@ -270,6 +270,33 @@ def test_batch_results_flag_pairs_written_within_the_window(clock, config):
         assert fake.group_members(ops) == {users[0].id, users[1].id}
 
 
+def test_batch_results_flag_pairs_written_within_the_window_async(clock, config):
+    fake = FakeAccount(account_id=config.account_id, clock=lambda: clock.now().timestamp())
+    sp = fake.add_service_principal("connector")
+    users = [da.PrincipalRef("user", fake.add_user(f"u{i}@example.com")) for i in range(3)]
+    ops, eng = fake.add_group("ops"), fake.add_group("eng")
+
+    async def main():
+        async with da.AsyncAccountClient(
+            config,
+            secrets=da.StaticSecretStore(sp.client_id, sp.client_secret),
+            transport=fake.transport(),
+            clock=clock,
+        ) as client:
+            manager = da.AsyncMembershipManager(client)
+            first = await manager.grant_many([(users[0], ops), (users[1], ops)])
+            again = await manager.revoke_many([(users[0], ops), (users[2], ops), (users[1], eng)])
+            clock.advance(301)
+            later = await manager.grant_many([(users[0], ops), (users[1], ops)])
+            return first, again, later
+
+    first, again, later = asyncio.run(main())
+    assert [r.possibly_stale for r in first.results] == [False, False]
+    assert [r.possibly_stale for r in again.results] == [True, False, False]
+    assert [r.possibly_stale for r in later.results] == [False, False]
+    assert fake.group_members(ops) == {users[0].id, users[1].id}
+
+
 def test_async_manager_matches_the_sync_one(fake, async_client_factory):
     users, groups, pairs = seed_pairs(fake, principals=40, groups=4)
 

@@ -319,8 +319,7 @@ class MembershipFlows:
 
     def recently_written(self, pair: Pair) -> bool:
         """Whether this manager changed `pair` within the consistency window (monotonic)."""
-        written = self._written.get(pair)
-        return written is not None and self.clock.monotonic() - written < self.window
+        return bool(self._recently_written_of({pair.group_id: [pair.principal_id]}))
 
     def _recently_written_of(self, members: Mapping[str, Iterable[str]]) -> set[Pair]:
         """The pairs of `members` (principal ids by group) changed within the window."""

@@ -1,13 +1,14 @@
 """Ending leases: the sweep of what is due, and the early end of chosen leases.
 
-A sweep batch claims all its pairs at once, right after reading what is due, then runs
-one flow per group (groups concurrently, bounded): each stores its ending leases
-`REVOKING` just before its own removal, so the first PATCH is not held back by every
-other group's store work. Removals are coalesced
-per group, each PATCH renewing its pairs' claims first, and a group's outcomes are
-stored as soon as its PATCH is answered. Under the client's rate limits a removal waits
-for its PATCH slot first, then folds in the group's leases that fell due meanwhile
-(claimed and stored `REVOKING` before it is sent), so they leave in the same PATCH.
+A sweep batch claims all its pairs at once, right after reading what is due. Under a
+PATCH rate limit it then runs one flow per group (groups concurrently, bounded): each
+stores its ending leases `REVOKING` just before its own removal, so the first PATCH is
+not held back by every other group's store work; otherwise the batch is one flow.
+Removals are coalesced per group, each PATCH renewing its pairs' claims first, and a
+group's outcomes are stored as soon as its PATCH is answered. Under the client's rate
+limits a removal waits for its PATCH slot first, then folds in the group's leases that
+fell due meanwhile (claimed and stored `REVOKING` before it is sent), so they leave in
+the same PATCH.
 """
 
 from __future__ import annotations
@@ -122,23 +123,28 @@ class SweepFlows(FlowBase):
         every claimed pair still due, for the replica that takes its claims over.
         """
         per_group = fold and self.m.paced
+
+        def part(pair: Pair) -> str:
+            """The flow of the batch that ends `pair`'s leases."""
+            return pair.group_id if per_group else ""
+
         pairs = list(dict.fromkeys(lease.pair for lease in due))
         until = now + dt.timedelta(seconds=self.s.claim_ttl)
         claimed: list[Pair] = yield from claim_pairs(pairs, owner=token, now=now, until=until)
         crash_point("after_claim")
         mine = set(claimed)
-        by_group: dict[str, list[Pair]] = {}
+        by_part: dict[str, list[Pair]] = {}
         for pair in claimed:
-            by_group.setdefault(pair.group_id if per_group else "", []).append(pair)
-        # A group's removal never folds in the batch's own pairs, held or not.
-        in_group: dict[str, set[Pair]] = {}
+            by_part.setdefault(part(pair), []).append(pair)
+        # A removal never folds in the batch's own pairs, held or not.
+        planned: dict[str, set[Pair]] = {}
         for pair in pairs:
-            in_group.setdefault(pair.group_id, set()).add(pair)
+            planned.setdefault(part(pair), set()).add(pair)
         due_in: dict[str, list[Lease]] = {}
         skipped: list[str] = []
         for lease in due:
             if lease.pair in mine:
-                due_in.setdefault(lease.group_id if per_group else "", []).append(lease)
+                due_in.setdefault(part(lease.pair), []).append(lease)
             else:
                 skipped.append(lease.id)
         pending = _Pending(len(due))
@@ -146,18 +152,12 @@ class SweepFlows(FlowBase):
             [
                 self._sweep_group(
                     group,
-                    due_in[gid],
+                    due_in[key],
                     now,
                     token,
-                    folding=(
-                        _Folding(
-                            planned=in_group[gid] if per_group else set(pairs), pending=pending
-                        )
-                        if fold
-                        else None
-                    ),
+                    folding=_Folding(planned=planned[key], pending=pending) if fold else None,
                 )
-                for gid, group in by_group.items()
+                for key, group in by_part.items()
             ],
             self.m.concurrency,
         )
